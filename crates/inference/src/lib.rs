@@ -1,0 +1,155 @@
+//! Next-token distributions from real language models.
+//!
+//! The principal types:
+//!
+//! * [`LanguageModel`] — the seam the rest of tenbits codes against: feed one
+//!   or more tokens to each stream of a batch, get logits back, with the
+//!   key/value cache kept in a [`LanguageModel::Cache`].
+//! * [`OnnxModel`] — the implementation on ONNX Runtime (`ort`, loaded
+//!   dynamically from the library `scripts/setup.py` fetched).
+//! * [`TextTokenizer`] — byte-exact tokenization over a `tokenizer.json`.
+//! * [`Registry`] — the models this build knows (`config/models.toml`) and
+//!   where the cache keeps them; [`Fingerprint`] identifies a model's files.
+//!
+//! This crate knows nothing of coding or actors.
+//!
+//! ```no_run
+//! use tenbits_inference::{LanguageModel, OnnxModel, Registry, SessionSettings};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = Registry::embedded();
+//! let dir = registry.model("smollm2-135m")?.cached_dir(&tenbits_inference::cache_dir());
+//! let mut model = OnnxModel::load(&dir, SessionSettings::default())?;
+//! let prompt = model.tokenizer().encode_bytes(b"The capital of France is")?;
+//! let mut cache = model.new_cache(1);
+//! let mut logits = Vec::new();
+//! model.forward(&mut cache, &prompt, &mut logits)?;
+//! let last = &logits[logits.len() - model.vocab_size()..];
+//! let best = (0..last.len()).max_by(|&a, &b| last[a].total_cmp(&last[b])).unwrap();
+//! println!("{:?}", String::from_utf8_lossy(model.tokenizer().token_bytes(best as u32)));
+//! # Ok(()) }
+//! ```
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+mod onnx;
+mod registry;
+mod tokenizer;
+
+pub use onnx::{runtime_library_path, KvCache, OnnxModel, SessionSettings};
+pub use registry::{cache_dir, ModelEntry, ModelPart, Registry, RuntimeEntry, EMBEDDED_REGISTRY};
+pub use tokenizer::TextTokenizer;
+
+/// A model that gives next-token logits for a batch of independent streams.
+///
+/// Streams advance together: every call feeds the same number of tokens to
+/// each stream. Calling [`LanguageModel::forward`] with the same cache state
+/// and tokens gives bit-identical logits; the lossless coder relies on it.
+pub trait LanguageModel {
+    /// The key/value cache of one batch of streams.
+    type Cache;
+
+    /// What the model is (name, special tokens, context length).
+    fn config(&self) -> &ModelConfig;
+
+    /// Identifies the exact model and tokenizer files.
+    fn fingerprint(&self) -> &Fingerprint;
+
+    /// The tokenizer whose ids the model takes.
+    fn tokenizer(&self) -> &TextTokenizer;
+
+    /// Number of logits per position.
+    fn vocab_size(&self) -> usize;
+
+    /// An empty cache for `batch` streams.
+    fn new_cache(&self, batch: usize) -> Self::Cache;
+
+    /// Feeds `tokens` (`batch × seq`, stream-major) and writes the logits of
+    /// every fed position into `logits` (`batch × seq × vocab`).
+    fn forward(&mut self, cache: &mut Self::Cache, tokens: &[u32], logits: &mut Vec<f32>) -> Result<(), InferenceError>;
+}
+
+/// What `config.json` beside a converted model says about it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelConfig {
+    /// Name from the source file's metadata.
+    pub name: String,
+    pub architecture: String,
+    pub vocab_size: usize,
+    pub context_length: usize,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_id: Option<u32>,
+    #[serde(default)]
+    pub chat_template: Option<String>,
+}
+
+impl ModelConfig {
+    /// Reads a `config.json`.
+    pub fn load(path: &Path) -> Result<ModelConfig, InferenceError> {
+        let bytes = std::fs::read(path).map_err(|e| InferenceError::io(path, e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| InferenceError::Tokenizer(format!("{} is not a valid model config: {e}", path.display())))
+    }
+}
+
+/// sha256 of a model file and of its tokenizer: two files give the same
+/// fingerprint only if they compute the same distributions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub model: [u8; 32],
+    pub tokenizer: [u8; 32],
+}
+
+impl Fingerprint {
+    /// Hashes the two files.
+    pub fn of_files(model: &Path, tokenizer: &Path) -> Result<Fingerprint, InferenceError> {
+        Ok(Fingerprint { model: sha256_file(model)?, tokenizer: sha256_file(tokenizer)? })
+    }
+
+    /// Hex form of the first bytes of the model hash, for messages.
+    pub fn short_hex(hash: &[u8; 32]) -> String {
+        hash[..6].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<[u8; 32], InferenceError> {
+    let mut file = std::fs::File::open(path).map_err(|e| InferenceError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| InferenceError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().into())
+}
+
+/// Everything that can go wrong loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    #[error("unknown model `{name}` (known: {known})")]
+    UnknownModel { name: String, known: String },
+    #[error("model file {path} is missing; run `python3 scripts/setup.py --model NAME` to fetch and convert the model")]
+    MissingModelFile { path: PathBuf },
+    #[error("{path}: not a decoder-with-past model in the expected layout: {what}")]
+    ModelLayout { path: PathBuf, what: String },
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("ONNX Runtime: {0}")]
+    Runtime(String),
+}
+
+impl InferenceError {
+    fn io(path: &Path, source: std::io::Error) -> InferenceError {
+        InferenceError::Io { path: path.to_path_buf(), source }
+    }
+}

@@ -1,0 +1,249 @@
+//! [`OnnxModel`]: a [`LanguageModel`] backed by ONNX Runtime through `ort`.
+//!
+//! The model file follows the layout of Hugging Face optimum's
+//! decoder-with-past exports (`input_ids`, `attention_mask`, `position_ids`,
+//! `past_key_values.{i}.key|value` → `logits`, `present.{i}.key|value`), so
+//! a user's own export loads through the same code as ours.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{Session, SessionInputValue};
+use ort::value::{DynValue, Tensor};
+
+use crate::{Fingerprint, InferenceError, LanguageModel, ModelConfig, TextTokenizer};
+
+/// ONNX Runtime allows one environment per process; every session shares it.
+static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+
+/// Where the ONNX Runtime shared library is looked for: `ORT_DYLIB_PATH`,
+/// else the copy `scripts/setup.py` put in the cache.
+pub fn runtime_library_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let registry = crate::Registry::embedded();
+    registry.runtime.cached_path(&crate::cache_dir())
+}
+
+/// Loads ONNX Runtime (once per process) and returns the shared environment.
+fn environment() -> Result<&'static ort::environment::Environment, InferenceError> {
+    let env = ENVIRONMENT.get_or_init(|| {
+        let path = runtime_library_path();
+        if !path.is_file() {
+            return Err(format!(
+                "ONNX Runtime library not found at {}; run `python3 scripts/setup.py` to fetch it, or set ORT_DYLIB_PATH",
+                path.display()
+            ));
+        }
+        let builder = ort::init_from(&path).map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?;
+        builder.with_name("tenbits").build().map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+    });
+    env.as_ref().map_err(|e| InferenceError::Runtime(e.clone()))
+}
+
+/// Settings that fix how the model computes, so results can be reproduced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSettings {
+    /// Intra-op threads. Results are checked to be equal for 1 and 2.
+    pub threads: usize,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings { threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4) }
+    }
+}
+
+/// A decoder-only language model in an ONNX file, with its tokenizer.
+pub struct OnnxModel {
+    session: Session,
+    config: ModelConfig,
+    tokenizer: TextTokenizer,
+    fingerprint: Fingerprint,
+    /// Input names of the past key/value tensors, in layer order (key, value).
+    past_names: Vec<String>,
+    /// Output names of the present key/value tensors, matching `past_names`.
+    present_names: Vec<String>,
+    kv_heads: usize,
+    head_dim: usize,
+    vocab: usize,
+}
+
+/// The key/value cache of a batch of independent streams.
+pub struct KvCache {
+    batch: usize,
+    past_len: usize,
+    /// One tensor per past input, `[batch, kv_heads, past_len, head_dim]`;
+    /// empty until the first forward pass.
+    values: Vec<DynValue>,
+}
+
+impl KvCache {
+    /// Number of streams.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Tokens already seen by each stream.
+    pub fn past_len(&self) -> usize {
+        self.past_len
+    }
+}
+
+impl OnnxModel {
+    /// Loads `model.onnx`, `tokenizer.json` and `config.json` from `dir`.
+    pub fn load(dir: &Path, settings: SessionSettings) -> Result<OnnxModel, InferenceError> {
+        let model_path = dir.join("model.onnx");
+        let tokenizer_path = dir.join("tokenizer.json");
+        for path in [&model_path, &tokenizer_path] {
+            if !path.is_file() {
+                return Err(InferenceError::MissingModelFile { path: path.clone() });
+            }
+        }
+        let config = ModelConfig::load(&dir.join("config.json"))?;
+        let tokenizer = TextTokenizer::from_file(&tokenizer_path)?;
+        let fingerprint = Fingerprint::of_files(&model_path, &tokenizer_path)?;
+
+        let env = environment()?;
+        let ort_err = |e: ort::Error| InferenceError::Runtime(format!("{}: {e}", model_path.display()));
+        let session = Session::builder(env)
+            .map_err(ort_err)?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| ort_err(e.into()))?
+            .with_intra_threads(settings.threads.max(1))
+            .map_err(|e| ort_err(e.into()))?
+            .with_inter_threads(1)
+            .map_err(|e| ort_err(e.into()))?
+            .with_parallel_execution(false)
+            .map_err(|e| ort_err(e.into()))?
+            .with_deterministic_compute(true)
+            .map_err(|e| ort_err(e.into()))?
+            .commit_from_file(&model_path)
+            .map_err(ort_err)?;
+
+        let layout_err = |what: &str| InferenceError::ModelLayout { path: model_path.clone(), what: what.to_string() };
+        let input_names: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
+        for required in ["input_ids", "attention_mask", "position_ids"] {
+            if !input_names.contains(&required) {
+                return Err(layout_err(&format!("missing input `{required}`")));
+            }
+        }
+        let mut past_names = Vec::new();
+        let mut present_names = Vec::new();
+        let mut kv_shape = None;
+        for layer in 0.. {
+            let key = format!("past_key_values.{layer}.key");
+            let Some(outlet) = session.inputs().iter().find(|o| o.name() == key) else { break };
+            if kv_shape.is_none() {
+                let shape = outlet.dtype().tensor_shape().ok_or_else(|| layout_err("past key is not a tensor"))?;
+                if shape.len() != 4 || shape[1] <= 0 || shape[3] <= 0 {
+                    return Err(layout_err("past keys must be [batch, kv_heads, past, head_dim] with fixed heads and dims"));
+                }
+                kv_shape = Some((shape[1] as usize, shape[3] as usize));
+            }
+            for kind in ["key", "value"] {
+                past_names.push(format!("past_key_values.{layer}.{kind}"));
+                present_names.push(format!("present.{layer}.{kind}"));
+            }
+        }
+        let (kv_heads, head_dim) = kv_shape.ok_or_else(|| layout_err("no `past_key_values.0.key` input"))?;
+        let output_names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        for name in past_names.iter().chain(&present_names).filter(|n| n.starts_with("present")).chain(["logits".to_string()].iter()) {
+            if !output_names.contains(&name.as_str()) {
+                return Err(layout_err(&format!("missing output `{name}`")));
+            }
+        }
+        for name in &past_names {
+            if !input_names.contains(&name.as_str()) {
+                return Err(layout_err(&format!("missing input `{name}`")));
+            }
+        }
+        let vocab = config.vocab_size;
+        Ok(OnnxModel { session, config, tokenizer, fingerprint, past_names, present_names, kv_heads, head_dim, vocab })
+    }
+
+    /// Number of transformer layers.
+    pub fn num_layers(&self) -> usize {
+        self.past_names.len() / 2
+    }
+}
+
+impl LanguageModel for OnnxModel {
+    type Cache = KvCache;
+
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+
+    fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocab
+    }
+
+    fn new_cache(&self, batch: usize) -> KvCache {
+        KvCache { batch, past_len: 0, values: Vec::new() }
+    }
+
+    fn forward(&mut self, cache: &mut KvCache, tokens: &[u32], logits: &mut Vec<f32>) -> Result<(), InferenceError> {
+        let batch = cache.batch;
+        if batch == 0 || tokens.is_empty() || tokens.len() % batch != 0 {
+            return Err(InferenceError::Runtime(format!("{} tokens do not split into {batch} streams", tokens.len())));
+        }
+        let seq = tokens.len() / batch;
+        let past = cache.past_len;
+        let run_err = |e: ort::Error| InferenceError::Runtime(format!("forward pass failed: {e}"));
+
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let mask = vec![1i64; batch * (past + seq)];
+        let positions: Vec<i64> = (0..batch).flat_map(|_| (past..past + seq).map(|p| p as i64)).collect();
+
+        let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(3 + self.past_names.len());
+        inputs.push(("input_ids".into(), Tensor::from_array(([batch, seq], ids)).map_err(run_err)?.into()));
+        inputs.push(("attention_mask".into(), Tensor::from_array(([batch, past + seq], mask)).map_err(run_err)?.into()));
+        inputs.push(("position_ids".into(), Tensor::from_array(([batch, seq], positions)).map_err(run_err)?.into()));
+        let pasts = std::mem::take(&mut cache.values);
+        if pasts.is_empty() {
+            for name in &self.past_names {
+                let empty = Tensor::from_array(([batch, self.kv_heads, 0, self.head_dim], Vec::<f32>::new())).map_err(run_err)?;
+                inputs.push((name.clone(), empty.into()));
+            }
+        } else {
+            for (name, value) in self.past_names.iter().zip(pasts) {
+                inputs.push((name.clone(), value.into()));
+            }
+        }
+
+        let mut outputs = self.session.run(inputs).map_err(run_err)?;
+        {
+            let (shape, data) = outputs["logits"].try_extract_tensor::<f32>().map_err(run_err)?;
+            if shape.len() != 3 || shape[0] as usize != batch || shape[1] as usize != seq {
+                return Err(InferenceError::Runtime(format!("logits have shape {shape:?}, expected [{batch}, {seq}, vocab]")));
+            }
+            let vocab = shape[2] as usize;
+            if vocab != self.vocab {
+                return Err(InferenceError::Runtime(format!(
+                    "logits have {vocab} entries per token but config.json says vocab_size = {}",
+                    self.vocab
+                )));
+            }
+            logits.clear();
+            logits.extend_from_slice(data);
+        }
+        let mut presents = Vec::with_capacity(self.present_names.len());
+        for name in &self.present_names {
+            presents.push(outputs.remove(name.as_str()).ok_or_else(|| InferenceError::Runtime(format!("no output `{name}`")))?);
+        }
+        cache.values = presents;
+        cache.past_len = past + seq;
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! The model registry (`config/models.toml`) and the on-disk cache it points to.
+//!
+//! The registry is embedded in the library at compile time, so the binary
+//! knows which runtime library and which models exist without reading the
+//! repository at run time. `scripts/setup.py` reads the same file to fetch
+//! and convert them; both sides derive cache paths from the sha256 values
+//! in it, so a changed entry never picks up a stale file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::InferenceError;
+
+/// The registry text shipped with this build.
+pub const EMBEDDED_REGISTRY: &str = include_str!("../../../config/models.toml");
+
+/// The parsed registry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Registry {
+    /// The ONNX Runtime shared library.
+    pub runtime: RuntimeEntry,
+    /// Registry-wide defaults.
+    pub defaults: Defaults,
+    /// Every known model, in registry order.
+    #[serde(rename = "model")]
+    pub models: Vec<ModelEntry>,
+}
+
+/// Registry-wide defaults.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Defaults {
+    /// The model used when `--model` is not given.
+    pub model: String,
+}
+
+/// Where the ONNX Runtime library comes from.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuntimeEntry {
+    pub package: String,
+    pub version: String,
+    pub wheel: String,
+    pub wheel_sha256: String,
+    /// Path of the shared library inside the wheel.
+    pub file: String,
+    /// sha256 of the shared library itself.
+    pub sha256: String,
+    pub license: String,
+}
+
+/// One model: its GGUF source and what it is.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelEntry {
+    /// Short name used on the command line and in `.tb` headers.
+    pub name: String,
+    pub display_name: String,
+    pub role: String,
+    pub architecture: String,
+    pub license: String,
+    pub format: String,
+    /// sha256 of the complete GGUF file.
+    pub sha256: String,
+    /// Packages holding the GGUF, concatenated in order.
+    pub parts: Vec<ModelPart>,
+}
+
+/// One package holding (part of) a GGUF file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelPart {
+    pub package: String,
+    pub version: String,
+    pub wheel: String,
+    pub wheel_sha256: String,
+    pub file: String,
+}
+
+impl Registry {
+    /// The registry embedded in this build.
+    ///
+    /// ```
+    /// let registry = tenbits_inference::Registry::embedded();
+    /// assert!(registry.model(&registry.defaults.model).is_ok());
+    /// ```
+    pub fn embedded() -> Registry {
+        // The file is part of the build and covered by a test, so a parse
+        // failure here is a build defect, not bad user input.
+        toml::from_str(EMBEDDED_REGISTRY).expect("config/models.toml embedded in the build is valid")
+    }
+
+    /// Looks a model up by name.
+    pub fn model(&self, name: &str) -> Result<&ModelEntry, InferenceError> {
+        self.models.iter().find(|m| m.name == name).ok_or_else(|| InferenceError::UnknownModel {
+            name: name.to_string(),
+            known: self.models.iter().map(|m| m.name.clone()).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+/// The cache directory: `$TENBITS_CACHE`, else `$XDG_CACHE_HOME/tenbits`,
+/// else `~/.cache/tenbits`. `scripts/setup.py` uses the same rule.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TENBITS_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("tenbits");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("tenbits")
+}
+
+/// Short form of a sha256 used in cache paths.
+fn short(sha256: &str) -> &str {
+    &sha256[..sha256.len().min(16)]
+}
+
+impl RuntimeEntry {
+    /// Where setup puts the shared library inside `cache`.
+    pub fn cached_path(&self, cache: &Path) -> PathBuf {
+        let file_name = Path::new(&self.file).file_name().unwrap_or_default();
+        cache.join("runtime").join(format!("{}-{}", self.version, short(&self.sha256))).join(file_name)
+    }
+}
+
+impl ModelEntry {
+    /// The directory holding the converted model (`model.onnx`,
+    /// `tokenizer.json`, `config.json`) inside `cache`.
+    pub fn cached_dir(&self, cache: &Path) -> PathBuf {
+        cache.join("models").join(format!("{}-{}", self.name, short(&self.sha256)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_registry_parses_and_names_its_default() {
+        let registry = Registry::embedded();
+        assert!(!registry.models.is_empty());
+        let default = registry.model(&registry.defaults.model).unwrap();
+        assert_eq!(default.sha256.len(), 64);
+        assert!(!default.parts.is_empty());
+        assert_eq!(registry.runtime.sha256.len(), 64);
+    }
+
+    #[test]
+    fn unknown_model_error_lists_known_models() {
+        let registry = Registry::embedded();
+        let err = registry.model("no-such-model").unwrap_err().to_string();
+        assert!(err.contains("no-such-model"), "{err}");
+        assert!(err.contains(&registry.defaults.model), "{err}");
+    }
+
+    #[test]
+    fn cache_paths_are_keyed_by_sha256() {
+        let registry = Registry::embedded();
+        let model = registry.model(&registry.defaults.model).unwrap();
+        let dir = model.cached_dir(Path::new("/c"));
+        assert!(dir.to_string_lossy().contains(&model.sha256[..16]));
+        let lib = registry.runtime.cached_path(Path::new("/c"));
+        assert!(lib.to_string_lossy().contains(&registry.runtime.sha256[..16]));
+    }
+}

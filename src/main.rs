@@ -1,0 +1,294 @@
+//! `tenbits`: a thin command line over the tenbits library crates.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tenbits_inference::{OnnxModel, Registry, SessionSettings};
+use tenbits_lossless::{Options, Progress};
+
+mod bench;
+
+#[derive(Parser)]
+#[command(name = "tenbits", version, about = "Compress what language models say, with language models")]
+#[command(after_help = "Set up the runtime and the default model first: python3 scripts/setup.py\n\
+Logs: set TENBITS_LOG=info (or debug) for details on stderr.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Losslessly compress a file (or stdin) into a .tb container.
+    Compress {
+        /// Input file; stdin when omitted or `-`.
+        input: Option<PathBuf>,
+        /// Output file; stdout when omitted.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        coding: CodingArgs,
+    },
+    /// Decompress a .tb container (file or stdin) back to the original bytes.
+    Decompress {
+        /// Input .tb file; stdin when omitted or `-`.
+        input: Option<PathBuf>,
+        /// Output file; stdout when omitted.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Model to decode with [default: the one named in the file].
+        #[arg(long)]
+        model: Option<String>,
+        /// Load the model from this directory instead of the cache.
+        #[arg(long, value_name = "DIR")]
+        model_dir: Option<PathBuf>,
+        /// ONNX Runtime intra-op threads.
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Print the header of a .tb container.
+    Info {
+        /// The .tb file.
+        input: PathBuf,
+    },
+    /// Measure tenbits against classic compressors.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Size, speed and memory of lossless compression, beside gzip -9,
+    /// bzip2 -9, xz -9 and zstd -19 on the same bytes.
+    Lossless {
+        /// Files to compress.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        coding: CodingArgs,
+        /// Also write the results table (Markdown) to this file.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// Model name from config/models.toml [default: the registry's default].
+    #[arg(long)]
+    model: Option<String>,
+    /// Load the model from this directory (model.onnx, tokenizer.json,
+    /// config.json) instead of the cache.
+    #[arg(long, value_name = "DIR", conflicts_with = "model")]
+    model_dir: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads [default: available cores, at most 4].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Args, Clone)]
+struct CodingArgs {
+    /// Tokens per chunk: the context each token is predicted from.
+    #[arg(long, default_value_t = Options::default().chunk_tokens)]
+    chunk_tokens: usize,
+    /// Most chunks computed together in one batch.
+    #[arg(long, default_value_t = Options::default().max_batch)]
+    batch: usize,
+}
+
+/// A model loaded for a command, with the name recorded in headers.
+pub struct LoadedModel {
+    pub name: String,
+    pub model: OnnxModel,
+}
+
+fn settings(threads: Option<usize>) -> SessionSettings {
+    match threads {
+        Some(threads) => SessionSettings { threads },
+        None => SessionSettings::default(),
+    }
+}
+
+/// Loads a model by registry name or from a directory.
+fn load_model(name: Option<&str>, dir: Option<&Path>, threads: Option<usize>) -> Result<LoadedModel> {
+    let (name, dir) = match dir {
+        Some(dir) => {
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "custom".into());
+            (name, dir.to_path_buf())
+        }
+        None => {
+            let registry = Registry::embedded();
+            let name = name.unwrap_or(&registry.defaults.model).to_string();
+            let entry = registry.model(&name)?;
+            let dir = entry.cached_dir(&tenbits_inference::cache_dir());
+            if !dir.join("model.onnx").is_file() {
+                bail!("model `{name}` is not set up in {}; run `python3 scripts/setup.py --model {name}`", dir.display());
+            }
+            (name, dir)
+        }
+    };
+    tracing::info!(model = %name, dir = %dir.display(), "loading model");
+    let model = OnnxModel::load(&dir, settings(threads)).with_context(|| format!("cannot load model `{name}`"))?;
+    Ok(LoadedModel { name, model })
+}
+
+impl ModelArgs {
+    fn load(&self) -> Result<LoadedModel> {
+        load_model(self.model.as_deref(), self.model_dir.as_deref(), self.threads)
+    }
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+pub fn token_progress(label: &str) -> (ProgressBar, impl FnMut(Progress)) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} tokens ({per_sec}, eta {eta})")
+            .expect("static template is valid")
+            .progress_chars("=> "),
+    );
+    bar.set_message(label.to_string());
+    let handle = bar.clone();
+    let update = move |p: Progress| {
+        handle.set_length(p.total_tokens);
+        handle.set_position(p.done_tokens);
+    };
+    (bar, update)
+}
+
+fn read_input(input: Option<&Path>) -> Result<Vec<u8>> {
+    match input {
+        Some(path) if path != Path::new("-") => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        }
+        _ => {
+            let mut data = Vec::new();
+            std::io::stdin().lock().read_to_end(&mut data).context("cannot read stdin")?;
+            Ok(data)
+        }
+    }
+}
+
+/// Writes to `output` through a temporary file renamed into place, so a
+/// failure never leaves a partial file; or to stdout.
+fn write_output(output: Option<&Path>, data: &[u8], binary: bool) -> Result<()> {
+    match output {
+        Some(path) => {
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".tenbits-")
+                .tempfile_in(dir)
+                .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+            tmp.write_all(data).and_then(|_| tmp.as_file().sync_all()).context("cannot write the output")?;
+            tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(())
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            if binary && stdout.is_terminal() {
+                bail!("refusing to write compressed data to a terminal; use -o FILE or redirect stdout");
+            }
+            stdout.write_all(data).and_then(|_| stdout.flush()).context("cannot write to stdout")
+        }
+    }
+}
+
+fn compress_command(input: Option<&Path>, output: Option<&Path>, model: &ModelArgs, coding: &CodingArgs) -> Result<()> {
+    let data = read_input(input)?;
+    let mut loaded = model.load()?;
+    let options = Options { model_name: loaded.name.clone(), chunk_tokens: coding.chunk_tokens, max_batch: coding.batch };
+    let (bar, mut update) = token_progress("compressing");
+    let (packed, stats) = tenbits_lossless::compress(&mut loaded.model, &data, &options, &mut update)?;
+    bar.finish_and_clear();
+    write_output(output, &packed, true)?;
+    let bpb = |bytes: usize| if data.is_empty() { 0.0 } else { bytes as f64 * 8.0 / data.len() as f64 };
+    eprintln!(
+        "{} -> {} bytes ({:.3} bits/byte; model cross-entropy {:.3}), {} tokens",
+        data.len(),
+        packed.len(),
+        bpb(packed.len()),
+        if data.is_empty() { 0.0 } else { stats.model_bits / data.len() as f64 },
+        stats.tokens
+    );
+    Ok(())
+}
+
+fn decompress_command(
+    input: Option<&Path>,
+    output: Option<&Path>,
+    model: Option<&str>,
+    model_dir: Option<&Path>,
+    threads: Option<usize>,
+) -> Result<()> {
+    let packed = read_input(input)?;
+    let header = tenbits_lossless::inspect(&packed)?;
+    let name = model.map(str::to_string).unwrap_or(header.model_name.clone());
+    let mut loaded = if model_dir.is_some() {
+        load_model(None, model_dir, threads)?
+    } else {
+        load_model(Some(&name), None, threads)?
+    };
+    let (bar, mut update) = token_progress("decompressing");
+    let data = tenbits_lossless::decompress(&mut loaded.model, &packed, &mut update)?;
+    bar.finish_and_clear();
+    write_output(output, &data, false)
+}
+
+fn info_command(input: &Path) -> Result<()> {
+    let packed = read_input(Some(input))?;
+    let h = tenbits_lossless::inspect(&packed)?;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    println!("format version   {}", h.format_version);
+    println!("model            {}", h.model_name);
+    println!("model sha256     {}", hex(&h.model_fingerprint));
+    println!("tokenizer sha256 {}", hex(&h.tokenizer_hash));
+    println!("adapter          {}", h.adapter_id.as_deref().unwrap_or("none"));
+    println!("chunk tokens     {}", h.chunk_tokens);
+    println!("max batch        {}", h.max_batch);
+    println!("tokens           {}", h.token_count);
+    println!("original bytes   {}", h.original_len);
+    println!("container bytes  {}", packed.len());
+    println!("checksum         {}", hex(&h.checksum));
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Compress { input, output, model, coding } => {
+            compress_command(input.as_deref(), output.as_deref(), &model, &coding)
+        }
+        Command::Decompress { input, output, model, model_dir, threads } => {
+            decompress_command(input.as_deref(), output.as_deref(), model.as_deref(), model_dir.as_deref(), threads)
+        }
+        Command::Info { input } => info_command(&input),
+        Command::Bench(BenchCommand::Lossless { files, model, coding, markdown }) => {
+            let mut loaded = model.load()?;
+            let options = Options { model_name: loaded.name.clone(), chunk_tokens: coding.chunk_tokens, max_batch: coding.batch };
+            bench::lossless(&mut loaded, &files, &options, model.threads, markdown.as_deref())
+        }
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TENBITS_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    if let Err(err) = run(Cli::parse()) {
+        // One line: the error and its causes.
+        let causes: Vec<String> = err.chain().map(|c| c.to_string()).collect();
+        eprintln!("tenbits: error: {}", causes.join(": "));
+        std::process::exit(1);
+    }
+}

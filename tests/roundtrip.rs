@@ -1,0 +1,94 @@
+//! Round trips through a tiny random-weight model in the real ONNX layout
+//! (`tests/fixtures/tiny`, written by `scripts/convert_gguf.py --tiny`).
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use tenbits_inference::{LanguageModel, OnnxModel, SessionSettings};
+use tenbits_lossless::{compress, decompress, Options};
+
+fn tiny(threads: usize) -> OnnxModel {
+    OnnxModel::load(Path::new("tests/fixtures/tiny"), SessionSettings { threads })
+        .expect("tiny fixture model loads (run `python3 scripts/setup.py` for the ONNX Runtime library)")
+}
+
+fn options(chunk_tokens: usize, max_batch: usize) -> Options {
+    Options { model_name: "tiny".into(), chunk_tokens, max_batch }
+}
+
+fn round_trip(model: &mut OnnxModel, data: &[u8], opts: &Options) -> Vec<u8> {
+    let (packed, stats) = compress(model, data, opts, &mut |_| {}).expect("compress");
+    assert_eq!(stats.container_bytes, packed.len());
+    decompress(model, &packed, &mut |_| {}).expect("decompress")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_round_trip(data in proptest::collection::vec(any::<u8>(), 0..1500), chunk in 1usize..200, batch in 1usize..9) {
+        let mut model = tiny(1);
+        let restored = round_trip(&mut model, &data, &options(chunk, batch));
+        prop_assert_eq!(restored, data);
+    }
+
+    #[test]
+    fn random_text_round_trips(text in "(\\PC|\n|\t| ){0,600}", chunk in 1usize..128, batch in 1usize..6) {
+        let mut model = tiny(2);
+        let restored = round_trip(&mut model, text.as_bytes(), &options(chunk, batch));
+        prop_assert_eq!(restored, text.as_bytes());
+    }
+}
+
+#[test]
+fn empty_input_round_trips() {
+    let mut model = tiny(1);
+    assert_eq!(round_trip(&mut model, b"", &Options { model_name: "tiny".into(), ..Options::default() }), b"");
+}
+
+#[test]
+fn special_token_text_and_invalid_utf8_round_trip() {
+    let mut model = tiny(1);
+    let mut data = b"<|endoftext|> then <|im_start|>user\nhi<|im_end|>\n".to_vec();
+    data.extend_from_slice(&[0xff, 0xfe, 0x00, 0xc3, 0x28, b'x', 0xe2, 0x82]);
+    assert_eq!(round_trip(&mut model, &data, &options(7, 3)), data);
+}
+
+#[test]
+fn long_input_spans_many_batches() {
+    let mut model = tiny(2);
+    let data: Vec<u8> = (0..20_000u32).map(|i| b"the quick brown fox jumps over the lazy dog. "[i as usize % 45]).collect();
+    let opts = options(64, 4);
+    let (packed, stats) = compress(&mut model, &data, &opts, &mut |_| {}).unwrap();
+    assert!(stats.batches > 2, "expected several batches, got {}", stats.batches);
+    assert_eq!(decompress(&mut model, &packed, &mut |_| {}).unwrap(), data);
+}
+
+#[test]
+fn coded_size_is_the_information_content_of_the_tables() {
+    // The random tiny model predicts badly, so its float cross-entropy is
+    // not a useful reference here (the frequency floor caps a token at 24
+    // bits); the coder's own promise is to spend what the integer tables
+    // charge, within a few bytes. The real model's gap to its float
+    // cross-entropy is measured by `tenbits bench lossless`.
+    let mut model = tiny(1);
+    let data: Vec<u8> = (0..6000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 % 64 + 32).collect();
+    let (_, stats) = compress(&mut model, &data, &options(128, 8), &mut |_| {}).unwrap();
+    let payload_bits = stats.payload_bytes as f64 * 8.0;
+    assert!(stats.table_bits > 1000.0);
+    assert!(payload_bits >= stats.table_bits - 8.0, "{payload_bits} bits vs tables {}", stats.table_bits);
+    assert!(payload_bits <= stats.table_bits * 1.001 + 32.0, "{payload_bits} bits vs tables {}", stats.table_bits);
+}
+
+#[test]
+fn same_logits_with_one_and_two_threads() {
+    let (mut one, mut two) = (tiny(1), tiny(2));
+    let tokens: Vec<u32> = one.tokenizer().encode_bytes(b"hello there, general kenobi").unwrap();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let (mut ca, mut cb) = (one.new_cache(1), two.new_cache(1));
+    for &t in &tokens {
+        one.forward(&mut ca, &[t], &mut a).unwrap();
+        two.forward(&mut cb, &[t], &mut b).unwrap();
+        assert_eq!(a, b);
+    }
+}
