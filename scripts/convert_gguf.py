@@ -58,6 +58,7 @@ import gguf
 from gguf import quants as gguf_quants
 
 OPSET = 17
+MS_DOMAIN = "com.microsoft"
 CONVERTER_VERSION = 1
 # Used instead of -inf for masked attention scores so that a row that is fully
 # masked (e.g. a padding query) gives a finite softmax rather than NaN.
@@ -130,12 +131,87 @@ class GGUFModel:
         shape = tuple(int(d) for d in reversed(t.shape.tolist()))
         return np.ascontiguousarray(data.reshape(shape), dtype=np.float32)
 
+    def quant_type(self, name: str) -> "gguf.GGMLQuantizationType":
+        t = self.tensors.get(name)
+        if t is None:
+            raise ConversionError(f"tensor {name!r} is missing from the GGUF file")
+        return gguf.GGMLQuantizationType(t.tensor_type)
+
+    def blocks(self, name: str) -> "QuantLinear":
+        """A Q4_0 / Q4_1 / Q8_0 matrix as its raw blocks (no dequantization).
+
+        GGUF stores a [n_out, n_in] linear weight row by row, each row as
+        n_in / 32 blocks along n_in: exactly the [N, K/32, 32] layout of
+        MatMulNBits' B input.
+        """
+        t = self.tensors[name]
+        qt = self.quant_type(name)
+        n_out, n_in = (int(d) for d in reversed(t.shape.tolist()))
+        if n_in % 32:
+            raise ConversionError(f"tensor {name!r}: row length {n_in} is not a multiple of 32")
+        nb = n_in // 32
+        raw = np.asarray(t.data, dtype=np.uint8).reshape(n_out, nb, -1)
+        d = np.ascontiguousarray(raw[..., 0:2]).view(np.float16)[..., 0].astype(np.float32)
+        if qt == gguf.GGMLQuantizationType.Q8_0:
+            # w = d * q, q int8; stored as q + 128 with zero point 128.
+            q = (np.ascontiguousarray(raw[..., 2:34]).view(np.int8).astype(np.int16) + 128)
+            return QuantLinear(qt, 8, q.astype(np.uint8), d, None,
+                               np.full((n_out, nb), 128, np.uint8))
+        if qt == gguf.GGMLQuantizationType.Q4_1:
+            mins = np.ascontiguousarray(raw[..., 2:4]).view(np.float16)[..., 0].astype(np.float32)
+            qs = raw[..., 4:20]
+            zp = 0  # w = d*q + m: the "+ m" is a separate (exact) term, see linear()
+        elif qt == gguf.GGMLQuantizationType.Q4_0:
+            mins, qs, zp = None, raw[..., 2:18], 8  # w = d * (q - 8)
+        else:
+            raise ConversionError(f"tensor {name!r}: {qt.name} blocks are not supported")
+        # ggml packs element j in the low nibble and j + 16 in the high nibble
+        # of byte j; unpack to one value per byte in element order.
+        q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)
+        return QuantLinear(qt, 4, q, d, mins, np.full((n_out, nb), zp, np.uint8))
+
     def tensor_types(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for t in self.reader.tensors:
             n = gguf.GGMLQuantizationType(t.tensor_type).name
             counts[n] = counts.get(n, 0) + 1
         return dict(sorted(counts.items()))
+
+
+@dataclass
+class QuantLinear:
+    """A [N, K] linear weight in 32-element blocks along K.
+
+    w[n, 32*b + j] = d[n, b] * (q[n, b, j] - zp[n, b]) + (mins[n, b] if mins is not None)
+    q holds one unsigned value per byte (0..15 for 4 bits, 0..255 for 8 bits).
+    """
+    qtype: "gguf.GGMLQuantizationType"
+    bits: int
+    q: np.ndarray      # uint8 [N, K/32, 32]
+    d: np.ndarray      # float32 [N, K/32]
+    mins: np.ndarray | None  # float32 [N, K/32] (Q4_1) or None
+    zp: np.ndarray     # uint8 [N, K/32]
+
+    def rows(self, perm) -> "QuantLinear":
+        """The same weight with its rows (output features) reordered by `perm`."""
+        return QuantLinear(self.qtype, self.bits, perm(self.q), perm(self.d),
+                           None if self.mins is None else perm(self.mins), perm(self.zp))
+
+    @staticmethod
+    def concat(parts: list["QuantLinear"]) -> "QuantLinear":
+        """Stack along N (output features); blocks run along K, so this is exact."""
+        bits = {p.bits for p in parts}
+        assert len(bits) == 1
+        mins = None
+        if any(p.mins is not None for p in parts):
+            mins = np.concatenate([p.mins if p.mins is not None else np.zeros_like(p.d)
+                                   for p in parts], axis=0)
+        return QuantLinear(parts[0].qtype, bits.pop(), np.concatenate([p.q for p in parts]),
+                           np.concatenate([p.d for p in parts]), mins,
+                           np.concatenate([p.zp for p in parts]))
+
+
+Q4_TYPES = (gguf.GGMLQuantizationType.Q4_0, gguf.GGMLQuantizationType.Q4_1)
 
 
 @dataclass
@@ -233,9 +309,35 @@ def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
         w.reshape(n_head, half, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape))
 
 
-def layer_weights(m: GGUFModel, hp: HParams, i: int) -> dict[str, np.ndarray]:
-    """Layer `i`'s fp32 weights in Hugging Face layout ([out, in] for linears)."""
+LINEAR_TENSORS = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
+                  "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down"}
+
+
+def layer_weights(m: GGUFModel, hp: HParams, i: int, weights: str = "fp32") -> dict:
+    """Layer `i`'s weights in Hugging Face layout ([out, in] for linears).
+
+    With weights="q4", linears stored as Q4_0 / Q4_1 come back as QuantLinear
+    blocks, everything else as float32 arrays.
+    """
     p = f"blk.{i}."
+    if weights == "q4":
+        w = {"attn_norm": m.tensor(p + "attn_norm.weight"),
+             "ffn_norm": m.tensor(p + "ffn_norm.weight")}
+        for key, tname in LINEAR_TENSORS.items():
+            name = p + tname + ".weight"
+            w[key] = m.blocks(name) if m.quant_type(name) in Q4_TYPES else m.tensor(name)
+        for name in ("q", "k", "v"):
+            if m.has_tensor(p + f"attn_{name}.bias"):
+                w[name + "_bias"] = m.tensor(p + f"attn_{name}.bias")
+        if hp.arch == "llama":
+            for name, heads in (("q", hp.n_heads), ("k", hp.n_kv_heads)):
+                if isinstance(w[name], QuantLinear):
+                    w[name] = w[name].rows(lambda a, h=heads: unpermute_qk(a, h))
+                else:
+                    w[name] = unpermute_qk(w[name], heads)
+                if name + "_bias" in w:
+                    w[name + "_bias"] = unpermute_qk(w[name + "_bias"], heads)
+        return w
     w = {
         "attn_norm": m.tensor(p + "attn_norm.weight"),
         "q": m.tensor(p + "attn_q.weight"),
@@ -350,7 +452,70 @@ def apply_rope(g: GraphBuilder, x: str, cos: str, sin_signed: str, half: str, hi
                         g.op("Mul", [swapped, sin_signed], f"{hint}_sin")], f"{hint}_rope")
 
 
-def build_model(m: GGUFModel, hp: HParams, external_path: str | None) -> onnx.ModelProto:
+def pack_nibbles(q: np.ndarray) -> np.ndarray:
+    """uint8 values 0..15, pairs along the last axis -> one byte (first in the low nibble),
+    the packing MatMulNBits uses for its B and zero_points inputs."""
+    if q.shape[-1] % 2:
+        q = np.concatenate([q, np.zeros(q.shape[:-1] + (1,), np.uint8)], axis=-1)
+    return np.ascontiguousarray((q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8))
+
+
+def linear(g: GraphBuilder, x: str, parts: list, name: str, hint: str,
+           accuracy_level: int, loader, qweight: str | None = None,
+           scales: str | None = None) -> str:
+    """x @ concat(parts, N).T as one MatMul (or com.microsoft.MatMulNBits).
+
+    `parts` are [N_i, K] float32 arrays or QuantLinear blocks.  When every part
+    is a 4-bit QuantLinear (or every part an 8-bit one, only used with
+    accuracy_level 4) the weight stays quantized:
+
+        y = MatMulNBits(x, q, d, zp)                       (sum_k x_k d (q_k - zp))
+          + ReduceSum(x in blocks of 32) @ mins            (Q4_1's "+ m" term)
+
+    MatMulNBits also accepts float zero points (zp = -m/d would fold Q4_1's
+    minimum in), but onnxruntime's CPU kernel then never prepacks B and
+    dequantizes the whole matrix with a naive loop on every call (~50x slower
+    than the packed kernels), so the minimum is applied as a separate, small
+    fp32 MatMul over per-block sums of x, as llama.cpp does.  Otherwise
+    (mixed or unsupported types) `loader(i)` gives part i in float32.
+    """
+    quant = all(isinstance(p, QuantLinear) for p in parts) and \
+        len({p.bits for p in parts}) == 1
+    if quant and parts[0].bits == 8 and accuracy_level != 4:
+        quant = False  # 8-bit CompFp32 has no packed kernel: dequantized per call
+    if not quant:
+        w = np.concatenate([p if isinstance(p, np.ndarray) else loader(j)
+                            for j, p in enumerate(parts)], axis=0)
+        return g.op("MatMul", [x, g.weight(name + ".weight_t", np.ascontiguousarray(w.T))], hint)
+    ql = QuantLinear.concat(parts)
+    n, nb = ql.d.shape
+    k = nb * 32
+    if ql.bits == 4:
+        b = pack_nibbles(ql.q)                       # [N, K/32, 16]
+        zp = pack_nibbles(ql.zp)                     # [N, ceil(K/32 / 2)]
+        default_zp = 8
+    else:
+        b, zp, default_zp = np.ascontiguousarray(ql.q), np.ascontiguousarray(ql.zp), 128
+    # qweight/scales: already-added initializers holding the same values (the
+    # tied, quantized embedding), reshaped to [N, K/32, blob] by the caller.
+    inputs = [x, qweight or g.weight(name + ".qweight", b),
+              scales or g.weight(name + ".scales", ql.d)]
+    if not (ql.zp == default_zp).all():
+        inputs.append(g.weight(name + ".qzeros", zp))
+    y = g.op("MatMulNBits", inputs, hint, domain=MS_DOMAIN, K=k, N=n, bits=ql.bits,
+             block_size=32, accuracy_level=accuracy_level)
+    if ql.mins is not None:
+        blocks = g.op("Reshape", [x, g.const([0, 0, nb, 32], np.int64)], f"{hint}_blocks")
+        sums = g.op("ReduceSum", [blocks, g.const([-1], np.int64)], f"{hint}_blocksum",
+                    keepdims=0)                                                  # [B,S,K/32]
+        offs = g.op("MatMul", [sums, g.weight(name + ".mins_t",
+                                              np.ascontiguousarray(ql.mins.T))], f"{hint}_min")
+        y = g.op("Add", [y, offs], f"{hint}_q41")
+    return y
+
+
+def build_model(m: GGUFModel, hp: HParams, external_path: str | None,
+                weights: str = "fp32", accuracy_level: int = 4) -> onnx.ModelProto:
     g = GraphBuilder(external_path)
     D, H, KV = hp.head_dim, hp.n_heads, hp.n_kv_heads
     R = H // KV  # query heads per KV head
@@ -401,21 +566,47 @@ def build_model(m: GGUFModel, hp: HParams, external_path: str | None) -> onnx.Mo
     scale = g.const(1.0 / np.sqrt(D), f32, "attn_scale")
 
     # ---- embeddings -------------------------------------------------------
-    embed = g.weight("model.embed_tokens.weight", m.tensor("token_embd.weight"))
-    x = g.op("Gather", [embed, "input_ids"], "embeds", axis=0)
+    # With weights="q4" and accuracy_level 4, a Q8_0 / Q4 LM head runs as
+    # MatMulNBits (8-bit CompFp32 has no packed kernel, and 4-bit CompFp32 is
+    # slower than fp32 here).  A tied Q8_0 embedding is then stored once, as
+    # uint8 blocks read by both GatherBlockQuantized (bit-exact d * q) and the
+    # head.
+    head_q = None
+    head_name = "token_embd.weight" if hp.tied else "output.weight"
+    if weights == "q4" and accuracy_level == 4 and m.quant_type(head_name) in \
+            Q4_TYPES + (gguf.GGMLQuantizationType.Q8_0,):
+        head_q = m.blocks(head_name)
+    embed = embed_q = embed_scales = None
+    if hp.tied and head_q is not None and head_q.bits == 8:
+        nb = head_q.d.shape[1]
+        embed_q = g.weight("model.embed_tokens.qweight",
+                           np.ascontiguousarray(head_q.q.reshape(hp.vocab, nb * 32)))
+        embed_scales = g.weight("model.embed_tokens.scales", head_q.d)
+        x = g.op("GatherBlockQuantized", [embed_q, "input_ids", embed_scales], "embeds",
+                 domain=MS_DOMAIN, gather_axis=0, quantize_axis=1, block_size=32, bits=8)
+        # MatMulNBits wants B as [N, K/32, 32]; onnxruntime folds this Reshape
+        # of an initializer at load time, so the packed kernel still applies.
+        embed_q = g.op("Reshape", [embed_q, g.const([hp.vocab, nb, 32], i64)], "embed_q3")
+    else:
+        embed = g.weight("model.embed_tokens.weight", m.tensor("token_embd.weight"))
+        x = g.op("Gather", [embed, "input_ids"], "embeds", axis=0)
 
     t0 = time.time()
     for i in range(hp.n_layers):
-        w = layer_weights(m, hp, i)
+        w = layer_weights(m, hp, i, weights)
         p = f"model.layers.{i}."
-        # q, k and v (and gate/up) share one MatMul each: fewer, larger GEMMs
-        # are noticeably faster for single-token decode.
-        wqkv = np.concatenate([w["q"], w["k"], w["v"]], axis=0).T
-        wgu = np.concatenate([w["gate"], w["up"]], axis=0).T
+
+        def lin(x_in, keys, wname, hint):
+            def loader(j):  # float32 fallback for a part, same values as weights=fp32
+                return layer_weights(m, hp, i)[keys[j]]
+            return linear(g, x_in, [w[k_] for k_ in keys], p + wname, hint, accuracy_level,
+                          loader)
 
         h = rms_norm(g, x, g.weight(p + "input_layernorm.weight", w["attn_norm"]), eps, two,
                      f"l{i}_ln1")
-        qkv = g.op("MatMul", [h, g.weight(p + "self_attn.qkv_proj.weight_t", wqkv)], f"l{i}_qkv")
+        # q, k and v (and gate/up) share one MatMul each: fewer, larger GEMMs
+        # are noticeably faster for single-token decode.
+        qkv = lin(h, ["q", "k", "v"], "self_attn.qkv_proj", f"l{i}_qkv")
         if hp.has_qkv_bias:
             bias = np.concatenate([w.get(n + "_bias", np.zeros(s, np.float32)) for n, s in
                                    (("q", H * D), ("k", KV * D), ("v", KV * D))])
@@ -448,24 +639,27 @@ def build_model(m: GGUFModel, hp: HParams, external_path: str | None) -> onnx.Mo
         attn = g.op("MatMul", [probs, v5], f"l{i}_attn")                         # [B,KV,R,S,D]
         attn = g.op("Reshape", [g.op("Transpose", [attn], f"l{i}_attn_t", perm=[0, 3, 1, 2, 4]),
                                 attn_shape], f"l{i}_attn_flat")                  # [B,S,H*D]
-        o = g.op("MatMul", [attn, g.weight(p + "self_attn.o_proj.weight_t",
-                                           np.ascontiguousarray(w["o"].T))], f"l{i}_o")
+        o = lin(attn, ["o"], "self_attn.o_proj", f"l{i}_o")
         x = g.op("Add", [x, o], f"l{i}_resid1")
 
         h = rms_norm(g, x, g.weight(p + "post_attention_layernorm.weight", w["ffn_norm"]), eps,
                      two, f"l{i}_ln2")
-        gu = g.op("MatMul", [h, g.weight(p + "mlp.gate_up_proj.weight_t", wgu)], f"l{i}_gu")
+        gu = lin(h, ["gate", "up"], "mlp.gate_up_proj", f"l{i}_gu")
         gate, up = g.op("Split", [gu, gu_split], f"l{i}_gu_split", n_out=2, axis=-1)
         act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate], f"l{i}_sig")], f"l{i}_silu"),
                            up], f"l{i}_act")
-        down = g.op("MatMul", [act, g.weight(p + "mlp.down_proj.weight_t",
-                                             np.ascontiguousarray(w["down"].T))], f"l{i}_down")
+        down = lin(act, ["down"], "mlp.down_proj", f"l{i}_down")
         x = g.op("Add", [x, down], f"l{i}_resid2")
         log(f"layer {i + 1}/{hp.n_layers} converted ({time.time() - t0:.1f}s)")
 
     x = rms_norm(g, x, g.weight("model.norm.weight", m.tensor("output_norm.weight")), eps, two,
                  "final_ln")
-    if hp.tied:
+    if head_q is not None:
+        # LM head as MatMulNBits (Q8_0 -> 8 bits, zero point 128).
+        linear(g, x, [head_q], "lm_head", "logits_q", accuracy_level, None, embed_q,
+               embed_scales)
+        g.nodes[-1].output[0] = "logits"
+    elif hp.tied:
         # The tied embedding is stored once.  Gemm(transB=1) reads it as the
         # [hidden, vocab] LM head without a transposed copy in the file; Gemm
         # wants 2-D input, hence the reshapes around it.
@@ -495,7 +689,10 @@ def build_model(m: GGUFModel, hp: HParams, external_path: str | None) -> onnx.Mo
             outputs.append(vi(f"present.{i}.{kind}", TensorProto.FLOAT,
                               ["batch", KV, "total_seq", D]))
     graph = helper.make_graph(g.nodes, "tenbits_decoder", inputs, outputs, g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+    opsets = [helper.make_opsetid("", OPSET)]
+    if any(n.domain == MS_DOMAIN for n in g.nodes):
+        opsets.append(helper.make_opsetid(MS_DOMAIN, 1))
+    model = helper.make_model(graph, opset_imports=opsets,
                               producer_name="tenbits-convert_gguf",
                               producer_version=str(CONVERTER_VERSION))
     # ir_version 8 is what onnx 1.12+ / every onnxruntime >= 1.14 reads for opset 17.
@@ -618,7 +815,8 @@ def build_tokenizer(m: GGUFModel) -> tuple[dict, dict]:
 # Conversion driver
 # --------------------------------------------------------------------------
 
-def convert(gguf_path: str, out_dir: str, external_data: str = "auto") -> None:
+def convert(gguf_path: str, out_dir: str, external_data: str = "auto",
+            weights: str = "fp32", accuracy_level: int = 4) -> None:
     t_start = time.time()
     log(f"reading {gguf_path}")
     m = GGUFModel(gguf_path)
@@ -640,7 +838,7 @@ def convert(gguf_path: str, out_dir: str, external_data: str = "auto") -> None:
     tmp = tempfile.mkdtemp(prefix=".convert_gguf-", dir=parent)
     try:
         model = build_model(m, hp, os.path.join(tmp, EXTERNAL_DATA_NAME) if use_external
-                            else None)
+                            else None, weights, accuracy_level)
         log("writing model.onnx" + (f" + {EXTERNAL_DATA_NAME}" if use_external else ""))
         with open(os.path.join(tmp, "model.onnx"), "wb") as f:
             f.write(model.SerializeToString(deterministic=True))
@@ -674,6 +872,8 @@ def convert(gguf_path: str, out_dir: str, external_data: str = "auto") -> None:
             "onnx_opset": OPSET,
             "external_data": use_external,
             "converter_version": CONVERTER_VERSION,
+            "weights": weights,
+            **({"matmulnbits_accuracy_level": accuracy_level} if weights == "q4" else {}),
             **tok_info,
         }
         with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
@@ -843,6 +1043,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --tiny: also keep the generated GGUF at PATH")
     ap.add_argument("--external-data", choices=("auto", "always", "never"), default="auto",
                     help="store weights in model.onnx.data (auto: only when over ~1.8 GB)")
+    ap.add_argument("--weights", choices=("fp32", "q4"), default="fp32",
+                    help="fp32: dequantize every weight (default); q4: keep Q4_0/Q4_1 linears "
+                         "(and with --accuracy-level 4 a Q8_0/Q4 LM head) quantized as "
+                         "com.microsoft.MatMulNBits")
+    ap.add_argument("--accuracy-level", type=int, choices=(0, 1, 4), default=4,
+                    help="MatMulNBits accuracy_level for --weights q4 (4: int8 activations, "
+                         "the fast CPU kernels; 0/1: fp32 compute; default 4)")
     args = ap.parse_args(argv)
     try:
         if args.tiny:
@@ -853,11 +1060,13 @@ def main(argv: list[str] | None = None) -> int:
                 write_tiny_gguf(path, args.seed, args.tiny_arch)
                 if args.keep_gguf:
                     shutil.copyfile(path, args.keep_gguf)
-                convert(path, args.inputs[0], args.external_data)
+                convert(path, args.inputs[0], args.external_data, args.weights,
+                        args.accuracy_level)
         else:
             if len(args.inputs) != 2:
                 ap.error("expected GGUF_PATH OUT_DIR")
-            convert(args.inputs[0], args.inputs[1], args.external_data)
+            convert(args.inputs[0], args.inputs[1], args.external_data, args.weights,
+                    args.accuracy_level)
     except ConversionError as e:
         log(f"error: {e}")
         return 1

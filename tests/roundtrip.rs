@@ -92,3 +92,33 @@ fn same_logits_with_one_and_two_threads() {
         assert_eq!(a, b);
     }
 }
+
+/// A copy of the tiny model whose vocabulary lacks the single-byte tokens
+/// of bytes 0x04 and 0xff, as SmolLM2's lacks most control bytes.
+fn tiny_with_missing_byte_tokens(dir: &Path) -> OnnxModel {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["model.onnx", "config.json"] {
+        std::fs::copy(Path::new("tests/fixtures/tiny").join(f), dir.join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string("tests/fixtures/tiny/tokenizer.json").unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let vocab = json["model"]["vocab"].as_object_mut().unwrap();
+    // Byte-level BPE spells 0x04 as U+0104 and 0xff as itself.
+    assert!(vocab.remove("\u{104}").is_some() && vocab.remove("\u{ff}").is_some());
+    std::fs::write(dir.join("tokenizer.json"), serde_json::to_string(&json).unwrap()).unwrap();
+    OnnxModel::load(dir, SessionSettings { threads: 1 }).unwrap()
+}
+
+#[test]
+fn bytes_missing_from_the_vocabulary_are_escaped() {
+    let dir = std::env::temp_dir().join(format!("tenbits-escape-{}", std::process::id()));
+    let mut model = tiny_with_missing_byte_tokens(&dir);
+    let data = b"ctrl \x04 here, \xff there, and \x04\x04 text around them".to_vec();
+    let ids = model.tokenizer().encode_bytes(&data).unwrap();
+    let base = model.tokenizer().escape_base();
+    assert_eq!(ids.iter().filter(|&&id| id >= base).count(), 4, "four escaped bytes");
+    assert_eq!(model.tokenizer().decode_bytes(&ids), data);
+    let restored = round_trip(&mut model, &data, &options(16, 2));
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(restored, data);
+}

@@ -7,7 +7,12 @@
 //! * valid UTF-8 runs go through the real tokenizer (good tokens mean good
 //!   compression), and the result is checked against the input;
 //! * invalid bytes, and any run whose tokens would not reproduce it, fall
-//!   back to the 256 single-byte tokens every byte-level BPE vocabulary has;
+//!   back to single-byte tokens;
+//! * a byte-level vocabulary need not hold all 256 single-byte tokens
+//!   (SmolLM2's lacks most control bytes), so bytes without one become
+//!   *escape symbols*: ids `escape_base() + byte`, just past the vocabulary.
+//!   The coder gives them a small fixed probability; they are never fed to
+//!   a model;
 //! * ids map back to bytes through a table built from the vocabulary, not
 //!   through the tokenizer's decoder.
 
@@ -20,8 +25,10 @@ pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
     /// Bytes of every token id (empty for ids absent from the vocabulary).
     token_bytes: Vec<Vec<u8>>,
-    /// The single-byte token for each byte value.
-    byte_tokens: [u32; 256],
+    /// The single-byte token for each byte value, where the vocabulary has one.
+    byte_tokens: [Option<u32>; 256],
+    /// Every byte value, so escape symbols can hand out one-byte slices.
+    all_bytes: [u8; 256],
 }
 
 /// Largest piece of text handed to the tokenizer at once; pieces are cut at
@@ -78,15 +85,17 @@ impl TextTokenizer {
             token_bytes[id as usize] = bytes;
         }
 
-        let mut byte_tokens = [0u32; 256];
+        let mut byte_tokens = [None; 256];
         for (b, c) in byte_to_char_table().iter().enumerate() {
-            byte_tokens[b] = inner.token_to_id(&c.to_string()).ok_or_else(|| {
-                InferenceError::Tokenizer(format!(
-                    "the vocabulary has no single-byte token for byte {b:#04x}; only byte-level BPE tokenizers are supported"
-                ))
-            })?;
+            byte_tokens[b] = inner.token_to_id(&c.to_string());
         }
-        Ok(TextTokenizer { inner, token_bytes, byte_tokens })
+        if byte_tokens.iter().all(Option::is_none) {
+            return Err(InferenceError::Tokenizer(
+                "the vocabulary has no single-byte tokens; only byte-level BPE tokenizers are supported".into(),
+            ));
+        }
+        let all_bytes = std::array::from_fn(|b| b as u8);
+        Ok(TextTokenizer { inner, token_bytes, byte_tokens, all_bytes })
     }
 
     /// Number of token ids (the model's vocabulary may be larger).
@@ -94,17 +103,42 @@ impl TextTokenizer {
         self.token_bytes.len()
     }
 
+    /// The first escape symbol: byte `b` without a token of its own is
+    /// symbol `escape_base() + b`.
+    pub fn escape_base(&self) -> u32 {
+        self.token_bytes.len() as u32
+    }
+
+    /// Number of symbols [`TextTokenizer::encode_bytes`] can produce: the
+    /// token ids and the 256 escapes.
+    pub fn symbol_count(&self) -> usize {
+        self.token_bytes.len() + 256
+    }
+
     /// The id of a token given its text, such as `"<|endoftext|>"`.
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
     }
 
-    /// The bytes a token id stands for (empty for an unknown id).
+    /// The bytes a token id or escape symbol stands for (empty for an
+    /// unknown id).
     pub fn token_bytes(&self, id: u32) -> &[u8] {
-        self.token_bytes.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
+        if let Some(bytes) = self.token_bytes.get(id as usize) {
+            return bytes;
+        }
+        match id as usize - self.token_bytes.len() {
+            b if b < 256 => &self.all_bytes[b..b + 1],
+            _ => &[],
+        }
     }
 
-    /// Tokenizes any bytes so that [`TextTokenizer::decode_bytes`] gives them back exactly.
+    /// The symbol for one byte: its token, else its escape.
+    fn byte_symbol(&self, b: u8) -> u32 {
+        self.byte_tokens[b as usize].unwrap_or(self.escape_base() + b as u32)
+    }
+
+    /// Tokenizes any bytes so that [`TextTokenizer::decode_bytes`] gives them
+    /// back exactly. Ids at or past [`TextTokenizer::escape_base`] are escapes.
     pub fn encode_bytes(&self, data: &[u8]) -> Result<Vec<u32>, InferenceError> {
         let mut ids = Vec::with_capacity(data.len() / 3 + 1);
         for chunk in data.utf8_chunks() {
@@ -114,14 +148,37 @@ impl TextTokenizer {
                 self.encode_text(&text[..cut], &mut ids)?;
                 text = &text[cut..];
             }
-            ids.extend(chunk.invalid().iter().map(|&b| self.byte_tokens[b as usize]));
+            ids.extend(chunk.invalid().iter().map(|&b| self.byte_symbol(b)));
         }
         Ok(ids)
     }
 
-    /// Tokenizes a piece of valid UTF-8, falling back to byte tokens when the
-    /// tokenizer's ids would not give the piece back.
+    /// Tokenizes a piece of valid UTF-8: runs of characters whose bytes all
+    /// have tokens go through the tokenizer; characters with a byte the
+    /// vocabulary lacks are spelled byte by byte.
     fn encode_text(&self, text: &str, ids: &mut Vec<u32>) -> Result<(), InferenceError> {
+        let covered = |c: char| {
+            let mut buf = [0u8; 4];
+            c.encode_utf8(&mut buf).bytes().all(|b| self.byte_tokens[b as usize].is_some())
+        };
+        let mut rest = text;
+        while !rest.is_empty() {
+            let run = rest.find(|c: char| !covered(c)).unwrap_or(rest.len());
+            if run > 0 {
+                self.encode_run(&rest[..run], ids)?;
+                rest = &rest[run..];
+            } else {
+                let c = rest.chars().next().expect("rest is not empty");
+                ids.extend(rest[..c.len_utf8()].bytes().map(|b| self.byte_symbol(b)));
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        Ok(())
+    }
+
+    /// Tokenizes a run the tokenizer can represent, falling back to
+    /// byte symbols when its ids would not give the run back.
+    fn encode_run(&self, text: &str, ids: &mut Vec<u32>) -> Result<(), InferenceError> {
         let encoding =
             self.inner.encode(text, false).map_err(|e| InferenceError::Tokenizer(format!("tokenization failed: {e}")))?;
         let piece = encoding.get_ids();
@@ -132,7 +189,7 @@ impl TextTokenizer {
         if rebuilt == text.as_bytes() {
             ids.extend_from_slice(piece);
         } else {
-            ids.extend(text.bytes().map(|b| self.byte_tokens[b as usize]));
+            ids.extend(text.bytes().map(|b| self.byte_symbol(b)));
         }
         Ok(())
     }

@@ -144,6 +144,21 @@ fn split_evenly(n: usize, most: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// The frequency table for one position: the model's quantized logits,
+/// then a floor of 1 for every symbol past the model's vocabulary (tokens
+/// the model has no logit for, and the tokenizer's byte escapes). Both
+/// directions build it here, the same way.
+fn symbol_table(logits: &[f32], table_len: usize, freqs: &mut Vec<u32>) {
+    tenbits_coding::quantize_logits(logits, freqs);
+    freqs.resize(table_len.max(logits.len()), 1);
+}
+
+/// Bits the table charges for `symbol`.
+fn table_cost(freqs: &[u32], symbol: usize, table_len: usize, vocab: usize) -> f64 {
+    let total = tenbits_coding::TOTAL as f64 + table_len.saturating_sub(vocab) as f64;
+    total.log2() - f64::from(freqs[symbol]).log2()
+}
+
 /// One direction of coding, called once per token in schedule order.
 trait TokenCoder {
     /// Given the model's logits for position `pos` of `chunk`, returns the
@@ -172,6 +187,8 @@ fn run_schedule<M: LanguageModel>(
 ) -> Result<(), LosslessError> {
     let start = start_token(model);
     let vocab = model.vocab_size();
+    // Escapes and tokens the model has no logit for are coded, never fed.
+    let feedable = vocab.min(model.tokenizer().escape_base() as usize);
     let mut logits = Vec::new();
     let mut done = 0u64;
     for &(first_chunk, count) in &layout.batches {
@@ -186,7 +203,8 @@ fn run_schedule<M: LanguageModel>(
             for (j, &(_, len)) in chunks.iter().enumerate() {
                 inputs[j] = if step < len {
                     done += 1;
-                    coder.code(first_chunk + j, step, &logits[j * vocab..(j + 1) * vocab])?
+                    let symbol = coder.code(first_chunk + j, step, &logits[j * vocab..(j + 1) * vocab])?;
+                    if (symbol as usize) < feedable { symbol } else { start }
                 } else {
                     start
                 };
@@ -200,6 +218,7 @@ fn run_schedule<M: LanguageModel>(
 struct EncodeCoder<'a> {
     tokens: &'a [u32],
     layout: &'a Layout,
+    table_len: usize,
     encoder: Encoder,
     freqs: Vec<u32>,
     model_bits: f64,
@@ -209,13 +228,16 @@ struct EncodeCoder<'a> {
 impl TokenCoder for EncodeCoder<'_> {
     fn code(&mut self, chunk: usize, pos: usize, logits: &[f32]) -> Result<u32, LosslessError> {
         let token = self.tokens[self.layout.chunks[chunk].0 + pos];
-        if token as usize >= logits.len() {
-            return Err(LosslessError::Coding(format!("token {token} is outside the model's vocabulary of {}", logits.len())));
-        }
-        tenbits_coding::quantize_logits(logits, &mut self.freqs);
+        symbol_table(logits, self.table_len, &mut self.freqs);
         self.encoder.encode(token as usize, &self.freqs).map_err(|e| LosslessError::Coding(e.to_string()))?;
-        self.model_bits += tenbits_coding::log2_prob(logits, token as usize);
-        self.table_bits += tenbits_coding::PRECISION as f64 - f64::from(self.freqs[token as usize]).log2();
+        self.model_bits += if (token as usize) < logits.len() {
+            tenbits_coding::log2_prob(logits, token as usize)
+        } else {
+            // The model has no probability for an escape; count what the
+            // table charges, so the comparison stays honest.
+            table_cost(&self.freqs, token as usize, self.table_len, logits.len())
+        };
+        self.table_bits += table_cost(&self.freqs, token as usize, self.table_len, logits.len());
         Ok(token)
     }
 }
@@ -223,13 +245,14 @@ impl TokenCoder for EncodeCoder<'_> {
 struct DecodeCoder<'a, 'd> {
     tokens: &'a mut [u32],
     layout: &'a Layout,
+    table_len: usize,
     decoder: Decoder<'d>,
     freqs: Vec<u32>,
 }
 
 impl TokenCoder for DecodeCoder<'_, '_> {
     fn code(&mut self, chunk: usize, pos: usize, logits: &[f32]) -> Result<u32, LosslessError> {
-        tenbits_coding::quantize_logits(logits, &mut self.freqs);
+        symbol_table(logits, self.table_len, &mut self.freqs);
         let token = self.decoder.decode(&self.freqs).map_err(|e| LosslessError::Coding(e.to_string()))? as u32;
         self.tokens[self.layout.chunks[chunk].0 + pos] = token;
         Ok(token)
@@ -255,7 +278,8 @@ pub fn compress<M: LanguageModel>(
     }
     let tokens = model.tokenizer().encode_bytes(data)?;
     let layout = Layout::new(tokens.len(), options.chunk_tokens, options.max_batch);
-    let mut coder = EncodeCoder { tokens: &tokens, layout: &layout, encoder: Encoder::new(), freqs: Vec::new(), model_bits: 0.0, table_bits: 0.0 };
+    let table_len = model.tokenizer().symbol_count();
+    let mut coder = EncodeCoder { tokens: &tokens, layout: &layout, table_len, encoder: Encoder::new(), freqs: Vec::new(), model_bits: 0.0, table_bits: 0.0 };
     run_schedule(model, &layout, &mut coder, tokens.len() as u64, progress)?;
     let (model_bits, table_bits) = (coder.model_bits, coder.table_bits);
     let payload = coder.encoder.finish();
@@ -314,8 +338,8 @@ pub fn decompress<M: LanguageModel>(
     // -log2(1 - (V-1)/2^24) bits (the frequency floor caps any probability
     // below 1), so these bounds hold for every honest file and stop a forged
     // header from making us allocate without limit.
-    let vocab = model.vocab_size() as f64;
-    let min_bits_per_token = -(1.0 - (vocab - 1.0) / tenbits_coding::TOTAL as f64).log2();
+    let symbols = model.vocab_size().max(model.tokenizer().symbol_count()) as f64;
+    let min_bits_per_token = -(1.0 - (symbols - 1.0) / tenbits_coding::TOTAL as f64).log2();
     let most_tokens = ((payload.len() as f64 + 8.0) * 8.0 / min_bits_per_token).ceil() as u64;
     if header.token_count > header.original_len || header.token_count > most_tokens {
         return Err(LosslessError::Corrupted(format!(
@@ -329,7 +353,8 @@ pub fn decompress<M: LanguageModel>(
     let layout = Layout::new(token_count, chunk_tokens, max_batch);
     let mut tokens = vec![0u32; token_count];
     let decoder = Decoder::new(payload).map_err(|e| LosslessError::Corrupted(e.to_string()))?;
-    let mut coder = DecodeCoder { tokens: &mut tokens, layout: &layout, decoder, freqs: Vec::new() };
+    let table_len = model.tokenizer().symbol_count();
+    let mut coder = DecodeCoder { tokens: &mut tokens, layout: &layout, table_len, decoder, freqs: Vec::new() };
     run_schedule(model, &layout, &mut coder, token_count as u64, progress)?;
     let data = model.tokenizer().decode_bytes(&tokens);
     tenbits_coding::verify(&header, &data)?;
