@@ -2,13 +2,16 @@
 """Sanity checks for a converted model directory (needs onnxruntime and tokenizers,
 which the converter itself does not).
 
-Usage: python scripts/check_onnx_model.py MODEL_DIR [REFERENCE_LOGITS.json] [--bench]
+Usage: python scripts/check_onnx_model.py MODEL_DIR [REFERENCE_LOGITS.json] [--bench] [--det]
 
 Prints: the prompt's token ids, a 5-token greedy continuation using the KV
 cache, max |diff| between whole-prompt prefill and token-by-token / chunked
 decoding, batch-of-2 left/right padding checks, the max |diff| against a
-reference_forward.py JSON, and (--bench) decode ms/step at batch 1 and 32
-with past length 256 and 2 intra-op threads.
+reference_forward.py JSON, (--bench) decode ms/step at batch 1, 8 and 32
+with past length 256 and 2 intra-op threads, and (--det) whether a fixed
+sequence of one-token decode steps at batch 1 and 8 gives bit-identical logits
+across runs and between intra_op_num_threads 1 and 2 (the compressor needs
+both).
 """
 import json, sys, time
 import numpy as np
@@ -26,7 +29,8 @@ so.intra_op_num_threads = 2
 so.inter_op_num_threads = 1
 t = time.time()
 sess = ort.InferenceSession(f"{d}/model.onnx", so, providers=["CPUExecutionProvider"])
-print(f"session load {time.time()-t:.2f}s")
+print(f"session load {time.time()-t:.2f}s (weights: {cfg.get('weights', 'fp32')}"
+      f"{', accuracy_level %s' % cfg['matmulnbits_accuracy_level'] if 'matmulnbits_accuracy_level' in cfg else ''})")
 out_names = [o.name for o in sess.get_outputs()]
 
 
@@ -129,5 +133,35 @@ def bench(b, past_len, steps=20):
     return (time.perf_counter() - t) / steps * 1000
 
 if "--bench" in sys.argv:
-    for b in (1, 32):
+    for b in (1, 8, 32):
         print(f"decode batch {b}, past 256: {bench(b, 256, 20 if b == 1 else 5):.1f} ms/step (intra_op=2)")
+
+
+def decode_steps(session, b, n_steps=6, past_len=20):
+    rng = np.random.default_rng(7)
+    pst = {k: (rng.standard_normal((b, KV, past_len, D)) * 0.5).astype(np.float32) for k in empty_past(1)}
+    names = [o.name for o in session.get_outputs()]
+    cur = rng.integers(0, cfg["vocab_size"], (b, 1)).astype(np.int64)
+    outs = []
+    for s_ in range(n_steps):
+        T = past_len + s_ + 1
+        r = dict(zip(names, session.run(None, {"input_ids": cur, "attention_mask": np.ones((b, T), np.int64),
+                                               "position_ids": np.full((b, 1), T - 1, np.int64), **pst})))
+        outs.append(r["logits"])
+        pst = {k: r[k.replace("past_key_values", "present")] for k in pst}
+        cur = r["logits"][:, -1].argmax(-1)[:, None].astype(np.int64)
+    return np.stack(outs)
+
+
+if "--det" in sys.argv:
+    sessions = {}
+    for th in (1, 2):
+        o = ort.SessionOptions()
+        o.intra_op_num_threads = th
+        o.inter_op_num_threads = 1
+        sessions[th] = ort.InferenceSession(f"{d}/model.onnx", o, providers=["CPUExecutionProvider"])
+    for b in (1, 8):
+        r1, r1b = decode_steps(sessions[1], b), decode_steps(sessions[1], b)
+        r2, r2b = decode_steps(sessions[2], b), decode_steps(sessions[2], b)
+        print(f"determinism batch {b}: reruns identical={np.array_equal(r1, r1b) and np.array_equal(r2, r2b)}, "
+              f"threads 1 vs 2 identical={np.array_equal(r1, r2)} (max diff {float(np.abs(r1 - r2).max()):.3g})")

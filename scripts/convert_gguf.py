@@ -4,7 +4,8 @@
 Usage
 -----
     python scripts/convert_gguf.py MODEL.gguf OUT_DIR [--external-data auto|always|never]
-    python scripts/convert_gguf.py --tiny OUT_DIR [--seed 0] [--keep-gguf PATH]
+                                   [--weights fp32|q4] [--accuracy-level 4|0|1]
+    python scripts/convert_gguf.py --tiny OUT_DIR [--seed 0] [--keep-gguf PATH] [--weights ...]
 
 The first form writes into OUT_DIR:
 
@@ -18,6 +19,23 @@ The first form writes into OUT_DIR:
 * ``config.json``      hyper-parameters, special token ids, chat template and
                         the sha256 of the source GGUF.
 
+``--weights q4`` keeps the linear weights that the GGUF stores as Q4_0 / Q4_1
+(block size 32) quantized, as onnxruntime's contrib op
+``com.microsoft.MatMulNBits`` (bits 4, block_size 32, the GGUF's own 4-bit
+values and fp16 scales, repacked):  Q4_0 is w = d * (q - 8) (MatMulNBits'
+default zero point); Q4_1 is w = d * q + m, computed as MatMulNBits with zero
+point 0 plus a small fp32 MatMul of per-block sums of the input with the
+minimums m (onnxruntime's float zero points would run an unpacked, naive
+dequantization on every call).  Fused q/k/v and gate/up stay fused when all
+their parts are 4-bit; mixed groups and every other type stay fp32.  With
+accuracy level 4 (the default; int8-quantized activations, the fast CPU
+kernels) a Q8_0 / 4-bit LM head becomes an 8 / 4-bit MatMulNBits too, and a
+tied Q8_0 embedding is stored once as uint8 blocks, read by
+``com.microsoft.GatherBlockQuantized`` (bit-exact d * q) and the head.
+Accuracy level 0/1 computes in fp32 (within ~1e-4 of the fp32 model) but is
+no faster than fp32 on x86.  config.json records ``"weights"`` (and the
+accuracy level).  The ``--weights fp32`` output is unchanged.
+
 ``--tiny`` builds a small random-weight llama GGUF in a temporary file with
 gguf's own ``GGUFWriter`` (two quantized tensor formats included) and runs the
 very same conversion on it; this is how ``tests/fixtures/tiny`` is produced.
@@ -30,8 +48,9 @@ inputs   input_ids       int64 [batch, seq]
          past_key_values.{i}.key / .value  float32 [batch, n_kv_heads, past_seq, head_dim]
 outputs  logits          float32 [batch, seq, vocab]
          present.{i}.key / .value  float32 [batch, n_kv_heads, past_seq + seq, head_dim]
-Keys are cached after RoPE, as Hugging Face does.  Only default-domain ops of
-opset 17 are used, so any onnxruntime build runs it.
+Keys are cached after RoPE, as Hugging Face does.  With ``--weights fp32`` only
+default-domain ops of opset 17 are used, so any onnxruntime build runs it;
+``--weights q4`` also imports com.microsoft version 1 (onnxruntime only).
 
 Only numpy, onnx and gguf are needed (see scripts/requirements-convert.txt).
 The output is deterministic: converting the same GGUF twice gives
@@ -515,7 +534,8 @@ def linear(g: GraphBuilder, x: str, parts: list, name: str, hint: str,
 
 
 def build_model(m: GGUFModel, hp: HParams, external_path: str | None,
-                weights: str = "fp32", accuracy_level: int = 4) -> onnx.ModelProto:
+                weights: str = "fp32", accuracy_level: int = 4,
+                kv_cache: str = "concat") -> onnx.ModelProto:
     g = GraphBuilder(external_path)
     D, H, KV = hp.head_dim, hp.n_heads, hp.n_kv_heads
     R = H // KV  # query heads per KV head
@@ -541,7 +561,11 @@ def build_model(m: GGUFModel, hp: HParams, external_path: str | None,
     allowed = g.op("And", [causal, pad], "allowed")                              # [B,1,S,T]
     mask = g.op("Where", [allowed, g.const(0.0, f32), g.const(MASK_VALUE, f32, "mask_value")],
                 "mask_bias")
-    mask5 = g.op("Unsqueeze", [mask, g.const([1], i64)], "mask_bias5")           # [B,1,1,S,T]
+    # Attention runs on [B, KV, R*S, .]: the R query heads sharing a KV head
+    # (and the S new tokens) form the rows of one GEMM per (batch, KV head),
+    # so each cached key/value is read once per step, not once per query
+    # head.  Row r*S + s uses the mask row of token s, hence the Tile.
+    mask4 = g.op("Tile", [mask, g.const([1, 1, R, 1], i64)], "mask_bias_rows")  # [B,1,R*S,T]
 
     # ---- rotary embedding tables from position_ids ---------------------------
     inv_freq = g.weight("rope_inv_freq", rope_inv_freq(m, hp))
@@ -562,8 +586,9 @@ def build_model(m: GGUFModel, hp: HParams, external_path: str | None,
     q_shape = g.const([0, 0, KV, R, D], i64, "q_shape")
     kv_shape = g.const([0, 0, KV, D], i64, "kv_shape")
     attn_shape = g.const([0, 0, H * D], i64, "attn_shape")
-    unsq2 = g.const([2], i64, "axis2")
     scale = g.const(1.0 / np.sqrt(D), f32, "attn_scale")
+    rows_shape = g.const([0, 0, -1, D], i64, "rows_shape")
+    heads5_shape = g.const([0, 0, R, -1, D], i64, "heads5_shape")
 
     # ---- embeddings -------------------------------------------------------
     # With weights="q4" and accuracy_level 4, a Q8_0 / Q4 LM head runs as
@@ -626,17 +651,44 @@ def build_model(m: GGUFModel, hp: HParams, external_path: str | None,
         q = apply_rope(g, q, cos_q, sin_q, half, f"l{i}_q")
         k = apply_rope(g, k, cos_k, sin_k, half, f"l{i}_k")
         q = g.op("Mul", [q, scale], f"l{i}_qscaled")
+        q = g.op("Reshape", [q, rows_shape], f"l{i}_qrows")                     # [B,KV,R*S,D]
 
-        k_all = g.op("Concat", [f"past_key_values.{i}.key", k], outputs=[f"present.{i}.key"],
-                     axis=2)
-        v_all = g.op("Concat", [f"past_key_values.{i}.value", v],
-                     outputs=[f"present.{i}.value"], axis=2)
-        k5t = g.op("Transpose", [g.op("Unsqueeze", [k_all, unsq2], f"l{i}_k5")], f"l{i}_k5t",
-                   perm=[0, 1, 2, 4, 3])                                         # [B,KV,1,D,T]
-        v5 = g.op("Unsqueeze", [v_all, unsq2], f"l{i}_v5")                      # [B,KV,1,T,D]
-        scores = g.op("Add", [g.op("MatMul", [q, k5t], f"l{i}_qk"), mask5], f"l{i}_scores")
-        probs = g.op("Softmax", [scores], f"l{i}_probs", axis=-1)
-        attn = g.op("MatMul", [probs, v5], f"l{i}_attn")                         # [B,KV,R,S,D]
+        if kv_cache == "concat":
+            k_all = g.op("Concat", [f"past_key_values.{i}.key", k],
+                         outputs=[f"present.{i}.key"], axis=2)
+            v_all = g.op("Concat", [f"past_key_values.{i}.value", v],
+                         outputs=[f"present.{i}.value"], axis=2)
+            kt = g.op("Transpose", [k_all], f"l{i}_kt_all", perm=[0, 1, 3, 2])  # [B,KV,D,T]
+            scores = g.op("Add", [g.op("MatMul", [q, kt], f"l{i}_qk"), mask4], f"l{i}_scores")
+            probs = g.op("Softmax", [scores], f"l{i}_probs", axis=-1)
+            attn = g.op("MatMul", [probs, v_all], f"l{i}_attn")                  # [B,KV,R*S,D]
+        else:
+            # Static cache: past_key_values.* are the caller's fixed buffers of
+            # `capacity` slots, read in place; nothing concatenates them.  The
+            # scores over the buffer and over the new tokens are computed
+            # separately and joined (a small [.., R*S, capacity + S] tensor),
+            # and the new tokens' keys/values are returned alone.
+            g.op("Identity", [k], outputs=[f"present.{i}.key"])
+            g.op("Identity", [v], outputs=[f"present.{i}.value"])
+            pkt = g.op("Transpose", [f"past_key_values.{i}.key"], f"l{i}_pkt", perm=[0, 1, 3, 2])
+            nkt = g.op("Transpose", [k], f"l{i}_nkt", perm=[0, 1, 3, 2])
+            scores = g.op("Concat", [g.op("MatMul", [q, pkt], f"l{i}_qk_past"),
+                                     g.op("MatMul", [q, nkt], f"l{i}_qk_new")],
+                          f"l{i}_qk", axis=-1)
+            scores = g.op("Add", [scores, mask4], f"l{i}_scores")
+            probs = g.op("Softmax", [scores], f"l{i}_probs", axis=-1)
+            cap = g.op("Gather", [g.op("Shape", [f"past_key_values.{i}.key"]),
+                                  g.const(2, i64)], f"l{i}_cap", axis=0)
+            flat = g.const([-1], i64)
+            split = g.op("Concat", [g.op("Reshape", [cap, flat]), g.op("Reshape", [seq, flat])],
+                         f"l{i}_psplit", axis=0)
+            p_past, p_new = g.op("Split", [probs, split], f"l{i}_probs_split", n_out=2,
+                                 axis=-1)
+            attn = g.op("Add", [g.op("MatMul", [p_past, f"past_key_values.{i}.value"],
+                                     f"l{i}_attn_past"),
+                                g.op("MatMul", [p_new, v], f"l{i}_attn_new")],
+                        f"l{i}_attn")                                            # [B,KV,R*S,D]
+        attn = g.op("Reshape", [attn, heads5_shape], f"l{i}_attn5")              # [B,KV,R,S,D]
         attn = g.op("Reshape", [g.op("Transpose", [attn], f"l{i}_attn_t", perm=[0, 3, 1, 2, 4]),
                                 attn_shape], f"l{i}_attn_flat")                  # [B,S,H*D]
         o = lin(attn, ["o"], "self_attn.o_proj", f"l{i}_o")
@@ -684,10 +736,16 @@ def build_model(m: GGUFModel, hp: HParams, external_path: str | None,
     outputs = [vi("logits", TensorProto.FLOAT, ["batch", "seq", hp.vocab])]
     for i in range(hp.n_layers):
         for kind in ("key", "value"):
-            inputs.append(vi(f"past_key_values.{i}.{kind}", TensorProto.FLOAT,
-                             ["batch", KV, "past_seq", D]))
-            outputs.append(vi(f"present.{i}.{kind}", TensorProto.FLOAT,
-                              ["batch", KV, "total_seq", D]))
+            if kv_cache == "concat":
+                inputs.append(vi(f"past_key_values.{i}.{kind}", TensorProto.FLOAT,
+                                 ["batch", KV, "past_seq", D]))
+                outputs.append(vi(f"present.{i}.{kind}", TensorProto.FLOAT,
+                                  ["batch", KV, "total_seq", D]))
+            else:
+                inputs.append(vi(f"past_key_values.{i}.{kind}", TensorProto.FLOAT,
+                                 ["batch", KV, "capacity", D]))
+                outputs.append(vi(f"present.{i}.{kind}", TensorProto.FLOAT,
+                                  ["batch", KV, "seq", D]))
     graph = helper.make_graph(g.nodes, "tenbits_decoder", inputs, outputs, g.initializers)
     opsets = [helper.make_opsetid("", OPSET)]
     if any(n.domain == MS_DOMAIN for n in g.nodes):
@@ -816,7 +874,7 @@ def build_tokenizer(m: GGUFModel) -> tuple[dict, dict]:
 # --------------------------------------------------------------------------
 
 def convert(gguf_path: str, out_dir: str, external_data: str = "auto",
-            weights: str = "fp32", accuracy_level: int = 4) -> None:
+            weights: str = "fp32", accuracy_level: int = 4, kv_cache: str = "concat") -> None:
     t_start = time.time()
     log(f"reading {gguf_path}")
     m = GGUFModel(gguf_path)
@@ -838,7 +896,7 @@ def convert(gguf_path: str, out_dir: str, external_data: str = "auto",
     tmp = tempfile.mkdtemp(prefix=".convert_gguf-", dir=parent)
     try:
         model = build_model(m, hp, os.path.join(tmp, EXTERNAL_DATA_NAME) if use_external
-                            else None, weights, accuracy_level)
+                            else None, weights, accuracy_level, kv_cache)
         log("writing model.onnx" + (f" + {EXTERNAL_DATA_NAME}" if use_external else ""))
         with open(os.path.join(tmp, "model.onnx"), "wb") as f:
             f.write(model.SerializeToString(deterministic=True))
@@ -873,6 +931,7 @@ def convert(gguf_path: str, out_dir: str, external_data: str = "auto",
             "external_data": use_external,
             "converter_version": CONVERTER_VERSION,
             "weights": weights,
+            "kv_cache": kv_cache,
             **({"matmulnbits_accuracy_level": accuracy_level} if weights == "q4" else {}),
             **tok_info,
         }
@@ -1050,6 +1109,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accuracy-level", type=int, choices=(0, 1, 4), default=4,
                     help="MatMulNBits accuracy_level for --weights q4 (4: int8 activations, "
                          "the fast CPU kernels; 0/1: fp32 compute; default 4)")
+    ap.add_argument("--kv-cache", choices=("concat", "static"), default="concat",
+                    help="concat: Hugging Face optimum's layout, present = past + new (default); "
+                         "static: past inputs are fixed caller-owned buffers of `capacity` slots "
+                         "(attention_mask marks used ones) and present returns only the new "
+                         "tokens, so no step copies the cache")
     args = ap.parse_args(argv)
     try:
         if args.tiny:
@@ -1061,12 +1125,12 @@ def main(argv: list[str] | None = None) -> int:
                 if args.keep_gguf:
                     shutil.copyfile(path, args.keep_gguf)
                 convert(path, args.inputs[0], args.external_data, args.weights,
-                        args.accuracy_level)
+                        args.accuracy_level, args.kv_cache)
         else:
             if len(args.inputs) != 2:
                 ap.error("expected GGUF_PATH OUT_DIR")
             convert(args.inputs[0], args.inputs[1], args.external_data, args.weights,
-                    args.accuracy_level)
+                    args.accuracy_level, args.kv_cache)
     except ConversionError as e:
         log(f"error: {e}")
         return 1

@@ -16,7 +16,9 @@ Layout of the cache:
     downloads/<wheel>                      wheels as pip fetched them
     runtime/<version>-<sha16>/libonnxruntime.so.*
     venv-convert-<sha16>/                  numpy/onnx/gguf for the converter
-    models/<name>-<sha16>/{model.onnx,tokenizer.json,config.json}
+    models/<name>-<sha16>-<conv16>/{model.onnx,tokenizer.json,config.json}
+      (conv16 hashes convert_gguf.py and the model's convert_args, as the
+      Rust side does, so a changed converter never reuses a stale model)
 """
 
 import argparse
@@ -151,8 +153,16 @@ def converter_python(cache):
     return python
 
 
+def conversion_key(model):
+    h = hashlib.sha256(CONVERTER.read_bytes())
+    h.update(b"\0")
+    for arg in model.get("convert_args", []):
+        h.update(arg.encode() + b"\0")
+    return short(h.hexdigest())
+
+
 def setup_model(cache, model):
-    out = cache / "models" / f"{model['name']}-{short(model['sha256'])}"
+    out = cache / "models" / f"{model['name']}-{short(model['sha256'])}-{conversion_key(model)}"
     if (out / "model.onnx").is_file() and (out / "tokenizer.json").is_file() and (out / "config.json").is_file():
         log(f"{model['name']}: cached at {out}")
         return out
@@ -173,7 +183,8 @@ def setup_model(cache, model):
     python = converter_python(cache)
     log(f"{model['name']}: converting {model['format']} to ONNX (this takes a few minutes)")
     start = time.time()
-    rc = subprocess.run([str(python), str(CONVERTER), str(gguf), str(out)]).returncode
+    args = [str(python), str(CONVERTER), str(gguf), str(out), *model.get("convert_args", [])]
+    rc = subprocess.run(args).returncode
     if rc != 0:
         fail(f"converting {model['name']} failed (see the converter's message above)")
     log(f"{model['name']}: converted in {time.time() - start:.0f} s, at {out}")

@@ -95,9 +95,12 @@ struct ModelArgs {
 
 #[derive(Args, Clone)]
 struct CodingArgs {
-    /// Tokens per chunk: the context each token is predicted from.
-    #[arg(long, default_value_t = Options::default().chunk_tokens)]
-    chunk_tokens: usize,
+    /// Tokens per chunk: the context each token is predicted from. Longer
+    /// compresses better; shorter leaves more chunks to batch, so it is
+    /// faster on short inputs [default: 1024, or the model's context length
+    /// if shorter].
+    #[arg(long)]
+    chunk_tokens: Option<usize>,
     /// Most chunks computed together in one batch.
     #[arg(long, default_value_t = Options::default().max_batch)]
     batch: usize,
@@ -137,6 +140,16 @@ fn load_model(name: Option<&str>, dir: Option<&Path>, threads: Option<usize>) ->
     tracing::info!(model = %name, dir = %dir.display(), "loading model");
     let model = OnnxModel::load(&dir, settings(threads)).with_context(|| format!("cannot load model `{name}`"))?;
     Ok(LoadedModel { name, model })
+}
+
+impl CodingArgs {
+    /// Compression options for `loaded`.
+    fn options(&self, loaded: &LoadedModel) -> Options {
+        use tenbits_inference::LanguageModel;
+        let context = loaded.model.config().context_length;
+        let chunk_tokens = self.chunk_tokens.unwrap_or(Options::default().chunk_tokens.min(context));
+        Options { model_name: loaded.name.clone(), chunk_tokens, max_batch: self.batch }
+    }
 }
 
 impl ModelArgs {
@@ -205,7 +218,7 @@ fn write_output(output: Option<&Path>, data: &[u8], binary: bool) -> Result<()> 
 fn compress_command(input: Option<&Path>, output: Option<&Path>, model: &ModelArgs, coding: &CodingArgs) -> Result<()> {
     let data = read_input(input)?;
     let mut loaded = model.load()?;
-    let options = Options { model_name: loaded.name.clone(), chunk_tokens: coding.chunk_tokens, max_batch: coding.batch };
+    let options = coding.options(&loaded);
     let (bar, mut update) = token_progress("compressing");
     let (packed, stats) = tenbits_lossless::compress(&mut loaded.model, &data, &options, &mut update)?;
     bar.finish_and_clear();
@@ -272,7 +285,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Info { input } => info_command(&input),
         Command::Bench(BenchCommand::Lossless { files, model, coding, markdown }) => {
             let mut loaded = model.load()?;
-            let options = Options { model_name: loaded.name.clone(), chunk_tokens: coding.chunk_tokens, max_batch: coding.batch };
+            let options = coding.options(&loaded);
             bench::lossless(&mut loaded, &files, &options, model.threads, markdown.as_deref())
         }
     }

@@ -8,7 +8,17 @@ use tenbits_inference::{LanguageModel, OnnxModel, SessionSettings};
 use tenbits_lossless::{compress, decompress, Options};
 
 fn tiny(threads: usize) -> OnnxModel {
-    OnnxModel::load(Path::new("tests/fixtures/tiny"), SessionSettings { threads })
+    load("tests/fixtures/tiny", threads)
+}
+
+/// The same tiny model with fp32 weights in Hugging Face optimum's
+/// growing-cache layout, the form users' own exports take.
+fn tiny_optimum(threads: usize) -> OnnxModel {
+    load("tests/fixtures/tiny-optimum", threads)
+}
+
+fn load(dir: &str, threads: usize) -> OnnxModel {
+    OnnxModel::load(Path::new(dir), SessionSettings { threads })
         .expect("tiny fixture model loads (run `python3 scripts/setup.py` for the ONNX Runtime library)")
 }
 
@@ -33,6 +43,13 @@ proptest! {
     }
 
     #[test]
+    fn random_bytes_round_trip_through_the_optimum_layout(data in proptest::collection::vec(any::<u8>(), 0..800), chunk in 1usize..100, batch in 1usize..5) {
+        let mut model = tiny_optimum(1);
+        let restored = round_trip(&mut model, &data, &options(chunk, batch));
+        prop_assert_eq!(restored, data);
+    }
+
+    #[test]
     fn random_text_round_trips(text in "(\\PC|\n|\t| ){0,600}", chunk in 1usize..128, batch in 1usize..6) {
         let mut model = tiny(2);
         let restored = round_trip(&mut model, text.as_bytes(), &options(chunk, batch));
@@ -43,7 +60,7 @@ proptest! {
 #[test]
 fn empty_input_round_trips() {
     let mut model = tiny(1);
-    assert_eq!(round_trip(&mut model, b"", &Options { model_name: "tiny".into(), ..Options::default() }), b"");
+    assert_eq!(round_trip(&mut model, b"", &options(256, 16)), b"");
 }
 
 #[test]
@@ -81,11 +98,33 @@ fn coded_size_is_the_information_content_of_the_tables() {
 }
 
 #[test]
+fn static_and_growing_cache_layouts_agree() {
+    // Same random weights, two graphs: the fp32 optimum layout and the
+    // 4-bit static-cache layout (int8 activations), stepped token by token.
+    let (mut q4, mut fp32) = (tiny(1), tiny_optimum(1));
+    let tokens: Vec<u32> = q4.tokenizer().encode_bytes(b"the cache layouts must agree on every step").unwrap();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let (mut ca, mut cb) = (q4.new_cache(2, tokens.len()), fp32.new_cache(2, tokens.len()));
+    let mut argmax_agree = 0;
+    for &t in &tokens {
+        q4.forward(&mut ca, &[t, t], &mut a).unwrap();
+        fp32.forward(&mut cb, &[t, t], &mut b).unwrap();
+        let vocab = q4.vocab_size();
+        assert_eq!(a[..vocab], a[vocab..], "identical streams give identical rows");
+        let argmax = |v: &[f32]| (0..vocab).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap();
+        argmax_agree += usize::from(argmax(&a[..vocab]) == argmax(&b[..vocab]));
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 2.0, "logits drift by {worst}");
+    }
+    assert!(argmax_agree * 10 >= tokens.len() * 8, "{argmax_agree} of {} argmaxes agree", tokens.len());
+}
+
+#[test]
 fn same_logits_with_one_and_two_threads() {
     let (mut one, mut two) = (tiny(1), tiny(2));
     let tokens: Vec<u32> = one.tokenizer().encode_bytes(b"hello there, general kenobi").unwrap();
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    let (mut ca, mut cb) = (one.new_cache(1), two.new_cache(1));
+    let (mut ca, mut cb) = (one.new_cache(1, tokens.len()), two.new_cache(1, tokens.len()));
     for &t in &tokens {
         one.forward(&mut ca, &[t], &mut a).unwrap();
         two.forward(&mut cb, &[t], &mut b).unwrap();

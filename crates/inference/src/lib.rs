@@ -21,7 +21,7 @@
 //! let dir = registry.model("smollm2-135m")?.cached_dir(&tenbits_inference::cache_dir());
 //! let mut model = OnnxModel::load(&dir, SessionSettings::default())?;
 //! let prompt = model.tokenizer().encode_bytes(b"The capital of France is")?;
-//! let mut cache = model.new_cache(1);
+//! let mut cache = model.new_cache(1, prompt.len());
 //! let mut logits = Vec::new();
 //! model.forward(&mut cache, &prompt, &mut logits)?;
 //! let last = &logits[logits.len() - model.vocab_size()..];
@@ -65,8 +65,9 @@ pub trait LanguageModel {
     /// Number of logits per position.
     fn vocab_size(&self) -> usize;
 
-    /// An empty cache for `batch` streams.
-    fn new_cache(&self, batch: usize) -> Self::Cache;
+    /// An empty cache for `batch` streams of up to `capacity` tokens each.
+    /// Models with a growing cache may take more; none take fewer.
+    fn new_cache(&self, batch: usize, capacity: usize) -> Self::Cache;
 
     /// Feeds `tokens` (`batch × seq`, stream-major) and writes the logits of
     /// every fed position into `logits` (`batch × seq × vocab`).
@@ -85,6 +86,25 @@ pub struct ModelConfig {
     pub eos_token_id: Option<u32>,
     #[serde(default)]
     pub chat_template: Option<String>,
+    /// How the model takes its key/value cache (see [`KvLayout`]).
+    #[serde(default)]
+    pub kv_cache: KvLayout,
+}
+
+/// The two key/value cache layouts a model file may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvLayout {
+    /// Hugging Face optimum's: `past_key_values.*` hold the `past` tokens so
+    /// far and `present.*` return them with the new ones appended. Each step
+    /// copies the whole cache, which dominates at long contexts.
+    #[default]
+    Concat,
+    /// tenbits' own: `past_key_values.*` are fixed buffers of `capacity`
+    /// slots (the caller marks used slots in `attention_mask`, whose length
+    /// is `capacity + seq`), and `present.*` return only the new tokens'
+    /// keys and values, which the caller writes into the next free slots.
+    Static,
 }
 
 impl ModelConfig {

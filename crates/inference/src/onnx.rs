@@ -10,9 +10,9 @@ use std::sync::OnceLock;
 
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
-use ort::value::{DynValue, Tensor};
+use ort::value::{DynValue, Tensor, TensorRef};
 
-use crate::{Fingerprint, InferenceError, LanguageModel, ModelConfig, TextTokenizer};
+use crate::{Fingerprint, InferenceError, KvLayout, LanguageModel, ModelConfig, TextTokenizer};
 
 /// ONNX Runtime allows one environment per process; every session shares it.
 static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
@@ -69,15 +69,24 @@ pub struct OnnxModel {
     kv_heads: usize,
     head_dim: usize,
     vocab: usize,
+    layout: KvLayout,
 }
 
 /// The key/value cache of a batch of independent streams.
 pub struct KvCache {
     batch: usize,
     past_len: usize,
-    /// One tensor per past input, `[batch, kv_heads, past_len, head_dim]`;
-    /// empty until the first forward pass.
-    values: Vec<DynValue>,
+    capacity: usize,
+    storage: KvStorage,
+}
+
+enum KvStorage {
+    /// [`KvLayout::Concat`]: the previous step's `present.*` outputs,
+    /// `[batch, kv_heads, past_len, head_dim]`; empty before the first step.
+    Concat(Vec<DynValue>),
+    /// [`KvLayout::Static`]: one zeroed buffer per past input,
+    /// `[batch, kv_heads, capacity, head_dim]`, filled slot by slot.
+    Static(Vec<Vec<f32>>),
 }
 
 impl KvCache {
@@ -89,6 +98,11 @@ impl KvCache {
     /// Tokens already seen by each stream.
     pub fn past_len(&self) -> usize {
         self.past_len
+    }
+
+    /// Most tokens each stream can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 }
 
@@ -161,7 +175,8 @@ impl OnnxModel {
             }
         }
         let vocab = config.vocab_size;
-        Ok(OnnxModel { session, config, tokenizer, fingerprint, past_names, present_names, kv_heads, head_dim, vocab })
+        let layout = config.kv_cache;
+        Ok(OnnxModel { session, config, tokenizer, fingerprint, past_names, present_names, kv_heads, head_dim, vocab, layout })
     }
 
     /// Number of transformer layers.
@@ -189,8 +204,15 @@ impl LanguageModel for OnnxModel {
         self.vocab
     }
 
-    fn new_cache(&self, batch: usize) -> KvCache {
-        KvCache { batch, past_len: 0, values: Vec::new() }
+    fn new_cache(&self, batch: usize, capacity: usize) -> KvCache {
+        let storage = match self.layout {
+            KvLayout::Concat => KvStorage::Concat(Vec::new()),
+            KvLayout::Static => {
+                let len = batch * self.kv_heads * capacity * self.head_dim;
+                KvStorage::Static(self.past_names.iter().map(|_| vec![0.0f32; len]).collect())
+            }
+        };
+        KvCache { batch, past_len: 0, capacity, storage }
     }
 
     fn forward(&mut self, cache: &mut KvCache, tokens: &[u32], logits: &mut Vec<f32>) -> Result<(), InferenceError> {
@@ -200,25 +222,49 @@ impl LanguageModel for OnnxModel {
         }
         let seq = tokens.len() / batch;
         let past = cache.past_len;
+        let (kv_heads, head_dim, capacity) = (self.kv_heads, self.head_dim, cache.capacity);
         let run_err = |e: ort::Error| InferenceError::Runtime(format!("forward pass failed: {e}"));
 
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-        let mask = vec![1i64; batch * (past + seq)];
         let positions: Vec<i64> = (0..batch).flat_map(|_| (past..past + seq).map(|p| p as i64)).collect();
+        let mask: Vec<i64> = match cache.storage {
+            KvStorage::Concat(_) => vec![1; batch * (past + seq)],
+            KvStorage::Static(_) => {
+                if past + seq > capacity {
+                    return Err(InferenceError::Runtime(format!(
+                        "the cache holds {capacity} tokens per stream; {past} + {seq} do not fit"
+                    )));
+                }
+                // Used slots, free slots, then the new tokens.
+                let row: Vec<i64> = (0..capacity + seq).map(|j| i64::from(j < past || j >= capacity)).collect();
+                row.repeat(batch)
+            }
+        };
+        let mask_len = mask.len() / batch;
 
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(3 + self.past_names.len());
         inputs.push(("input_ids".into(), Tensor::from_array(([batch, seq], ids)).map_err(run_err)?.into()));
-        inputs.push(("attention_mask".into(), Tensor::from_array(([batch, past + seq], mask)).map_err(run_err)?.into()));
+        inputs.push(("attention_mask".into(), Tensor::from_array(([batch, mask_len], mask)).map_err(run_err)?.into()));
         inputs.push(("position_ids".into(), Tensor::from_array(([batch, seq], positions)).map_err(run_err)?.into()));
-        let pasts = std::mem::take(&mut cache.values);
-        if pasts.is_empty() {
-            for name in &self.past_names {
-                let empty = Tensor::from_array(([batch, self.kv_heads, 0, self.head_dim], Vec::<f32>::new())).map_err(run_err)?;
-                inputs.push((name.clone(), empty.into()));
+        match &mut cache.storage {
+            KvStorage::Concat(values) if values.is_empty() => {
+                for name in &self.past_names {
+                    let empty = Tensor::from_array(([batch, kv_heads, 0, head_dim], Vec::<f32>::new())).map_err(run_err)?;
+                    inputs.push((name.clone(), empty.into()));
+                }
             }
-        } else {
-            for (name, value) in self.past_names.iter().zip(pasts) {
-                inputs.push((name.clone(), value.into()));
+            KvStorage::Concat(values) => {
+                for (name, value) in self.past_names.iter().zip(std::mem::take(values)) {
+                    inputs.push((name.clone(), value.into()));
+                }
+            }
+            KvStorage::Static(buffers) => {
+                // Borrowed, not copied: the point of this layout.
+                for (name, buffer) in self.past_names.iter().zip(buffers.iter()) {
+                    let view = TensorRef::from_array_view(([batch, kv_heads, capacity, head_dim], buffer.as_slice()))
+                        .map_err(run_err)?;
+                    inputs.push((name.clone(), view.into()));
+                }
             }
         }
 
@@ -238,11 +284,31 @@ impl LanguageModel for OnnxModel {
             logits.clear();
             logits.extend_from_slice(data);
         }
-        let mut presents = Vec::with_capacity(self.present_names.len());
-        for name in &self.present_names {
-            presents.push(outputs.remove(name.as_str()).ok_or_else(|| InferenceError::Runtime(format!("no output `{name}`")))?);
+        match &mut cache.storage {
+            KvStorage::Concat(values) => {
+                for name in &self.present_names {
+                    let value = outputs.remove(name.as_str()).ok_or_else(|| InferenceError::Runtime(format!("no output `{name}`")))?;
+                    values.push(value);
+                }
+            }
+            KvStorage::Static(buffers) => {
+                for (name, buffer) in self.present_names.iter().zip(buffers.iter_mut()) {
+                    let (shape, new) = outputs[name.as_str()].try_extract_tensor::<f32>().map_err(run_err)?;
+                    if **shape != [batch as i64, kv_heads as i64, seq as i64, head_dim as i64] {
+                        return Err(InferenceError::Runtime(format!(
+                            "`{name}` has shape {shape:?}; a static-cache model returns only the new tokens"
+                        )));
+                    }
+                    // Rows of `seq × head_dim` go to slots past..past+seq of
+                    // each (stream, head).
+                    let row = seq * head_dim;
+                    for (bh, src) in new.chunks_exact(row).enumerate() {
+                        let at = (bh * capacity + past) * head_dim;
+                        buffer[at..at + row].copy_from_slice(src);
+                    }
+                }
+            }
         }
-        cache.values = presents;
         cache.past_len = past + seq;
         Ok(())
     }

@@ -15,6 +15,10 @@ use crate::InferenceError;
 /// The registry text shipped with this build.
 pub const EMBEDDED_REGISTRY: &str = include_str!("../../../config/models.toml");
 
+/// The converter shipped with this build; its hash is part of every
+/// converted model's cache key.
+const CONVERTER: &[u8] = include_bytes!("../../../scripts/convert_gguf.py");
+
 /// The parsed registry.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Registry {
@@ -60,6 +64,9 @@ pub struct ModelEntry {
     pub format: String,
     /// sha256 of the complete GGUF file.
     pub sha256: String,
+    /// Arguments for `scripts/convert_gguf.py` after `GGUF OUT_DIR`.
+    #[serde(default)]
+    pub convert_args: Vec<String>,
     /// Packages holding the GGUF, concatenated in order.
     pub parts: Vec<ModelPart>,
 }
@@ -124,9 +131,27 @@ impl RuntimeEntry {
 
 impl ModelEntry {
     /// The directory holding the converted model (`model.onnx`,
-    /// `tokenizer.json`, `config.json`) inside `cache`.
+    /// `tokenizer.json`, `config.json`) inside `cache`:
+    /// `models/<name>-<gguf sha256>-<conversion key>`, where the key hashes
+    /// the converter script and its arguments (`scripts/setup.py` derives
+    /// the same name).
     pub fn cached_dir(&self, cache: &Path) -> PathBuf {
-        cache.join("models").join(format!("{}-{}", self.name, short(&self.sha256)))
+        cache.join("models").join(format!("{}-{}-{}", self.name, short(&self.sha256), self.conversion_key()))
+    }
+
+    /// sha256 over the converter script, a NUL, and the arguments each
+    /// followed by a NUL; first 16 hex digits.
+    fn conversion_key(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(CONVERTER);
+        hasher.update([0u8]);
+        for arg in &self.convert_args {
+            hasher.update(arg.as_bytes());
+            hasher.update([0u8]);
+        }
+        let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        hex[..16].to_string()
     }
 }
 

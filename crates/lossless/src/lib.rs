@@ -38,15 +38,19 @@ pub struct Options {
     /// Name recorded in the header so `decompress` can pick the model.
     pub model_name: String,
     /// Tokens per chunk: each chunk is coded with context from its own start
-    /// only, so this is the context length the model sees.
+    /// only, so this is the context length the model sees. Longer chunks
+    /// compress better (1024: 0.98 bits/byte on the dictionary sample, 256:
+    /// 1.15) but leave fewer chunks to batch, so short inputs code slower.
     pub chunk_tokens: usize,
-    /// Most chunks run together in one batch.
+    /// Most chunks run together in one batch. The key/value cache holds
+    /// `max_batch × chunk_tokens` tokens (about 48 MB per 1,000 tokens for
+    /// SmolLM2-135M).
     pub max_batch: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { model_name: String::new(), chunk_tokens: 256, max_batch: 32 }
+        Options { model_name: String::new(), chunk_tokens: 1024, max_batch: 16 }
     }
 }
 
@@ -194,7 +198,7 @@ fn run_schedule<M: LanguageModel>(
     for &(first_chunk, count) in &layout.batches {
         let chunks = &layout.chunks[first_chunk..first_chunk + count];
         let steps = chunks.iter().map(|&(_, len)| len).max().unwrap_or(0);
-        let mut cache = model.new_cache(count);
+        let mut cache = model.new_cache(count, steps);
         // Streams that finished keep running on the start token, so the
         // batch shape never changes within a batch.
         let mut inputs = vec![start; count];
