@@ -262,8 +262,8 @@ fn info_command(input: &Path) -> Result<()> {
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     println!("format version   {}", h.format_version);
     println!("model            {}", h.model_name);
-    println!("model sha256     {}", hex(&h.model_fingerprint));
-    println!("tokenizer sha256 {}", hex(&h.tokenizer_hash));
+    println!("model sha256     {}… (first 128 bits)", hex(&h.model_fingerprint));
+    println!("tokenizer sha256 {}… (first 128 bits)", hex(&h.tokenizer_hash));
     println!("adapter          {}", h.adapter_id.as_deref().unwrap_or("none"));
     println!("chunk tokens     {}", h.chunk_tokens);
     println!("max batch        {}", h.max_batch);

@@ -42,5 +42,11 @@ fn fixed_input_compresses_to_committed_bytes_with_one_and_two_threads() {
         std::fs::write(GOLDEN, &outputs[0]).unwrap();
     }
     let golden = std::fs::read(GOLDEN).expect("golden file is committed");
-    assert_eq!(outputs[0], golden, "output differs from {GOLDEN}");
+    let first_difference = outputs[0].iter().zip(&golden).position(|(a, b)| a != b);
+    assert!(
+        outputs[0] == golden,
+        "output differs from {GOLDEN}: {} vs {} bytes, first difference at byte {first_difference:?}",
+        outputs[0].len(),
+        golden.len()
+    );
 }

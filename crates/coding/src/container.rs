@@ -9,8 +9,8 @@
 //! | flags               | `u8`; bit 0: an adapter id follows; others 0     |
 //! | model name          | `u8` length + UTF-8 bytes (at most 255)          |
 //! | adapter id          | only if flag bit 0: `u8` length + UTF-8 bytes    |
-//! | model fingerprint   | 32 bytes                                         |
-//! | tokenizer hash      | 32 bytes                                         |
+//! | model fingerprint   | 16 bytes (SHA-256 prefix, [`ID_LEN`])            |
+//! | tokenizer hash      | 16 bytes (SHA-256 prefix)                        |
 //! | chunk tokens        | varint (`u32`)                                   |
 //! | max batch           | varint (`u32`)                                   |
 //! | token count         | varint (`u64`)                                   |
@@ -43,6 +43,11 @@ pub const MAX_STRING_LEN: usize = 255;
 /// Flag bit: an adapter id follows the model name.
 const FLAG_ADAPTER: u8 = 1;
 
+/// Bytes of the model fingerprint and tokenizer hash kept in a header: the
+/// first 128 bits of their SHA-256, plenty to tell model files apart while
+/// keeping the header small (it matters for short texts).
+pub const ID_LEN: usize = 16;
+
 /// Everything needed to decode a `.tb` payload and to check the result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
@@ -52,9 +57,9 @@ pub struct Header {
     /// bytes of UTF-8).
     pub model_name: String,
     /// Fingerprint of the exact model weights; decoding needs the same model.
-    pub model_fingerprint: [u8; 32],
+    pub model_fingerprint: [u8; ID_LEN],
     /// Hash of the tokenizer; decoding needs the same tokenizer.
-    pub tokenizer_hash: [u8; 32],
+    pub tokenizer_hash: [u8; ID_LEN],
     /// Optional adapter (e.g. a fine-tune) applied to the model (at most 255
     /// bytes of UTF-8).
     pub adapter_id: Option<String>,
@@ -236,8 +241,8 @@ pub fn read_container(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
     } else {
         None
     };
-    let model_fingerprint = r.bytes::<32>("model fingerprint")?;
-    let tokenizer_hash = r.bytes::<32>("tokenizer hash")?;
+    let model_fingerprint = r.bytes::<ID_LEN>("model fingerprint")?;
+    let tokenizer_hash = r.bytes::<ID_LEN>("tokenizer hash")?;
     let chunk_tokens = r.varint("chunk tokens")?;
     let max_batch = r.varint("max batch")?;
     let token_count = r.varint("token count")?;
@@ -406,8 +411,8 @@ mod tests {
         Header {
             format_version: FORMAT_VERSION,
             model_name: "SmolLM2-135M-Instruct".into(),
-            model_fingerprint: [0xAB; 32],
-            tokenizer_hash: [0xCD; 32],
+            model_fingerprint: [0xAB; ID_LEN],
+            tokenizer_hash: [0xCD; ID_LEN],
             adapter_id: None,
             chunk_tokens: 512,
             max_batch: 16,
@@ -435,8 +440,8 @@ mod tests {
     fn header_is_compact() {
         let h = sample_header(b"hello");
         let file = write_container(&h, &[]).unwrap();
-        // 4 + 2 + 1 + 22 + 64 + 2 + 1 + 2 + 1 + 8 + 1 + 4
-        assert_eq!(file.len(), 112);
+        // 4 + 2 + 1 + 22 + 2 * ID_LEN + 2 + 1 + 2 + 1 + 8 + 1 + 4
+        assert_eq!(file.len(), 80);
         let (back, payload) = read_container(&file).unwrap();
         assert_eq!(back, h);
         assert!(payload.is_empty());
@@ -550,7 +555,7 @@ mod tests {
         h.push(flags);
         h.push(name.len() as u8);
         h.extend_from_slice(name);
-        h.extend_from_slice(&[0u8; 64]);
+        h.extend_from_slice(&[0u8; 2 * ID_LEN]);
         for v in varints {
             h.extend_from_slice(v);
         }
@@ -668,8 +673,8 @@ mod tests {
     fn header_strategy() -> impl Strategy<Value = Header> {
         (
             "\\PC{0,60}",
-            any::<[u8; 32]>(),
-            any::<[u8; 32]>(),
+            any::<[u8; ID_LEN]>(),
+            any::<[u8; ID_LEN]>(),
             prop::option::of("[a-z0-9/_.-]{0,255}"),
             any::<u32>(),
             any::<u32>(),

@@ -45,8 +45,8 @@
 //! let header = Header {
 //!     format_version: FORMAT_VERSION,
 //!     model_name: "toy".into(),
-//!     model_fingerprint: [0; 32],
-//!     tokenizer_hash: [0; 32],
+//!     model_fingerprint: [0; 16],
+//!     tokenizer_hash: [0; 16],
 //!     adapter_id: None,
 //!     chunk_tokens: 512,
 //!     max_batch: 1,

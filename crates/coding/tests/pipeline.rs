@@ -25,8 +25,8 @@ fn header_for(original: &[u8], tokens: u64) -> Header {
     Header {
         format_version: FORMAT_VERSION,
         model_name: "toy".into(),
-        model_fingerprint: [1; 32],
-        tokenizer_hash: [2; 32],
+        model_fingerprint: [1; 16],
+        tokenizer_hash: [2; 16],
         adapter_id: Some("none".into()),
         chunk_tokens: 64,
         max_batch: 4,

@@ -130,8 +130,18 @@ impl Fingerprint {
         Ok(Fingerprint { model: sha256_file(model)?, tokenizer: sha256_file(tokenizer)? })
     }
 
-    /// Hex form of the first bytes of the model hash, for messages.
-    pub fn short_hex(hash: &[u8; 32]) -> String {
+    /// The first 16 bytes of the model hash, as `.tb` headers record it.
+    pub fn model_id(&self) -> [u8; 16] {
+        self.model[..16].try_into().expect("32 >= 16")
+    }
+
+    /// The first 16 bytes of the tokenizer hash, as `.tb` headers record it.
+    pub fn tokenizer_id(&self) -> [u8; 16] {
+        self.tokenizer[..16].try_into().expect("32 >= 16")
+    }
+
+    /// Hex form of the first bytes of a hash, for messages.
+    pub fn short_hex(hash: &[u8]) -> String {
         hash[..6].iter().map(|b| format!("{b:02x}")).collect()
     }
 }

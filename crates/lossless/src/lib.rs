@@ -292,8 +292,8 @@ pub fn compress<M: LanguageModel>(
     let header = Header {
         format_version: tenbits_coding::FORMAT_VERSION,
         model_name: options.model_name.clone(),
-        model_fingerprint: fingerprint.model,
-        tokenizer_hash: fingerprint.tokenizer,
+        model_fingerprint: fingerprint.model_id(),
+        tokenizer_hash: fingerprint.tokenizer_id(),
         adapter_id: None,
         chunk_tokens: options.chunk_tokens as u32,
         max_batch: options.max_batch as u32,
@@ -367,7 +367,7 @@ pub fn decompress<M: LanguageModel>(
 
 /// Refuses a file made with other model files.
 fn check_model(header: &Header, loaded: &Fingerprint, loaded_name: &str) -> Result<(), LosslessError> {
-    if header.model_fingerprint != loaded.model {
+    if header.model_fingerprint != loaded.model_id() {
         return Err(LosslessError::WrongModel {
             file_model: header.model_name.clone(),
             file_fp: Fingerprint::short_hex(&header.model_fingerprint),
@@ -375,7 +375,7 @@ fn check_model(header: &Header, loaded: &Fingerprint, loaded_name: &str) -> Resu
             loaded_fp: Fingerprint::short_hex(&loaded.model),
         });
     }
-    if header.tokenizer_hash != loaded.tokenizer {
+    if header.tokenizer_hash != loaded.tokenizer_id() {
         return Err(LosslessError::WrongTokenizer {
             file: Fingerprint::short_hex(&header.tokenizer_hash),
             loaded: Fingerprint::short_hex(&loaded.tokenizer),
