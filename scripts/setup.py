@@ -181,7 +181,7 @@ def setup_model(cache, model):
             fail(f"the GGUF of {model['name']} has sha256 {digest}, the registry expects {model['sha256']}")
         os.replace(tmp, gguf)
     python = converter_python(cache)
-    log(f"{model['name']}: converting {model['format']} to ONNX (this takes a few minutes)")
+    log(f"{model['name']}: converting {model['format']} to ONNX")
     start = time.time()
     args = [str(python), str(CONVERTER), str(gguf), str(out), *model.get("convert_args", [])]
     rc = subprocess.run(args).returncode
