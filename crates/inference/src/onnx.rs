@@ -217,7 +217,7 @@ impl LanguageModel for OnnxModel {
 
     fn forward(&mut self, cache: &mut KvCache, tokens: &[u32], logits: &mut Vec<f32>) -> Result<(), InferenceError> {
         let batch = cache.batch;
-        if batch == 0 || tokens.is_empty() || tokens.len() % batch != 0 {
+        if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
             return Err(InferenceError::Runtime(format!("{} tokens do not split into {batch} streams", tokens.len())));
         }
         let seq = tokens.len() / batch;
