@@ -120,14 +120,24 @@ impl ModelConfig {
 /// fingerprint only if they compute the same distributions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint {
+    /// sha256 over the sha256 of `model.onnx` and of each external weight file.
     pub model: [u8; 32],
+    /// sha256 of `tokenizer.json`.
     pub tokenizer: [u8; 32],
 }
 
 impl Fingerprint {
-    /// Hashes the two files.
+    /// Hashes the model file, its external weight files if any (files beside
+    /// it named after it, such as `model.onnx.data`, in name order), and the
+    /// tokenizer. Large models keep their weights outside `model.onnx`, so
+    /// hashing the graph alone would not tell two models apart.
     pub fn of_files(model: &Path, tokenizer: &Path) -> Result<Fingerprint, InferenceError> {
-        Ok(Fingerprint { model: sha256_file(model)?, tokenizer: sha256_file(tokenizer)? })
+        let mut hasher = Sha256::new();
+        hasher.update(sha256_file(model)?);
+        for data in external_data_files(model)? {
+            hasher.update(sha256_file(&data)?);
+        }
+        Ok(Fingerprint { model: hasher.finalize().into(), tokenizer: sha256_file(tokenizer)? })
     }
 
     /// The first 16 bytes of the model hash, as `.tb` headers record it.
@@ -146,6 +156,24 @@ impl Fingerprint {
     }
 }
 
+/// Files beside `model` whose names extend its name (`model.onnx.data`,
+/// `model.onnx_data`), sorted.
+fn external_data_files(model: &Path) -> Result<Vec<PathBuf>, InferenceError> {
+    let (Some(dir), Some(name)) = (model.parent(), model.file_name()) else { return Ok(Vec::new()) };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let name = name.to_string_lossy();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| InferenceError::io(dir, e))? {
+        let entry = entry.map_err(|e| InferenceError::io(dir, e))?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if file_name.len() > name.len() && file_name.starts_with(name.as_ref()) && entry.path().is_file() {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 /// sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<[u8; 32], InferenceError> {
     let mut file = std::fs::File::open(path).map_err(|e| InferenceError::io(path, e))?;
@@ -162,6 +190,32 @@ pub fn sha256_file(path: &Path) -> Result<[u8; 32], InferenceError> {
 }
 
 /// Everything that can go wrong loading or running a model.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_covers_external_weight_files() {
+        let dir = std::env::temp_dir().join(format!("tenbits-fp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (model, tokenizer) = (dir.join("model.onnx"), dir.join("tokenizer.json"));
+        std::fs::write(&model, b"graph").unwrap();
+        std::fs::write(&tokenizer, b"{}").unwrap();
+        let graph_only = Fingerprint::of_files(&model, &tokenizer).unwrap();
+        std::fs::write(dir.join("model.onnx.data"), b"weights A").unwrap();
+        let with_a = Fingerprint::of_files(&model, &tokenizer).unwrap();
+        std::fs::write(dir.join("model.onnx.data"), b"weights B").unwrap();
+        let with_b = Fingerprint::of_files(&model, &tokenizer).unwrap();
+        std::fs::write(dir.join("unrelated.bin"), b"x").unwrap();
+        let with_b_again = Fingerprint::of_files(&model, &tokenizer).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_ne!(graph_only.model, with_a.model);
+        assert_ne!(with_a.model, with_b.model);
+        assert_eq!(with_b, with_b_again);
+        assert_eq!(graph_only.tokenizer, with_b.tokenizer);
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum InferenceError {
     #[error("unknown model `{name}` (known: {known})")]
