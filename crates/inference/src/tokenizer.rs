@@ -202,14 +202,6 @@ impl TextTokenizer {
         }
         out
     }
-
-    /// Tokenizes text the ordinary way (special tokens in the text are
-    /// recognised), for prompts.
-    pub fn encode_text_plain(&self, text: &str) -> Result<Vec<u32>, InferenceError> {
-        let encoding =
-            self.inner.encode(text, false).map_err(|e| InferenceError::Tokenizer(format!("tokenization failed: {e}")))?;
-        Ok(encoding.get_ids().to_vec())
-    }
 }
 
 /// Where to cut `text` so the piece is at most about `limit` bytes: after the

@@ -234,14 +234,15 @@ impl TokenCoder for EncodeCoder<'_> {
         let token = self.tokens[self.layout.chunks[chunk].0 + pos];
         symbol_table(logits, self.table_len, &mut self.freqs);
         self.encoder.encode(token as usize, &self.freqs).map_err(|e| LosslessError::Coding(e.to_string()))?;
+        let cost = table_cost(&self.freqs, token as usize, self.table_len, logits.len());
         self.model_bits += if (token as usize) < logits.len() {
             tenbits_coding::log2_prob(logits, token as usize)
         } else {
             // The model has no probability for an escape; count what the
             // table charges, so the comparison stays honest.
-            table_cost(&self.freqs, token as usize, self.table_len, logits.len())
+            cost
         };
-        self.table_bits += table_cost(&self.freqs, token as usize, self.table_len, logits.len());
+        self.table_bits += cost;
         Ok(token)
     }
 }
