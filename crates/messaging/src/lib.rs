@@ -1,6 +1,87 @@
 //! Wire protocol and transports for question-asking sessions.
 //!
-//! Empty for now: the question-asking issue adds versioned, length-prefixed
-//! frames (hello, question, one-bit answer, packed bits, accept/reject, bye)
-//! and two transports behind one interface (in-process channels and TCP).
-//! This crate will know nothing of models: it moves bits and frames.
+//! This crate moves frames and bits between an asker (a small model's side)
+//! and an answerer (a large model's side); it knows nothing of models.
+//!
+//! - [`Frame`]: every message: [`Hello`], `Question`, one-bit `Answer`, a
+//!   batch of `Questions` answered by `PackedBits` (see [`pack_bits`]),
+//!   `Verdict`, `Error` (with an [`ErrorCode`]) and `Bye`.
+//! - [`encode_frame`] / [`decode_frame`]: the byte layout below. Decoding
+//!   never panics and rejects every malformed input with a [`WireError`].
+//! - [`Connection`]: `send(&Frame)` and `recv() -> Option<Frame>` over
+//!   in-process channels ([`channel_pair`]) or TCP ([`connect`],
+//!   [`Listener`]); [`Connection::split`] gives a [`FrameSender`] and a
+//!   [`FrameReceiver`] for separate tasks. Every connection keeps
+//!   [`WireStats`]: answer bits conveyed, apart from bytes on the wire.
+//! - [`handshake`]: exchanges [`Hello`]s and checks them ([`check_hello`]):
+//!   protocol version, roles, model ids, prompt version.
+//!
+//! # Frame layout
+//!
+//! ```text
+//! [len: u32 LE][WIRE_MAGIC = b't'][WIRE_VERSION = 1][body: bincode 2]
+//! ```
+//!
+//! `len` counts the magic, version and body (not itself) and is at most the
+//! connection's limit ([`MAX_FRAME_BYTES`], 1 MiB, by default). The body is
+//! the [`Frame`] under `bincode::config::standard()` (little-endian
+//! varints), so its first byte is the variant's tag. An `Answer` takes 9
+//! bytes on the wire.
+//!
+//! # Example
+//!
+//! ```
+//! use tenbits_messaging::{channel_pair, Frame, WireStats};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let rt = tokio::runtime::Builder::new_current_thread().build()?;
+//! rt.block_on(async {
+//!     let (mut asker, mut answerer) = channel_pair();
+//!     let question = Frame::Question {
+//!         session: 7,
+//!         question_id: 0,
+//!         text: "Is the answer even?".into(),
+//!         context: Some("What is 6 * 7?".into()),
+//!     };
+//!     asker.send(&question).await?;
+//!
+//!     let Some(Frame::Question { question_id, .. }) = answerer.recv().await? else {
+//!         panic!("expected a question");
+//!     };
+//!     answerer.send(&Frame::Answer { question_id, bit: true }).await?;
+//!     assert_eq!(asker.recv().await?, Some(Frame::Answer { question_id: 0, bit: true }));
+//!
+//!     let stats = asker.stats();
+//!     assert_eq!(stats.payload_bits_received, 1);
+//!     assert_eq!(stats.bytes_received, 9);
+//!     assert_eq!(stats, WireStats {
+//!         frames_sent: 1,
+//!         frames_received: 1,
+//!         bytes_sent: stats.bytes_sent,
+//!         bytes_received: 9,
+//!         payload_bits_sent: 0,
+//!         payload_bits_received: 1,
+//!     });
+//!     Ok::<_, tenbits_messaging::WireError>(())
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod frame;
+mod transport;
+
+pub use frame::{
+    check_hello, decode_frame, decode_payload, encode_frame, hex, pack_bits, unpack_bits,
+    ErrorCode, Frame, HandshakeError, Hello, ModelId, Role, WireError, HEADER_BYTES,
+    MAX_FRAME_BYTES, PREFIX_BYTES, PROTOCOL_VERSION, WIRE_MAGIC, WIRE_VERSION,
+};
+pub use transport::{
+    channel_pair, connect, handshake, Connection, FrameReceiver, FrameSender, Listener, WireStats,
+    CHANNEL_CAPACITY,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,232 @@
+//! The question-asking (QA) protocol of "Haiku to Opus in Just 10 bits",
+//! independent of any model runtime.
+//!
+//! A small model, the *asker*, drafts an answer to a [`Problem`], asks N
+//! yes/no questions about it, gets one bit per question from a large model,
+//! the *answerer*, and answers again. Models are reached only through the
+//! [`ChatModel`] trait defined here; this crate knows nothing of ONNX,
+//! tokenizers or actors.
+//!
+//! - [`prompts`]: every template, versioned by [`PROMPT_VERSION`], with the
+//!   per-[`Task`] system prompts and the numbered-list parser
+//!   ([`parse_questions`]).
+//! - [`protocol`]: [`run`] plays one [`Setting`] (BLC, QA, QA+) under a
+//!   [`Config`] (questions per round, rounds, accept/reject verdicts, the
+//!   [`AnswererView`], coded answers) and returns a [`Transcript`]. The
+//!   one-way (compression) view is [`Sender`] (the answerer plus a replica
+//!   of the asker; emits only the payload) and [`Receiver`] (the asker
+//!   alone; rebuilds the same transcript from the payload). Both run the
+//!   same code; only where the bits come from differs.
+//! - [`coded`]: answer bits range-coded (with `tenbits-coding`) under the
+//!   asker's own predictions of them, so answers cost less than a bit each
+//!   when the asker can guess them.
+//! - [`mod@bisect`]: candidate bisection for short answers ([`bisect()`],
+//!   [`list_candidates`], [`Bisection`]).
+//! - [`eval`]: grading of short and multiple-choice answers, and [`Tally`].
+//!
+//! ```
+//! use tenbits_qa::{run, ChatModel, Config, Message, ModelError, Problem, Sampling, Setting, Task};
+//!
+//! /// Asks "Is it 42?" and believes only that.
+//! struct Parrot(&'static str);
+//! impl ChatModel for Parrot {
+//!     fn model_id(&self) -> [u8; 16] { [self.0.len() as u8; 16] }
+//!     fn name(&self) -> &str { self.0 }
+//!     fn generate(&mut self, requests: &[(Vec<Message>, Sampling)]) -> Result<Vec<String>, ModelError> {
+//!         Ok(requests.iter().map(|_| "1. Is it 42?\n2) Is it odd?".to_string()).collect())
+//!     }
+//!     fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
+//!         let yes = |c: &Vec<Message>| c.last().is_some_and(|m| m.content.contains("Question: Is it 42?"));
+//!         Ok(conversations.iter().map(|c| if yes(c) { 0.9 } else { 0.2 }).collect())
+//!     }
+//!     fn score_candidates(&mut self, _: &[Message], c: &[String]) -> Result<Vec<f64>, ModelError> {
+//!         Ok(vec![0.0; c.len()])
+//!     }
+//! }
+//!
+//! let problem = Problem::new(Task::ShortAnswer, "What is 6 x 7?").with_reference("42");
+//! let t = run(Setting::Qa, &Config::default(), &mut Parrot("small"), &mut Parrot("large!"), &problem)?;
+//! assert_eq!(t.rounds[0].questions.len(), 10); // two parsed, eight padded
+//! assert_eq!(t.rounds[0].bits()[..3], [true, false, false]);
+//! assert_eq!((t.raw_bits, t.payload_bits()), (10, 8)); // one byte: 1000_0000
+//! # Ok::<(), tenbits_qa::QaError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub mod bisect;
+pub mod coded;
+pub mod eval;
+pub mod prompts;
+pub mod protocol;
+#[cfg(test)]
+mod testing;
+
+pub use bisect::{bisect, list_candidates, Bisection};
+pub use eval::{grade, Tally};
+pub use prompts::{parse_questions, Task, PROMPT_VERSION};
+pub use protocol::{
+    run, Answer, AnswererView, Config, Knowledge, Problem, Receiver, Round, Sender, Setting,
+    Transcript,
+};
+
+/// Who speaks a [`Message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Instructions.
+    System,
+    /// The person (or the other model) asking.
+    User,
+    /// The model's own turns.
+    Assistant,
+}
+
+/// One turn of a chat conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Message {
+    /// Who speaks.
+    pub role: Role,
+    /// What is said.
+    pub content: String,
+}
+
+impl Message {
+    /// A system message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::System,
+            content: content.into(),
+        }
+    }
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::User,
+            content: content.into(),
+        }
+    }
+    /// An assistant message.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::Assistant,
+            content: content.into(),
+        }
+    }
+}
+
+/// How to sample a completion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// At most this many new tokens.
+    pub max_tokens: usize,
+    /// Softmax temperature; 0 means greedy.
+    pub temperature: f32,
+    /// Nucleus mass (1 = no truncation).
+    pub top_p: f32,
+    /// Seed of the sampler, so that sampling is reproducible.
+    pub seed: u64,
+    /// Generation stops before any of these strings.
+    pub stop: Vec<String>,
+}
+
+impl Default for Sampling {
+    /// Greedy, up to 512 tokens.
+    fn default() -> Self {
+        Self {
+            max_tokens: 512,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 0,
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// A chat model, as the protocol sees it. Implementations must be
+/// deterministic: the same inputs (and seed) give the same outputs, which
+/// the one-way mode relies on.
+pub trait ChatModel {
+    /// Stable id of the exact model (16 bytes, e.g. a truncated sha256), used
+    /// in transcripts and handshakes.
+    fn model_id(&self) -> [u8; 16];
+    /// A human-readable name.
+    fn name(&self) -> &str;
+    /// Completions of independent conversations, one per request, in order.
+    fn generate(
+        &mut self,
+        requests: &[(Vec<Message>, Sampling)],
+    ) -> Result<Vec<String>, ModelError>;
+    /// For each conversation (whose last message is a user's yes/no
+    /// question), P(yes) from one forward pass comparing the "Yes" and "No"
+    /// answer tokens, normalized over the two.
+    fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError>;
+    /// Natural-log probabilities of each candidate as the assistant's reply
+    /// to `conversation`, one per candidate.
+    fn score_candidates(
+        &mut self,
+        conversation: &[Message],
+        candidates: &[String],
+    ) -> Result<Vec<f64>, ModelError>;
+}
+
+/// A failure inside a [`ChatModel`] implementation.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct ModelError(pub String);
+
+/// Errors of the protocol.
+#[derive(Debug, Error)]
+pub enum QaError {
+    /// A model failed.
+    #[error("model failed: {0}")]
+    Model(#[from] ModelError),
+    /// A model returned the wrong number of results.
+    #[error("{model} returned {got} results for {expected} inputs")]
+    Count {
+        /// The model's name.
+        model: String,
+        /// Inputs given.
+        expected: usize,
+        /// Results returned.
+        got: usize,
+    },
+    /// The payload could not be coded or decoded.
+    #[error("answer coding: {0}")]
+    Coding(#[from] tenbits_coding::CodingError),
+    /// The configuration or inputs cannot work (e.g. no reference answer for
+    /// a view that needs one).
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+/// Checks that a model returned one result per input.
+fn check_count<T>(model: &dyn ChatModel, expected: usize, out: Vec<T>) -> Result<Vec<T>, QaError> {
+    if out.len() == expected {
+        Ok(out)
+    } else {
+        Err(QaError::Count {
+            model: model.name().to_string(),
+            expected,
+            got: out.len(),
+        })
+    }
+}
+
+/// One completion.
+fn generate_one(
+    model: &mut dyn ChatModel,
+    messages: Vec<Message>,
+    sampling: &Sampling,
+) -> Result<String, QaError> {
+    let out = model.generate(&[(messages, sampling.clone())])?;
+    Ok(check_count(model, 1, out)?.remove(0))
+}
+
+/// P(yes) for each conversation, checked for count.
+fn p_yes(model: &mut dyn ChatModel, conversations: &[Vec<Message>]) -> Result<Vec<f64>, QaError> {
+    let out = model.p_yes(conversations)?;
+    check_count(model, conversations.len(), out)
+}

@@ -1,0 +1,291 @@
+//! Every prompt of the protocol, in one place, and the parser of the
+//! numbered lists models answer with.
+//!
+//! Any change to a template's wording must bump [`PROMPT_VERSION`]: the
+//! version is recorded in every [`Transcript`](crate::Transcript), and a test
+//! pins [`fingerprint`] (a hash of all templates) to the version.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Message;
+
+/// Version of the wording below; bump on any change.
+pub const PROMPT_VERSION: u32 = 1;
+
+/// The kind of problem, which picks the solver's system prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Task {
+    /// Write a program.
+    Code,
+    /// Pick one lettered option.
+    MultipleChoice,
+    /// A number, word or short phrase.
+    ShortAnswer,
+}
+
+/// Padding when a model writes fewer questions than asked for.
+pub const FALLBACK_QUESTION: &str = "Is the answer correct?";
+/// The accept/reject question of the iterative variant.
+pub const VERDICT_QUESTION: &str = "Is the proposed answer correct?";
+/// Section label of the reference (gold) answer in the answerer's view.
+pub const REFERENCE_LABEL: &str = "Reference answer";
+/// Section label of the answerer's own solution in its view.
+pub const SOLUTION_LABEL: &str = "Your own solution";
+
+const QUESTIONER_SYSTEM: &str = "You are checking a proposed answer to a problem. You cannot see \
+the correct answer, but an expert who knows it will answer each of your questions with a single \
+Yes or No.";
+const ANSWERER_SYSTEM: &str =
+    "You answer questions about a problem truthfully, with a single word: Yes or No.";
+const LISTER_SYSTEM: &str = "You are an expert problem solver.";
+
+/// The solver's system prompt for a task (drafts, own solutions, revisions).
+pub fn system(task: Task) -> &'static str {
+    match task {
+        Task::Code => {
+            "You are an expert programmer. Solve the task and reply with the complete solution \
+in a single code block."
+        }
+        Task::MultipleChoice => {
+            "You are an expert problem solver. Think step by step, briefly, then end with a line \
+'Answer: X' where X is the letter of the correct option."
+        }
+        Task::ShortAnswer => {
+            "You are an expert problem solver. Think step by step, briefly, then end with a line \
+'Answer: ...' giving only the final answer (a number, word or short phrase)."
+        }
+    }
+}
+
+/// A solving conversation (the draft, the answerer's own solution, candidate
+/// scoring), optionally with a hint section (the reference answer).
+pub fn solve(task: Task, problem: &str, reference: Option<&str>) -> Vec<Message> {
+    let user = match reference {
+        Some(r) => format!("{problem}\n\n{REFERENCE_LABEL}:\n{r}"),
+        None => problem.to_string(),
+    };
+    vec![Message::system(system(task)), Message::user(user)]
+}
+
+/// Question generation: the problem, the current answer and the questions
+/// already answered, then "Ask `n` yes/no questions ... numbered list".
+pub fn questions(
+    problem: &str,
+    answer: &str,
+    history: &[(String, bool)],
+    n: usize,
+) -> Vec<Message> {
+    let before = if history.is_empty() {
+        String::new()
+    } else {
+        format!("Questions already answered:\n{}\n\n", qa_lines(history))
+    };
+    let user = format!(
+        "Problem:\n{problem}\n\nProposed answer:\n{answer}\n\n{before}Ask {n} yes/no questions \
+whose answers would best show whether the proposed answer is correct and how to fix it. Reply \
+with a numbered list of {n} questions and nothing else."
+    );
+    vec![Message::system(QUESTIONER_SYSTEM), Message::user(user)]
+}
+
+/// The answerer's (or the asker's predicting) view of one yes/no question:
+/// the problem, optionally what it knows (`(label, text)`: reference or own
+/// solution), optionally the proposed answer, and the question.
+pub fn yes_no(
+    problem: &str,
+    knowledge: Option<(&str, &str)>,
+    answer: Option<&str>,
+    question: &str,
+) -> Vec<Message> {
+    let mut user = format!("Problem:\n{problem}\n\n");
+    if let Some((label, text)) = knowledge {
+        user += &format!("{label}:\n{text}\n\n");
+    }
+    if let Some(a) = answer {
+        user += &format!("Proposed answer:\n{a}\n\n");
+    }
+    user += &format!("Question: {question}\nAnswer Yes or No.");
+    vec![Message::system(ANSWERER_SYSTEM), Message::user(user)]
+}
+
+/// Revision: the solving conversation, the asker's current answer, and the
+/// questions answered so far.
+pub fn revise(task: Task, problem: &str, answer: &str, history: &[(String, bool)]) -> Vec<Message> {
+    let mut m = solve(task, problem, None);
+    m.push(Message::assistant(answer));
+    m.push(Message::user(format!(
+        "An expert who knows the correct answer replied to your yes/no questions:\n{}\n\nTaking \
+these replies into account, solve the problem again and give your final answer in the same format.",
+        qa_lines(history)
+    )));
+    m
+}
+
+/// Candidate listing for bisection: up to `k` plausible final answers.
+pub fn candidates(problem: &str, k: usize) -> Vec<Message> {
+    vec![
+        Message::system(LISTER_SYSTEM),
+        Message::user(format!(
+            "{problem}\n\nList up to {k} different plausible final answers, most likely first, as \
+a numbered list. Give only the answers, without explanations."
+        )),
+    ]
+}
+
+/// How a candidate is scored as the assistant's reply to [`solve`].
+pub fn candidate_reply(candidate: &str) -> String {
+    format!("Answer: {candidate}")
+}
+
+fn qa_lines(history: &[(String, bool)]) -> String {
+    let line = |(i, (q, a)): (usize, &(String, bool))| {
+        format!("{}. {q} {}", i + 1, if *a { "Yes" } else { "No" })
+    };
+    history
+        .iter()
+        .enumerate()
+        .map(line)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// FNV-1a hash of every template rendered with fixed arguments; pinned to
+/// [`PROMPT_VERSION`] by a test.
+pub fn fingerprint() -> u64 {
+    let h = [("Is it?".to_string(), true)];
+    let mut all = vec![
+        solve(Task::Code, "P", Some("R")),
+        solve(Task::MultipleChoice, "P", None),
+        solve(Task::ShortAnswer, "P", None),
+        questions("P", "A", &h, 7),
+        questions("P", "A", &[], 7),
+        yes_no(
+            "P",
+            Some((REFERENCE_LABEL, "R")),
+            Some("A"),
+            FALLBACK_QUESTION,
+        ),
+        yes_no("P", Some((SOLUTION_LABEL, "S")), None, VERDICT_QUESTION),
+        revise(Task::ShortAnswer, "P", "A", &h),
+        candidates("P", 5),
+    ];
+    all.push(vec![Message::assistant(candidate_reply("C"))]);
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for m in all.iter().flatten() {
+        for b in format!("{:?}\u{0}{}\u{0}", m.role, m.content).bytes() {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// Strips a list marker ("1.", "1)", "(1)", "1:", "Q1:", "Question 1.",
+/// "-", "*", "•", "+"); `None` if the line has none.
+fn strip_marker(line: &str) -> Option<&str> {
+    let s = line.trim();
+    for bullet in ["- ", "* ", "• ", "+ "] {
+        if let Some(rest) = s.strip_prefix(bullet) {
+            return Some(rest.trim());
+        }
+    }
+    let t = s
+        .strip_prefix("Question")
+        .or_else(|| s.strip_prefix(['Q', 'q']))
+        .unwrap_or(s);
+    let t = t.trim_start();
+    let t = t.strip_prefix('(').unwrap_or(t);
+    let rest = t.trim_start_matches(|c: char| c.is_ascii_digit());
+    if rest.len() == t.len() {
+        return None;
+    }
+    let rest = rest.strip_prefix(['.', ')', ':'])?;
+    // "3.5 is ..." is a number, not a marker.
+    (!rest.starts_with(|c: char| c.is_ascii_digit())).then(|| rest.trim())
+}
+
+/// The items of a list: the non-empty marked lines, marker stripped, if any
+/// line has a marker (so a preamble such as "Here are my questions:" is
+/// dropped); otherwise every non-empty line.
+pub fn parse_list(text: &str) -> Vec<String> {
+    let marked: Vec<String> = text
+        .lines()
+        .filter_map(strip_marker)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if !marked.is_empty() {
+        return marked;
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Exactly `n` questions from a model's reply.
+///
+/// Marked list items are kept whether or not they end with '?' (small models
+/// often drop it, and the item is still meant as a question). Only when no
+/// line has a marker are lines filtered, to those ending with '?'. Missing
+/// questions are padded with [`FALLBACK_QUESTION`]; extra ones are dropped.
+pub fn parse_questions(text: &str, n: usize) -> Vec<String> {
+    let mut items = parse_list(text);
+    if !text.lines().any(|l| strip_marker(l).is_some()) {
+        items.retain(|q| q.ends_with('?'));
+    }
+    items.resize(n, FALLBACK_QUESTION.to_string());
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_pinned_to_the_version() {
+        // A failure here means a template changed: bump PROMPT_VERSION and
+        // update the pinned fingerprint together.
+        assert_eq!((PROMPT_VERSION, fingerprint()), (1, 0xe6ad_7737_cc1a_c97a));
+    }
+
+    #[test]
+    fn parses_every_marker_style() {
+        let text = "Here are the questions:\n1. Is it even?\n2) Is it prime\n(3) Is it > 3?\n\
+                    Q4: Is it 42?\nQuestion 5. Is it odd?\n- Is it small?\n* Is it big?\n\
+                    • Is it real?\n6.\n7:Is it 7?\n";
+        let q = parse_questions(text, 12);
+        assert_eq!(
+            q[..9],
+            [
+                "Is it even?",
+                "Is it prime",
+                "Is it > 3?",
+                "Is it 42?",
+                "Is it odd?",
+                "Is it small?",
+                "Is it big?",
+                "Is it real?",
+                "Is it 7?"
+            ]
+        );
+        assert_eq!(q[9..], [FALLBACK_QUESTION; 3]);
+        assert_eq!(parse_questions(text, 2), ["Is it even?", "Is it prime"]);
+    }
+
+    #[test]
+    fn unmarked_lines_need_a_question_mark() {
+        let text = "Sure.\n\n  Is x even?  \n3.5 is not a marker?\nQuick question?\nThe end";
+        assert_eq!(
+            parse_questions(text, 4),
+            [
+                "Is x even?",
+                "3.5 is not a marker?",
+                "Quick question?",
+                FALLBACK_QUESTION
+            ]
+        );
+        assert_eq!(parse_list("alpha\n\nbeta\n"), ["alpha", "beta"]);
+        assert!(parse_questions("", 0).is_empty());
+    }
+}
