@@ -19,26 +19,60 @@ The first form writes into OUT_DIR:
 * ``config.json``      hyper-parameters, special token ids, chat template and
                         the sha256 of the source GGUF.
 
-``--weights q4`` keeps the linear weights that the GGUF stores as Q4_0 / Q4_1
-(block size 32) quantized, as onnxruntime's contrib op
-``com.microsoft.MatMulNBits`` (bits 4, block_size 32, the GGUF's own 4-bit
-values and fp16 scales, repacked):  Q4_0 is w = d * (q - 8) (MatMulNBits'
-default zero point); Q4_1 is w = d * q + m, computed as MatMulNBits with zero
-point 0 plus a small fp32 MatMul of per-block sums of the input with the
-minimums m (onnxruntime's float zero points would run an unpacked, naive
-dequantization on every call).  Fused q/k/v and gate/up stay fused when all
-their parts are 4-bit; mixed groups and every other type stay fp32.  With
-accuracy level 4 (the default; int8-quantized activations, the fast CPU
-kernels) a Q8_0 / 4-bit LM head becomes an 8 / 4-bit MatMulNBits too, and a
-tied Q8_0 embedding is stored once as uint8 blocks, read by
-``com.microsoft.GatherBlockQuantized`` (bit-exact d * q) and the head.
-Accuracy level 0/1 computes in fp32 (within ~1e-4 of the fp32 model) but is
-no faster than fp32 on x86.  config.json records ``"weights"`` (and the
-accuracy level).  The ``--weights fp32`` output is unchanged.
+``--weights q4`` keeps every weight the GGUF stores quantized in its own
+blocks, with its own values (no requantization: the effective weights equal
+gguf.quants.dequantize's, bit for bit), as onnxruntime's contrib op
+``com.microsoft.MatMulNBits`` (see decompose() for each type's layout):
+
+* 4 bits, block 32: Q4_0 (w = d (q - 8), the default zero point), Q4_1
+  (w = d q + m) and Q4_K (per 32-element sub-block w = d sc q - dmin m,
+  Q4_1's form with scale d sc and minimum -dmin m; the 12 packed 6-bit
+  scales/minimums are unpacked as ggml's get_scale_min_k4).  A minimum is
+  not a float zero point (onnxruntime's CPU kernel would then never prepack
+  B and would dequantize the whole matrix with a naive loop on every call,
+  ~50x slower), but a small fp32 MatMul of per-block sums of the input with
+  the minimums, as llama.cpp does.  K-quants are "centred": zero point 8
+  and minimum m + 8 d sc (Q5_1 / Q5_K: 16), the same weights exactly
+  (checked per tensor), which cut Qwen2.5-Coder-1.5B's largest logit error
+  at accuracy level 4 (below) from 0.19 to 0.06.
+* 8 bits: Q5_0 (w = d (q - 16)), Q5_1, Q5_K and Q8_0 in blocks of 32, and
+  Q6_K (w = d sc (q - 32), 16 sub-blocks of 16 with int8 scales) in blocks
+  of 16: every value fits a byte, shifted to the default zero point 128.
+  8-bit MatMulNBits at accuracy level 4 has packed kernels for block sizes
+  16 and 32 in onnxruntime 1.31 (on a 2-core AVX2 CPU, per weight: at batch
+  1 about 2x slower than 4 bits and 3x faster than a fp32 MatMul; at batch
+  8 about as fast as fp32, at under a third of its memory).
+* The scales (and minimums) of Q5_x / Q6_K / Q8_0 / K-quants are stored as
+  the GGUF has them, float16 super-block scales times small integers, and
+  multiplied out to float32 by onnxruntime's constant folding at load time
+  (exact: a float16 times an integer below 2^7), so the file stays close to
+  the GGUF's size.  Q4_0 / Q4_1 keep float32 scales in the file (SmolLM2's
+  converted model is unchanged byte for byte).
+
+Fused q/k/v and gate/up stay one MatMulNBits when their parts share bits
+and block size; otherwise (e.g. 4-bit q/k with a 6-bit v) each run of
+parts of one kind gets its own MatMulNBits and the results are
+concatenated.  Only unsupported types (Q2_K, Q3_K, IQ*, F16, ...) fall
+back to fp32.  With accuracy level 4 (the default: int8-quantized
+activations, the fast CPU kernels) the LM head is quantized the same way;
+level 0/1 computes in fp32 (4-bit) or dequantizes 8-bit weights to fp32
+(whose CompFp32 path has no packed kernel), within ~1e-4 of the fp32 model
+but no faster on x86.  A quantized token embedding is never expanded: its
+rows are gathered from the blocks with ``com.microsoft.GatherBlockQuantized``
+(bit-exact d (q - zp)), a minimum gathered separately and added per block;
+a tied embedding is stored once and read by the head too.  config.json
+records ``"weights"`` (and the accuracy level).  The ``--weights fp32``
+output is unchanged.  ``scripts/test_convert_gguf.py`` checks every type's
+decomposition against hand-computed blocks and gguf.quants.dequantize, and
+reads the weights back out of a converted graph.
 
 ``--tiny`` builds a small random-weight llama GGUF in a temporary file with
 gguf's own ``GGUFWriter`` (two quantized tensor formats included) and runs the
-very same conversion on it; this is how ``tests/fixtures/tiny`` is produced.
+very same conversion on it; this is how ``tests/fixtures/tiny`` and
+``tests/fixtures/tiny-optimum`` are produced:
+
+    python scripts/convert_gguf.py --tiny tests/fixtures/tiny --weights q4 --kv-cache static
+    python scripts/convert_gguf.py --tiny tests/fixtures/tiny-optimum
 
 ONNX contract (the Rust side relies on it exactly)
 --------------------------------------------------
@@ -157,37 +191,11 @@ class GGUFModel:
         return gguf.GGMLQuantizationType(t.tensor_type)
 
     def blocks(self, name: str) -> "QuantLinear":
-        """A Q4_0 / Q4_1 / Q8_0 matrix as its raw blocks (no dequantization).
-
-        GGUF stores a [n_out, n_in] linear weight row by row, each row as
-        n_in / 32 blocks along n_in: exactly the [N, K/32, 32] layout of
-        MatMulNBits' B input.
-        """
+        """A quantized matrix as its raw blocks (no dequantization), see decompose()."""
         t = self.tensors[name]
-        qt = self.quant_type(name)
         n_out, n_in = (int(d) for d in reversed(t.shape.tolist()))
-        if n_in % 32:
-            raise ConversionError(f"tensor {name!r}: row length {n_in} is not a multiple of 32")
-        nb = n_in // 32
-        raw = np.asarray(t.data, dtype=np.uint8).reshape(n_out, nb, -1)
-        d = np.ascontiguousarray(raw[..., 0:2]).view(np.float16)[..., 0].astype(np.float32)
-        if qt == gguf.GGMLQuantizationType.Q8_0:
-            # w = d * q, q int8; stored as q + 128 with zero point 128.
-            q = (np.ascontiguousarray(raw[..., 2:34]).view(np.int8).astype(np.int16) + 128)
-            return QuantLinear(qt, 8, q.astype(np.uint8), d, None,
-                               np.full((n_out, nb), 128, np.uint8))
-        if qt == gguf.GGMLQuantizationType.Q4_1:
-            mins = np.ascontiguousarray(raw[..., 2:4]).view(np.float16)[..., 0].astype(np.float32)
-            qs = raw[..., 4:20]
-            zp = 0  # w = d*q + m: the "+ m" is a separate (exact) term, see linear()
-        elif qt == gguf.GGMLQuantizationType.Q4_0:
-            mins, qs, zp = None, raw[..., 2:18], 8  # w = d * (q - 8)
-        else:
-            raise ConversionError(f"tensor {name!r}: {qt.name} blocks are not supported")
-        # ggml packs element j in the low nibble and j + 16 in the high nibble
-        # of byte j; unpack to one value per byte in element order.
-        q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)
-        return QuantLinear(qt, 4, q, d, mins, np.full((n_out, nb), zp, np.uint8))
+        return decompose(np.asarray(t.data, dtype=np.uint8).reshape(n_out, -1),
+                         self.quant_type(name), name)
 
     def tensor_types(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -197,40 +205,245 @@ class GGUFModel:
         return dict(sorted(counts.items()))
 
 
+# --------------------------------------------------------------------------
+# GGML blocks -> MatMulNBits blocks
+# --------------------------------------------------------------------------
+
+_T = gguf.GGMLQuantizationType
+QK_K = 256  # elements per K-quant super-block
+
+
 @dataclass
 class QuantLinear:
-    """A [N, K] linear weight in 32-element blocks along K.
+    """A [N, K] linear weight in blocks of `block` (32 or 16) elements along K.
 
-    w[n, 32*b + j] = d[n, b] * (q[n, b, j] - zp[n, b]) + (mins[n, b] if mins is not None)
-    q holds one unsigned value per byte (0..15 for 4 bits, 0..255 for 8 bits).
+    w[n, block*b + j] = d[n, b] * (q[n, b, j] - zp[n, b]) + (mins[n, b] if mins is not None)
+
+    q holds one unsigned value per byte (0..15 for 4 bits, 0..255 for 8 bits);
+    every product above is exact in float32, so w equals what ggml (and
+    gguf.quants.dequantize) computes, bit for bit.  `d_parts` / `min_parts`,
+    when set, give d / mins as an exact product a * b of a float16 array and
+    an int8/uint8 array (b may be None: d = a), broadcast over
+    [N, K/256, 1] x [N, K/256, 256/block] for K-quants: the compact form that
+    is stored in the file and multiplied out when onnxruntime loads it.  With
+    `centre` c, mins = a * b + c * d (see decompose()).
     """
     qtype: "gguf.GGMLQuantizationType"
     bits: int
-    q: np.ndarray      # uint8 [N, K/32, 32]
-    d: np.ndarray      # float32 [N, K/32]
-    mins: np.ndarray | None  # float32 [N, K/32] (Q4_1) or None
-    zp: np.ndarray     # uint8 [N, K/32]
+    q: np.ndarray      # uint8 [N, K/block, block]
+    d: np.ndarray      # float32 [N, K/block]
+    mins: np.ndarray | None  # float32 [N, K/block] or None
+    zp: np.ndarray     # uint8 [N, K/block]
+    block: int = 32
+    d_parts: tuple | None = None
+    min_parts: tuple | None = None
+    centre: int = 0
 
     def rows(self, perm) -> "QuantLinear":
         """The same weight with its rows (output features) reordered by `perm`."""
+        def parts(pr):
+            return None if pr is None else tuple(None if a is None else perm(a) for a in pr)
         return QuantLinear(self.qtype, self.bits, perm(self.q), perm(self.d),
-                           None if self.mins is None else perm(self.mins), perm(self.zp))
+                           None if self.mins is None else perm(self.mins), perm(self.zp),
+                           self.block, parts(self.d_parts), parts(self.min_parts), self.centre)
+
+    def weight(self) -> np.ndarray:
+        """The float32 [N, K] weight the blocks stand for (tests and fallbacks)."""
+        w = self.d[..., None] * (self.q.astype(np.float32) - self.zp[..., None].astype(np.float32))
+        if self.mins is not None:
+            w = w + self.mins[..., None]
+        return w.reshape(w.shape[0], -1)
 
     @staticmethod
     def concat(parts: list["QuantLinear"]) -> "QuantLinear":
         """Stack along N (output features); blocks run along K, so this is exact."""
         bits = {p.bits for p in parts}
-        assert len(bits) == 1
+        assert len(bits) == 1 and len({p.block for p in parts}) == 1
         mins = None
         if any(p.mins is not None for p in parts):
             mins = np.concatenate([p.mins if p.mins is not None else np.zeros_like(p.d)
                                    for p in parts], axis=0)
+
+        def cat_parts(attr):
+            prs = [getattr(p, attr) for p in parts]
+            if any(pr is None for pr in prs) or len({tuple(a is None for a in pr) for pr in prs}) != 1 \
+                    or len({tuple(a.shape[1:] for a in pr if a is not None) for pr in prs}) != 1 \
+                    or len({tuple(a.dtype for a in pr if a is not None) for pr in prs}) != 1:
+                return None
+            return tuple(None if prs[0][j] is None else np.concatenate([pr[j] for pr in prs])
+                         for j in range(len(prs[0])))
         return QuantLinear(parts[0].qtype, bits.pop(), np.concatenate([p.q for p in parts]),
                            np.concatenate([p.d for p in parts]), mins,
-                           np.concatenate([p.zp for p in parts]))
+                           np.concatenate([p.zp for p in parts]), parts[0].block,
+                           cat_parts("d_parts"), cat_parts("min_parts") if mins is not None
+                           and all(p.mins is not None for p in parts)
+                           and len({p.centre for p in parts}) == 1 else None,
+                           parts[0].centre)
 
 
-Q4_TYPES = (gguf.GGMLQuantizationType.Q4_0, gguf.GGMLQuantizationType.Q4_1)
+# Bytes per block and elements per block of the types decompose() handles.
+BLOCK_LAYOUT = {_T.Q4_0: (18, 32), _T.Q4_1: (20, 32), _T.Q5_0: (22, 32), _T.Q5_1: (24, 32),
+                _T.Q8_0: (34, 32), _T.Q4_K: (144, QK_K), _T.Q5_K: (176, QK_K),
+                _T.Q6_K: (210, QK_K)}
+BLOCK_TYPES = tuple(BLOCK_LAYOUT)
+
+
+def _f16(raw: np.ndarray, at: int) -> np.ndarray:
+    """The float16 at byte offset `at` of every block: [N, blocks]."""
+    return np.ascontiguousarray(raw[..., at:at + 2]).view(np.float16)[..., 0]
+
+
+def k_scales_mins(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Q4_K / Q5_K: the 12 packed bytes -> 8 six-bit scales and 8 six-bit mins.
+
+    As ggml's get_scale_min_k4: for sub-block j < 4, scale = s[j] & 63 and
+    min = s[j + 4] & 63; for j >= 4 the low 4 bits come from s[j + 4] (scale:
+    low nibble, min: high nibble) and the top 2 bits from the top bits of
+    s[j - 4] (scale) and s[j] (min).
+    """
+    s = s.astype(np.uint8)
+    a, b, c = s[..., 0:4], s[..., 4:8], s[..., 8:12]
+    sc = np.concatenate([a & 63, (c & 0x0F) | ((a >> 6) << 4)], axis=-1)
+    mn = np.concatenate([b & 63, (c >> 4) | ((b >> 6) << 4)], axis=-1)
+    return sc, mn
+
+
+def _centred(ql: QuantLinear, centre: int) -> QuantLinear:
+    """w = d q + m as w = d (q - c) + (m + c d), when m + c d is exact in float32.
+
+    The same weights, but MatMulNBits then multiplies the int8 activations
+    by d (q - c), centred on zero, instead of d q, all of one sign: at
+    accuracy level 4 that about halves the error (the "+ m" term is computed
+    from the unquantized input).  ggml computes w = fl(d q + m) with d q and m
+    exact; d (q - c) is exact too, so with m + c d exact the sum rounds to the
+    same float: still bit-exact.  (Always the case in the models tried; a
+    tensor where it is not keeps c = 0.)
+    """
+    c = ql.mins + np.float32(centre) * ql.d
+    if not np.array_equal(c.astype(np.float64),
+                          ql.mins.astype(np.float64) + centre * ql.d.astype(np.float64)):
+        return ql
+    if ql.bits == 4:
+        zp = np.full_like(ql.zp, centre)                # 8: MatMulNBits' default
+        q = ql.q
+    else:
+        zp = ql.zp                                      # 128, with q stored - centre
+        q = ql.q - np.uint8(centre)
+    return QuantLinear(ql.qtype, ql.bits, q, ql.d, c, zp, ql.block, ql.d_parts, ql.min_parts,
+                       centre)
+
+
+def decompose(raw: np.ndarray, qtype: "gguf.GGMLQuantizationType", name: str = "tensor"
+              ) -> QuantLinear:
+    """Raw GGML blocks of a [N, K] matrix (uint8 [N, bytes per row]) -> QuantLinear.
+
+    GGUF stores a [n_out, n_in] linear weight row by row, each row as blocks
+    along n_in: exactly the [N, K/block, block] layout of MatMulNBits' B.
+
+    * Q4_0  w = d (q - 8)                   4 bits, block 32, zero point 8
+    * Q4_1  w = d q + m                     4 bits, block 32, zero point 0, mins m
+    * Q4_K  w = (d sc_j) q - dmin m_j       4 bits, block 32 (8 sub-blocks of a
+                                            256 super-block): Q4_1's form per
+                                            sub-block, centred (see _centred):
+                                            zero point 8, mins 8 d sc_j - dmin m_j
+    * Q5_0  w = d (q - 16)                  8 bits, block 32, stored q + 112, zp 128
+    * Q5_1  w = d q + m                     8 bits, block 32, stored q + 112, zp 128,
+                                            mins m + 16 d (centred)
+    * Q5_K  w = (d sc_j) q - dmin m_j       8 bits, block 32, stored q + 112, zp 128,
+                                            mins 16 d sc_j - dmin m_j (centred)
+    * Q6_K  w = (d sc_j) (q - 32)           8 bits, block 16 (16 sub-blocks, int8
+                                            scales), stored q + 96, zp 128
+    * Q8_0  w = d q, q int8                 8 bits, block 32, stored q + 128, zp 128
+
+    Every 8-bit type is shifted to zero point 128, MatMulNBits' default, so no
+    zero-point tensor is needed.
+    """
+    if qtype not in BLOCK_LAYOUT:
+        raise ConversionError(f"tensor {name!r}: {qtype.name} blocks are not supported")
+    nbytes, per = BLOCK_LAYOUT[qtype]
+    n_out = raw.shape[0]
+    if raw.shape[1] % nbytes:
+        raise ConversionError(f"tensor {name!r}: row of {raw.shape[1]} bytes is not whole "
+                              f"{qtype.name} blocks")
+    raw = np.asarray(raw, dtype=np.uint8).reshape(n_out, -1, nbytes)
+    nsb = raw.shape[1]  # blocks (super-blocks for K-quants) per row
+
+    def full(nb, v):
+        return np.full((n_out, nb), v, np.uint8)
+
+    if qtype in (_T.Q4_0, _T.Q4_1, _T.Q8_0):
+        # The original Q4_0 / Q4_1 / Q8_0 forms, kept exactly (float32 scales
+        # in the file): SmolLM2's converted model must stay byte-identical.
+        d = _f16(raw, 0).astype(np.float32)
+        if qtype == _T.Q8_0:
+            # w = d * q, q int8; stored as q + 128 with zero point 128.
+            q = (np.ascontiguousarray(raw[..., 2:34]).view(np.int8).astype(np.int16) + 128)
+            return QuantLinear(qtype, 8, q.astype(np.uint8), d, None, full(nsb, 128),
+                               d_parts=(_f16(raw, 0), None))
+        if qtype == _T.Q4_1:
+            mins = _f16(raw, 2).astype(np.float32)
+            qs = raw[..., 4:20]
+            zp = 0  # w = d*q + m: the "+ m" is a separate (exact) term, see linear()
+        else:
+            mins, qs, zp = None, raw[..., 2:18], 8  # w = d * (q - 8)
+        # ggml packs element j in the low nibble and j + 16 in the high nibble
+        # of byte j; unpack to one value per byte in element order.
+        q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)
+        return QuantLinear(qtype, 4, q, d, mins, full(nsb, zp))
+
+    if qtype in (_T.Q5_0, _T.Q5_1):
+        d16 = _f16(raw, 0)
+        off = 2 if qtype == _T.Q5_0 else 4
+        qh = np.ascontiguousarray(raw[..., off:off + 4]).view("<u4")          # [N, nb, 1]
+        qs = raw[..., off + 4:off + 20]
+        # Low 4 bits: element j in the low nibble of byte j, j + 16 in its high
+        # nibble; the 5th bit of element e is bit e of the little-endian qh.
+        high = ((qh >> np.arange(32, dtype=np.uint32)) & 1).astype(np.uint8)  # [N, nb, 32]
+        q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1) | (high << 4)
+        if qtype == _T.Q5_0:
+            return QuantLinear(qtype, 8, q + np.uint8(112), d16.astype(np.float32), None,
+                               full(nsb, 128), d_parts=(d16, None))
+        m16 = _f16(raw, 2)
+        return _centred(QuantLinear(qtype, 8, q + np.uint8(128), d16.astype(np.float32),
+                                    m16.astype(np.float32), full(nsb, 128), d_parts=(d16, None),
+                                    min_parts=(m16, None)), 16)
+
+    if qtype in (_T.Q4_K, _T.Q5_K):
+        d16, dmin16 = _f16(raw, 0)[..., None], _f16(raw, 2)[..., None]     # [N, ns, 1]
+        sc, mn = k_scales_mins(raw[..., 4:16])                              # [N, ns, 8]
+        if qtype == _T.Q4_K:
+            qs = raw[..., 16:144].reshape(n_out, nsb, 4, 32)
+            # 64 elements per 32 bytes: sub-block 2i in the low nibbles of
+            # bytes 32i..32i+31, sub-block 2i+1 in their high nibbles.
+            q = np.stack([qs & 0x0F, qs >> 4], axis=3).reshape(n_out, nsb * 8, 32)
+            bits, zp = 4, 0
+        else:
+            qh = raw[..., 16:48]                                            # [N, ns, 32]
+            qs = raw[..., 48:176].reshape(n_out, nsb, 4, 32)
+            low = np.stack([qs & 0x0F, qs >> 4], axis=3).reshape(n_out, nsb, 8, 32)
+            # The 5th bit of element l of sub-block j is bit j of qh[l].
+            high = (qh[:, :, None, :] >> np.arange(8, dtype=np.uint8)[None, None, :, None]) & 1
+            q = ((low | (high << 4)) + np.uint8(128)).reshape(n_out, nsb * 8, 32)
+            bits, zp = 8, 128
+        d = (d16.astype(np.float32) * sc.astype(np.float32)).reshape(n_out, -1)
+        mins = -(dmin16.astype(np.float32) * mn.astype(np.float32)).reshape(n_out, -1)
+        return _centred(QuantLinear(qtype, bits, q, d, mins, full(nsb * 8, zp), 32,
+                                    d_parts=(d16, sc), min_parts=(-dmin16, mn)),
+                        8 if qtype == _T.Q4_K else 16)
+
+    # Q6_K: ql[128] qh[64] scales[16] (int8) d (f16), 16 sub-blocks of 16.
+    ql = raw[..., 0:128].reshape(n_out, nsb, 2, 2, 32)     # [half, ql offset 0/32, l]
+    qh = raw[..., 128:192].reshape(n_out, nsb, 2, 1, 32)   # [half, -, l]
+    sc = np.ascontiguousarray(raw[..., 192:208]).view(np.int8)             # [N, ns, 16]
+    d16 = _f16(raw, 208)[..., None]                                        # [N, ns, 1]
+    # In each half of 128 elements, element 32k + l (k = 0..3) takes its low
+    # 4 bits from ql[l + 32 (k % 2)] (low nibble for k < 2, high for k >= 2)
+    # and its top 2 bits from bits 2k, 2k+1 of qh[l].
+    low = np.concatenate([ql & 0x0F, ql >> 4], axis=3)                     # [N, ns, 2, 4, 32]
+    high = (qh >> (2 * np.arange(4, dtype=np.uint8))[None, None, None, :, None]) & 3
+    q = ((low | (high << 4)) + np.uint8(96)).reshape(n_out, nsb * 16, 16)
+    d = (d16.astype(np.float32) * sc.astype(np.float32)).reshape(n_out, -1)
+    return QuantLinear(qtype, 8, q, d, None, full(nsb * 16, 128), 16, d_parts=(d16, sc))
 
 
 @dataclass
@@ -335,8 +548,8 @@ LINEAR_TENSORS = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output
 def layer_weights(m: GGUFModel, hp: HParams, i: int, weights: str = "fp32") -> dict:
     """Layer `i`'s weights in Hugging Face layout ([out, in] for linears).
 
-    With weights="q4", linears stored as Q4_0 / Q4_1 come back as QuantLinear
-    blocks, everything else as float32 arrays.
+    With weights="q4", linears of a type in BLOCK_TYPES come back as
+    QuantLinear blocks, everything else as float32 arrays.
     """
     p = f"blk.{i}."
     if weights == "q4":
@@ -344,7 +557,7 @@ def layer_weights(m: GGUFModel, hp: HParams, i: int, weights: str = "fp32") -> d
              "ffn_norm": m.tensor(p + "ffn_norm.weight")}
         for key, tname in LINEAR_TENSORS.items():
             name = p + tname + ".weight"
-            w[key] = m.blocks(name) if m.quant_type(name) in Q4_TYPES else m.tensor(name)
+            w[key] = m.blocks(name) if m.quant_type(name) in BLOCK_TYPES else m.tensor(name)
         for name in ("q", "k", "v"):
             if m.has_tensor(p + f"attn_{name}.bias"):
                 w[name + "_bias"] = m.tensor(p + f"attn_{name}.bias")
@@ -479,58 +692,153 @@ def pack_nibbles(q: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8))
 
 
+def folded(g: GraphBuilder, name: str, parts: tuple, shape: list[int], hint: str) -> str:
+    """The float32 tensor a * b (reshaped to `shape`) from a QuantLinear's d_parts or
+    min_parts: a float16 array and an int8/uint8 array (or None), stored as they
+    are and multiplied out by onnxruntime's constant folding when it loads the
+    model, before MatMulNBits packs its weights.  The product of a float16 and
+    an integer below 2^7 is exact in float32, so this is the ggml value."""
+    a, b = parts
+    x = g.op("Cast", [g.weight(name + ".f16", a)], f"{hint}_a", to=TensorProto.FLOAT)
+    if b is not None:
+        x = g.op("Mul", [x, g.op("Cast", [g.weight(name + ".int", b)], f"{hint}_b",
+                                 to=TensorProto.FLOAT)], f"{hint}_ab")
+    return g.op("Reshape", [x, g.const(shape, np.int64)], hint)
+
+
+def folded_mins(g: GraphBuilder, name: str, ql: QuantLinear, scales: str, shape: list[int],
+                hint: str) -> str:
+    """A QuantLinear's minimums from min_parts (plus centre * scales), folded at load."""
+    mins = folded(g, name, ql.min_parts, shape, hint)
+    if ql.centre:
+        centred = g.op("Mul", [scales, g.const(float(ql.centre), np.float32)], f"{hint}_cd")
+        mins = g.op("Add", [mins, centred], f"{hint}_centred")
+    return mins
+
+
+def zeros_u8(g: GraphBuilder, shape: list[int], hint: str) -> str:
+    """A uint8 zero tensor made at load time (ConstantOfShape is folded too)."""
+    return g.op("ConstantOfShape", [g.const(shape, np.int64)], hint,
+                value=helper.make_tensor("value", TensorProto.UINT8, [1], [0]))
+
+
+def quant_key(p, accuracy_level: int):
+    """Parts with the same key can share one MatMulNBits; None means fp32."""
+    if not isinstance(p, QuantLinear) or (p.bits == 8 and accuracy_level != 4):
+        return None  # 8-bit CompFp32 has no packed kernel: dequantized per call
+    return (p.bits, p.block)
+
+
 def linear(g: GraphBuilder, x: str, parts: list, name: str, hint: str,
            accuracy_level: int, loader, qweight: str | None = None,
-           scales: str | None = None) -> str:
+           scales: str | None = None, labels: list[str] | None = None) -> str:
     """x @ concat(parts, N).T as one MatMul (or com.microsoft.MatMulNBits).
 
     `parts` are [N_i, K] float32 arrays or QuantLinear blocks.  When every part
-    is a 4-bit QuantLinear (or every part an 8-bit one, only used with
+    is a QuantLinear of the same bits and block size (8-bit ones only with
     accuracy_level 4) the weight stays quantized:
 
         y = MatMulNBits(x, q, d, zp)                       (sum_k x_k d (q_k - zp))
-          + ReduceSum(x in blocks of 32) @ mins            (Q4_1's "+ m" term)
+          + ReduceSum(x in blocks) @ mins                  (Q4_1 / K-quants' "+ m" term)
 
-    MatMulNBits also accepts float zero points (zp = -m/d would fold Q4_1's
+    MatMulNBits also accepts float zero points (zp = -m/d would fold the
     minimum in), but onnxruntime's CPU kernel then never prepacks B and
     dequantizes the whole matrix with a naive loop on every call (~50x slower
     than the packed kernels), so the minimum is applied as a separate, small
-    fp32 MatMul over per-block sums of x, as llama.cpp does.  Otherwise
-    (mixed or unsupported types) `loader(i)` gives part i in float32.
+    fp32 MatMul over per-block sums of x, as llama.cpp does.  Parts of
+    different kinds (e.g. 4-bit q/k with a 6-bit v) get one MatMul(NBits)
+    each, joined by a Concat; fp32 parts (unsupported types) come from
+    `loader(i)`.
     """
-    quant = all(isinstance(p, QuantLinear) for p in parts) and \
-        len({p.bits for p in parts}) == 1
-    if quant and parts[0].bits == 8 and accuracy_level != 4:
-        quant = False  # 8-bit CompFp32 has no packed kernel: dequantized per call
-    if not quant:
+    keys = [quant_key(p, accuracy_level) for p in parts]
+    if len(set(keys)) > 1:
+        labels = labels or [str(j) for j in range(len(parts))]
+        outs, j = [], 0
+        while j < len(parts):
+            e = j
+            while e < len(parts) and keys[e] == keys[j]:
+                e += 1
+            sub = "_".join(labels[j:e])
+            outs.append(linear(g, x, parts[j:e], f"{name}.{sub}", f"{hint}_{sub}",
+                               accuracy_level, lambda i, off=j: loader(off + i)))
+            j = e
+        return g.op("Concat", outs, f"{hint}_cat", axis=-1)
+    if keys[0] is None:
         w = np.concatenate([p if isinstance(p, np.ndarray) else loader(j)
                             for j, p in enumerate(parts)], axis=0)
         return g.op("MatMul", [x, g.weight(name + ".weight_t", np.ascontiguousarray(w.T))], hint)
     ql = QuantLinear.concat(parts)
     n, nb = ql.d.shape
-    k = nb * 32
+    bs = ql.block
+    k = nb * bs
     if ql.bits == 4:
-        b = pack_nibbles(ql.q)                       # [N, K/32, 16]
-        zp = pack_nibbles(ql.zp)                     # [N, ceil(K/32 / 2)]
+        b = pack_nibbles(ql.q)                       # [N, K/bs, bs/2]
+        zp = pack_nibbles(ql.zp)                     # [N, ceil(K/bs / 2)]
         default_zp = 8
     else:
         b, zp, default_zp = np.ascontiguousarray(ql.q), np.ascontiguousarray(ql.zp), 128
-    # qweight/scales: already-added initializers holding the same values (the
-    # tied, quantized embedding), reshaped to [N, K/32, blob] by the caller.
-    inputs = [x, qweight or g.weight(name + ".qweight", b),
-              scales or g.weight(name + ".scales", ql.d)]
+    # qweight/scales: already-added tensors holding the same values (a tied,
+    # quantized embedding), reshaped to [N, K/bs, blob] by the caller.
+    qweight = qweight or g.weight(name + ".qweight", b)
+    if scales is None:
+        scales = (folded(g, name + ".scales", ql.d_parts, [n, nb], f"{hint}_scales")
+                  if ql.d_parts is not None else g.weight(name + ".scales", ql.d))
+    inputs = [x, qweight, scales]
     if not (ql.zp == default_zp).all():
-        inputs.append(g.weight(name + ".qzeros", zp))
+        if ql.d_parts is not None and not ql.zp.any():
+            inputs.append(zeros_u8(g, list(zp.shape), f"{hint}_zp"))
+        else:
+            inputs.append(g.weight(name + ".qzeros", zp))
     y = g.op("MatMulNBits", inputs, hint, domain=MS_DOMAIN, K=k, N=n, bits=ql.bits,
-             block_size=32, accuracy_level=accuracy_level)
+             block_size=bs, accuracy_level=accuracy_level)
     if ql.mins is not None:
-        blocks = g.op("Reshape", [x, g.const([0, 0, nb, 32], np.int64)], f"{hint}_blocks")
+        blocks = g.op("Reshape", [x, g.const([0, 0, nb, bs], np.int64)], f"{hint}_blocks")
         sums = g.op("ReduceSum", [blocks, g.const([-1], np.int64)], f"{hint}_blocksum",
-                    keepdims=0)                                                  # [B,S,K/32]
-        offs = g.op("MatMul", [sums, g.weight(name + ".mins_t",
-                                              np.ascontiguousarray(ql.mins.T))], f"{hint}_min")
+                    keepdims=0)                                                  # [B,S,K/bs]
+        if ql.min_parts is not None:
+            mins_t = g.op("Transpose", [folded_mins(g, name + ".mins", ql, scales, [n, nb],
+                                                    f"{hint}_mins")], f"{hint}_mins_t", perm=[1, 0])
+        else:
+            mins_t = g.weight(name + ".mins_t", np.ascontiguousarray(ql.mins.T))
+        offs = g.op("MatMul", [sums, mins_t], f"{hint}_min")
         y = g.op("Add", [y, offs], f"{hint}_q41")
     return y
+
+
+def quantized_embedding(g: GraphBuilder, eq: QuantLinear, hp: HParams, share: bool
+                        ) -> tuple[str, str | None, str | None]:
+    """Token embeddings gathered from quantized rows with GatherBlockQuantized.
+
+    The rows stay in their GGML blocks (bit-exact d * (q - zp)); a minimum
+    (Q4_1, Q4_K, ...) is gathered separately and added per block.  Returns the
+    embeddings and, with `share` (tied embeddings), the same weight reshaped
+    as MatMulNBits' B and its scales, for the LM head.
+    """
+    nb, bs = eq.d.shape[1], eq.block
+    data = eq.q if eq.bits == 8 else pack_nibbles(eq.q)
+    blob = data.shape[-1]
+    qw = g.weight("model.embed_tokens.qweight", np.ascontiguousarray(data.reshape(hp.vocab, -1)))
+    scales = (folded(g, "model.embed_tokens.scales", eq.d_parts, [hp.vocab, nb], "embed_scales")
+              if eq.d_parts is not None else g.weight("model.embed_tokens.scales", eq.d))
+    inputs = [qw, "input_ids", scales]
+    default_zp = 8 if eq.bits == 4 else 128
+    if not (eq.zp == default_zp).all():
+        zp = pack_nibbles(eq.zp) if eq.bits == 4 else eq.zp
+        inputs.append(zeros_u8(g, list(zp.shape), "embed_zp") if not eq.zp.any()
+                      else g.weight("model.embed_tokens.qzeros", np.ascontiguousarray(zp)))
+    x = g.op("GatherBlockQuantized", inputs, "embeds", domain=MS_DOMAIN, gather_axis=0,
+             quantize_axis=1, block_size=bs, bits=eq.bits)
+    if eq.mins is not None:
+        mins = (folded_mins(g, "model.embed_tokens.mins", eq, scales, [hp.vocab, nb], "embed_mins")
+                if eq.min_parts is not None else g.weight("model.embed_tokens.mins", eq.mins))
+        row_mins = g.op("Unsqueeze", [g.op("Gather", [mins, "input_ids"], "embed_row_mins",
+                                           axis=0), g.const([-1], np.int64)], "embed_row_mins4")
+        blocks = g.op("Reshape", [x, g.const([0, 0, nb, bs], np.int64)], "embed_blocks")
+        x = g.op("Reshape", [g.op("Add", [blocks, row_mins], "embed_plus_mins"),
+                             g.const([0, 0, hp.hidden], np.int64)], "embeds_min")
+    if not share:
+        return x, None, None
+    return x, g.op("Reshape", [qw, g.const([hp.vocab, nb, blob], np.int64)], "embed_q3"), scales
 
 
 def build_model(m: GGUFModel, hp: HParams, external_path: str | None,
@@ -591,18 +899,18 @@ def build_model(m: GGUFModel, hp: HParams, external_path: str | None,
     heads5_shape = g.const([0, 0, R, -1, D], i64, "heads5_shape")
 
     # ---- embeddings -------------------------------------------------------
-    # With weights="q4" and accuracy_level 4, a Q8_0 / Q4 LM head runs as
+    # With weights="q4" and accuracy_level 4, a quantized LM head runs as
     # MatMulNBits (8-bit CompFp32 has no packed kernel, and 4-bit CompFp32 is
-    # slower than fp32 here).  A tied Q8_0 embedding is then stored once, as
-    # uint8 blocks read by both GatherBlockQuantized (bit-exact d * q) and the
-    # head.
+    # slower than fp32 here).  A quantized embedding stays in its blocks, read
+    # by GatherBlockQuantized (bit-exact); when tied, the head reads the same
+    # blocks.
     head_q = None
     head_name = "token_embd.weight" if hp.tied else "output.weight"
-    if weights == "q4" and accuracy_level == 4 and m.quant_type(head_name) in \
-            Q4_TYPES + (gguf.GGMLQuantizationType.Q8_0,):
+    if weights == "q4" and accuracy_level == 4 and m.quant_type(head_name) in BLOCK_TYPES:
         head_q = m.blocks(head_name)
     embed = embed_q = embed_scales = None
-    if hp.tied and head_q is not None and head_q.bits == 8:
+    if hp.tied and head_q is not None and head_q.qtype == gguf.GGMLQuantizationType.Q8_0:
+        # (SmolLM2's form, kept byte for byte.)
         nb = head_q.d.shape[1]
         embed_q = g.weight("model.embed_tokens.qweight",
                            np.ascontiguousarray(head_q.q.reshape(hp.vocab, nb * 32)))
@@ -612,6 +920,12 @@ def build_model(m: GGUFModel, hp: HParams, external_path: str | None,
         # MatMulNBits wants B as [N, K/32, 32]; onnxruntime folds this Reshape
         # of an initializer at load time, so the packed kernel still applies.
         embed_q = g.op("Reshape", [embed_q, g.const([hp.vocab, nb, 32], i64)], "embed_q3")
+    elif weights == "q4" and m.quant_type("token_embd.weight") in BLOCK_TYPES and \
+            not (hp.tied and head_q is None):
+        share = hp.tied and head_q is not None
+        eq = head_q if share else m.blocks("token_embd.weight")
+        x, embed_q, embed_scales = quantized_embedding(g, eq, hp, share)
+        del eq
     else:
         embed = g.weight("model.embed_tokens.weight", m.tensor("token_embd.weight"))
         x = g.op("Gather", [embed, "input_ids"], "embeds", axis=0)
@@ -625,7 +939,7 @@ def build_model(m: GGUFModel, hp: HParams, external_path: str | None,
             def loader(j):  # float32 fallback for a part, same values as weights=fp32
                 return layer_weights(m, hp, i)[keys[j]]
             return linear(g, x_in, [w[k_] for k_ in keys], p + wname, hint, accuracy_level,
-                          loader)
+                          loader, labels=keys)
 
         h = rms_norm(g, x, g.weight(p + "input_layernorm.weight", w["attn_norm"]), eps, two,
                      f"l{i}_ln1")
@@ -707,7 +1021,7 @@ def build_model(m: GGUFModel, hp: HParams, external_path: str | None,
     x = rms_norm(g, x, g.weight("model.norm.weight", m.tensor("output_norm.weight")), eps, two,
                  "final_ln")
     if head_q is not None:
-        # LM head as MatMulNBits (Q8_0 -> 8 bits, zero point 128).
+        # LM head as MatMulNBits (4 or 8 bits, as the layers' linears).
         linear(g, x, [head_q], "lm_head", "logits_q", accuracy_level, None, embed_q,
                embed_scales)
         g.nodes[-1].output[0] = "logits"
@@ -1103,9 +1417,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--external-data", choices=("auto", "always", "never"), default="auto",
                     help="store weights in model.onnx.data (auto: only when over ~1.8 GB)")
     ap.add_argument("--weights", choices=("fp32", "q4"), default="fp32",
-                    help="fp32: dequantize every weight (default); q4: keep Q4_0/Q4_1 linears "
-                         "(and with --accuracy-level 4 a Q8_0/Q4 LM head) quantized as "
-                         "com.microsoft.MatMulNBits")
+                    help="fp32: dequantize every weight (default); q4: keep quantized linears "
+                         "(Q4_0/Q4_1/Q4_K as 4-bit, Q5_0/Q5_1/Q5_K/Q6_K/Q8_0 as 8-bit; with "
+                         "--accuracy-level 4 also the LM head) as com.microsoft.MatMulNBits and "
+                         "the embedding as GatherBlockQuantized")
     ap.add_argument("--accuracy-level", type=int, choices=(0, 1, 4), default=4,
                     help="MatMulNBits accuracy_level for --weights q4 (4: int8 activations, "
                          "the fast CPU kernels; 0/1: fp32 compute; default 4)")

