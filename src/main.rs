@@ -10,6 +10,9 @@ use tenbits_inference::{OnnxModel, Registry, SessionSettings};
 use tenbits_lossless::{Options, Progress};
 
 mod bench;
+mod bench_swarm;
+mod agents;
+mod chat;
 
 #[derive(Parser)]
 #[command(name = "tenbits", version, about = "Compress what language models say, with language models")]
@@ -56,7 +59,55 @@ enum Command {
         /// The .tb file.
         input: PathBuf,
     },
-    /// Measure tenbits against classic compressors.
+    /// List, fetch and describe the registered models.
+    #[command(subcommand)]
+    Models(chat::ModelsCommand),
+    /// Generate a reply to one prompt, streamed to stdout.
+    Generate {
+        /// The prompt (a user message, or plain text with --raw).
+        prompt: String,
+        /// Continue the prompt as plain text instead of replying to it as a
+        /// chat message (e.g. to complete code).
+        #[arg(long)]
+        raw: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        sampling: chat::SamplingArgs,
+    },
+    /// Chat with a model interactively (one message per line on stdin).
+    Chat {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        sampling: chat::SamplingArgs,
+    },
+    /// Serve a large model as a question answerer (TCP), as configured.
+    Serve {
+        /// Deployment file (e.g. config/answerer.toml); keys can be
+        /// overridden with TENBITS_<SECTION>__<KEY>.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Ask: a small model drafts, asks yes/no questions, gets one bit per
+    /// question from the answerer, and revises. Prints every step and the
+    /// bits sent.
+    Ask {
+        /// Deployment file (config/local.toml: one process; config/asker.toml:
+        /// to a `tenbits serve` over TCP).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The problem.
+        problem: String,
+    },
+    /// Run many askers against one answerer over the tasks of a file and
+    /// report tasks done, bits, wire bytes, accuracy and latency.
+    Simulate {
+        /// Deployment file (e.g. config/swarm.toml).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Measure tenbits: compression against classic compressors, model speed.
     #[command(subcommand)]
     Bench(BenchCommand),
 }
@@ -73,6 +124,52 @@ enum BenchCommand {
         model: ModelArgs,
         #[command(flatten)]
         coding: CodingArgs,
+        /// Also write the results table (Markdown) to this file.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+    },
+    /// Questions answered per second by one answerer over TCP on loopback
+    /// for many askers, batched against one question per forward pass;
+    /// latency per request and wire bytes per answer bit.
+    Swarm {
+        /// The answerer's model.
+        #[arg(long, default_value = "qwen2.5-coder-0.5b")]
+        model: String,
+        /// ONNX Runtime intra-op threads [default: available cores, at most 4].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Numbers of askers to run, one after another.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
+        askers: Vec<usize>,
+        /// Requests (of ten questions) per asker.
+        #[arg(long, default_value_t = 1)]
+        requests: usize,
+        /// Askers of the one-question-per-pass baseline run (0: none).
+        #[arg(long, default_value_t = 32)]
+        baseline_askers: usize,
+        /// Problems and gold answers (JSON lines).
+        #[arg(long, default_value = "config/tasks/arith.jsonl")]
+        tasks: PathBuf,
+        /// Also write the results table (Markdown) to this file.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+    },
+    /// Load time, prefill and decode speed (batch 1, 8, 32) and memory of
+    /// each model, beside this machine's measured memory bandwidth and
+    /// matrix-multiply rate.
+    Models {
+        /// Models to measure [default: every model that is set up].
+        #[arg(long = "model")]
+        models: Vec<String>,
+        /// ONNX Runtime intra-op threads [default: available cores, at most 4].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Prompt tokens for the prefill measurement.
+        #[arg(long, default_value_t = 256)]
+        prefill_tokens: usize,
+        /// Decode steps per batch size.
+        #[arg(long, default_value_t = 32)]
+        decode_steps: usize,
         /// Also write the results table (Markdown) to this file.
         #[arg(long, value_name = "FILE")]
         markdown: Option<PathBuf>,
@@ -112,7 +209,7 @@ pub struct LoadedModel {
     pub model: OnnxModel,
 }
 
-fn settings(threads: Option<usize>) -> SessionSettings {
+pub fn settings(threads: Option<usize>) -> SessionSettings {
     match threads {
         Some(threads) => SessionSettings { threads },
         None => SessionSettings::default(),
@@ -283,6 +380,26 @@ fn run(cli: Cli) -> Result<()> {
             decompress_command(input.as_deref(), output.as_deref(), model.as_deref(), model_dir.as_deref(), threads)
         }
         Command::Info { input } => info_command(&input),
+        Command::Models(command) => chat::models_command(&command),
+        Command::Serve { config } => agents::serve_command(&config),
+        Command::Ask { config, problem } => agents::ask_command(&config, &problem),
+        Command::Simulate { config } => agents::simulate_command(&config),
+        Command::Generate { prompt, raw, model, sampling } => chat::generate_command(&model, &prompt, raw, &sampling),
+        Command::Chat { model, sampling } => chat::chat_command(&model, &sampling),
+        Command::Bench(BenchCommand::Swarm { model, threads, askers, requests, baseline_askers, tasks, markdown }) => {
+            bench_swarm::swarm(&bench_swarm::SwarmOptions {
+                model: &model,
+                threads: settings(threads).threads,
+                askers: &askers,
+                requests,
+                baseline_askers,
+                tasks: &tasks,
+                markdown: markdown.as_deref(),
+            })
+        }
+        Command::Bench(BenchCommand::Models { models, threads, prefill_tokens, decode_steps, markdown }) => {
+            bench::models(&models, threads, prefill_tokens, decode_steps, markdown.as_deref())
+        }
         Command::Bench(BenchCommand::Lossless { files, model, coding, markdown }) => {
             let mut loaded = model.load()?;
             let options = coding.options(&loaded);

@@ -8,6 +8,9 @@
 //! * [`OnnxModel`] — the implementation on ONNX Runtime (`ort`, loaded
 //!   dynamically from the library `scripts/setup.py` fetched).
 //! * [`TextTokenizer`] — byte-exact tokenization over a `tokenizer.json`.
+//! * [`Generator`] — text generation over an [`OnnxModel`]: the model's
+//!   [`ChatTemplate`], seeded [`Sampling`], stop strings, streaming, batches
+//!   of [`Request`]s sharing a prompt prefix, and yes/no scoring.
 //! * [`Registry`] — the models this build knows (`config/models.toml`) and
 //!   where the cache keeps them; [`Fingerprint`] identifies a model's files.
 //!
@@ -36,10 +39,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+mod generate;
 mod onnx;
 mod registry;
 mod tokenizer;
 
+pub use generate::{
+    ChatTemplate, Completion, FinishReason, GenerationStats, Generator, Message, Request, Role, Sampling,
+};
 pub use onnx::{runtime_library_path, KvCache, OnnxModel, SessionSettings};
 pub use registry::{cache_dir, ModelEntry, ModelPart, Registry, RuntimeEntry, EMBEDDED_REGISTRY};
 pub use tokenizer::TextTokenizer;

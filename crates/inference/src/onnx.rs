@@ -73,10 +73,21 @@ pub struct OnnxModel {
 }
 
 /// The key/value cache of a batch of independent streams.
+///
+/// Every stream advances by the same number of slots per call, but a slot
+/// may hold a padding token that no later token attends to (see
+/// [`OnnxModel::forward_padded`]), so streams of different lengths share one
+/// batch. Each stream keeps its own position counter.
 pub struct KvCache {
     batch: usize,
     past_len: usize,
     capacity: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    /// Per stream, whether each of the `past_len` slots holds a real token.
+    valid: Vec<Vec<bool>>,
+    /// Per stream, the position the next real token gets.
+    next_pos: Vec<usize>,
     storage: KvStorage,
 }
 
@@ -95,7 +106,7 @@ impl KvCache {
         self.batch
     }
 
-    /// Tokens already seen by each stream.
+    /// Slots already used by each stream (real tokens and padding).
     pub fn past_len(&self) -> usize {
         self.past_len
     }
@@ -103,6 +114,68 @@ impl KvCache {
     /// Most tokens each stream can hold.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// The position stream `row`'s next real token gets (its real tokens so far).
+    pub fn next_position(&self, row: usize) -> usize {
+        self.next_pos[row]
+    }
+
+    /// Forgets everything after the first `len` slots, so a cached prefix can
+    /// be extended with other tokens. Only static-cache models can truncate.
+    pub fn truncate(&mut self, len: usize) -> Result<(), InferenceError> {
+        if len >= self.past_len {
+            return Ok(());
+        }
+        if !matches!(self.storage, KvStorage::Static(_)) {
+            return Err(InferenceError::Runtime("only static-cache models can truncate a cache".into()));
+        }
+        for (valid, pos) in self.valid.iter_mut().zip(self.next_pos.iter_mut()) {
+            valid.truncate(len);
+            *pos = valid.iter().filter(|&&v| v).count();
+        }
+        self.past_len = len;
+        Ok(())
+    }
+
+    /// A new cache of `batch` streams and `capacity` slots whose every stream
+    /// starts as a copy of stream `row` of this one: a prompt prefix computed
+    /// once and shared by many requests. Only static-cache models can fork.
+    pub fn fork(&self, row: usize, batch: usize, capacity: usize) -> Result<KvCache, InferenceError> {
+        let KvStorage::Static(buffers) = &self.storage else {
+            return Err(InferenceError::Runtime("sharing a prompt prefix needs a static-cache model (convert with --kv-cache static)".into()));
+        };
+        if row >= self.batch || capacity < self.past_len {
+            return Err(InferenceError::Runtime(format!(
+                "cannot fork stream {row} of {} ({} slots) into {capacity} slots",
+                self.batch, self.past_len
+            )));
+        }
+        let (heads, dim, old_cap, len) = (self.kv_heads, self.head_dim, self.capacity, self.past_len);
+        let forked = buffers
+            .iter()
+            .map(|src| {
+                let mut dst = vec![0.0f32; batch * heads * capacity * dim];
+                for b in 0..batch {
+                    for h in 0..heads {
+                        let from = ((row * heads + h) * old_cap) * dim;
+                        let to = ((b * heads + h) * capacity) * dim;
+                        dst[to..to + len * dim].copy_from_slice(&src[from..from + len * dim]);
+                    }
+                }
+                dst
+            })
+            .collect();
+        Ok(KvCache {
+            batch,
+            past_len: len,
+            capacity,
+            kv_heads: heads,
+            head_dim: dim,
+            valid: vec![self.valid[row].clone(); batch],
+            next_pos: vec![self.next_pos[row]; batch],
+            storage: KvStorage::Static(forked),
+        })
     }
 }
 
@@ -212,35 +285,82 @@ impl LanguageModel for OnnxModel {
                 KvStorage::Static(self.past_names.iter().map(|_| vec![0.0f32; len]).collect())
             }
         };
-        KvCache { batch, past_len: 0, capacity, storage }
+        let (kv_heads, head_dim) = (self.kv_heads, self.head_dim);
+        KvCache {
+            batch,
+            past_len: 0,
+            capacity,
+            kv_heads,
+            head_dim,
+            valid: vec![Vec::new(); batch],
+            next_pos: vec![0; batch],
+            storage,
+        }
     }
 
     fn forward(&mut self, cache: &mut KvCache, tokens: &[u32], logits: &mut Vec<f32>) -> Result<(), InferenceError> {
+        self.forward_padded(cache, tokens, None, logits)
+    }
+}
+
+impl OnnxModel {
+    /// [`LanguageModel::forward`] where some fed tokens may be padding:
+    /// `real[i]` says whether `tokens[i]` is a real token (all are when
+    /// `real` is `None`). Padding takes a slot but no position, and no later
+    /// token attends to it; its logits are meaningless. This is how requests
+    /// of different lengths share a batch.
+    pub fn forward_padded(
+        &mut self,
+        cache: &mut KvCache,
+        tokens: &[u32],
+        real: Option<&[bool]>,
+        logits: &mut Vec<f32>,
+    ) -> Result<(), InferenceError> {
         let batch = cache.batch;
         if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
             return Err(InferenceError::Runtime(format!("{} tokens do not split into {batch} streams", tokens.len())));
         }
+        if real.is_some_and(|r| r.len() != tokens.len()) {
+            return Err(InferenceError::Runtime("one padding flag per token is needed".into()));
+        }
+        let is_real = |i: usize| real.is_none_or(|r| r[i]);
         let seq = tokens.len() / batch;
         let past = cache.past_len;
         let (kv_heads, head_dim, capacity) = (self.kv_heads, self.head_dim, cache.capacity);
         let run_err = |e: ort::Error| InferenceError::Runtime(format!("forward pass failed: {e}"));
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.vocab) {
+            return Err(InferenceError::Runtime(format!("token id {bad} is outside the model's {} ids", self.vocab)));
+        }
+        if matches!(cache.storage, KvStorage::Static(_)) && past + seq > capacity {
+            return Err(InferenceError::Runtime(format!(
+                "the cache holds {capacity} tokens per stream; {past} + {seq} do not fit"
+            )));
+        }
 
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-        let positions: Vec<i64> = (0..batch).flat_map(|_| (past..past + seq).map(|p| p as i64)).collect();
-        let mask: Vec<i64> = match cache.storage {
-            KvStorage::Concat(_) => vec![1; batch * (past + seq)],
-            KvStorage::Static(_) => {
-                if past + seq > capacity {
-                    return Err(InferenceError::Runtime(format!(
-                        "the cache holds {capacity} tokens per stream; {past} + {seq} do not fit"
-                    )));
+        // A padding token repeats the position of the stream's next real one.
+        let mut positions = Vec::with_capacity(tokens.len());
+        let mut next_pos = cache.next_pos.clone();
+        for (b, pos) in next_pos.iter_mut().enumerate() {
+            for s in 0..seq {
+                positions.push(*pos as i64);
+                if is_real(b * seq + s) {
+                    *pos += 1;
                 }
-                // Used slots, free slots, then the new tokens.
-                let row: Vec<i64> = (0..capacity + seq).map(|j| i64::from(j < past || j >= capacity)).collect();
-                row.repeat(batch)
             }
+        }
+        let free = match cache.storage {
+            KvStorage::Concat(_) => 0,
+            KvStorage::Static(_) => capacity - past,
         };
-        let mask_len = mask.len() / batch;
+        // Per stream: its used slots, the free slots, then the new tokens.
+        let mask_len = past + free + seq;
+        let mut mask: Vec<i64> = Vec::with_capacity(batch * mask_len);
+        for b in 0..batch {
+            mask.extend(cache.valid[b].iter().map(|&v| i64::from(v)));
+            mask.extend(std::iter::repeat_n(0, free));
+            mask.extend((0..seq).map(|s| i64::from(is_real(b * seq + s))));
+        }
 
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(3 + self.past_names.len());
         inputs.push(("input_ids".into(), Tensor::from_array(([batch, seq], ids)).map_err(run_err)?.into()));
@@ -310,6 +430,10 @@ impl LanguageModel for OnnxModel {
             }
         }
         cache.past_len = past + seq;
+        cache.next_pos = next_pos;
+        for (b, valid) in cache.valid.iter_mut().enumerate() {
+            valid.extend((0..seq).map(|s| is_real(b * seq + s)));
+        }
         Ok(())
     }
 }

@@ -17,6 +17,12 @@
 //!   of the asker; emits only the payload) and [`Receiver`] (the asker
 //!   alone; rebuilds the same transcript from the payload). Both run the
 //!   same code; only where the bits come from differs.
+//! - [`answerer`]: the seam for answerers elsewhere (another actor or
+//!   process): an [`AnswerRequest`] in, one [`Answer`] per question out, from
+//!   an [`Answerer`]; [`run_remote`] plays a session against one;
+//!   [`LocalAnswerer`] answers with a model at hand (the same transcript as
+//!   [`run`]); [`answerer_conversations`] builds a request's yes/no
+//!   conversations, so a server can batch many sessions' questions.
 //! - [`coded`]: answer bits range-coded (with `tenbits-coding`) under the
 //!   asker's own predictions of them, so answers cost less than a bit each
 //!   when the asker can guess them.
@@ -57,6 +63,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub mod answerer;
 pub mod bisect;
 pub mod coded;
 pub mod eval;
@@ -65,12 +72,15 @@ pub mod protocol;
 #[cfg(test)]
 mod testing;
 
+pub use answerer::{
+    answerer_conversations, own_solution_prompt, AnswerRequest, Answerer, Known, LocalAnswerer,
+};
 pub use bisect::{bisect, list_candidates, Bisection};
 pub use eval::{grade, Tally};
 pub use prompts::{parse_questions, Task, PROMPT_VERSION};
 pub use protocol::{
-    run, Answer, AnswererView, Config, Knowledge, Problem, Receiver, Round, Sender, Setting,
-    Transcript,
+    run, run_remote, Answer, AnswererView, Config, Knowledge, Problem, Receiver, Round, Sender,
+    Setting, Transcript,
 };
 
 /// Who speaks a [`Message`].
@@ -200,6 +210,10 @@ pub enum QaError {
     /// a view that needs one).
     #[error("{0}")]
     Invalid(&'static str),
+    /// An answerer elsewhere failed or could not be reached (the transport's
+    /// or the remote side's message).
+    #[error("answerer: {0}")]
+    Answerer(String),
 }
 
 /// Checks that a model returned one result per input.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::Message;
 
 /// Version of the wording below; bump on any change.
-pub const PROMPT_VERSION: u32 = 1;
+pub const PROMPT_VERSION: u32 = 2;
 
 /// The kind of problem, which picks the solver's system prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -81,9 +81,9 @@ pub fn questions(
         format!("Questions already answered:\n{}\n\n", qa_lines(history))
     };
     let user = format!(
-        "Problem:\n{problem}\n\nProposed answer:\n{answer}\n\n{before}Ask {n} yes/no questions \
-whose answers would best show whether the proposed answer is correct and how to fix it. Reply \
-with a numbered list of {n} questions and nothing else."
+        "Problem:\n{problem}\n\nProposed answer:\n{answer}\n\n{before}Write {n} yes/no questions \
+that check whether the proposed answer is correct. Write one question per line, numbered 1. to \
+{n}., each ending with a question mark."
     );
     vec![Message::system(QUESTIONER_SYSTEM), Message::user(user)]
 }
@@ -246,7 +246,7 @@ mod tests {
     fn templates_are_pinned_to_the_version() {
         // A failure here means a template changed: bump PROMPT_VERSION and
         // update the pinned fingerprint together.
-        assert_eq!((PROMPT_VERSION, fingerprint()), (1, 0xe6ad_7737_cc1a_c97a));
+        assert_eq!((PROMPT_VERSION, fingerprint()), (2, 0x1f67_8fbe_d4f5_fef6));
     }
 
     #[test]

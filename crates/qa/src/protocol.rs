@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::answerer::{views, AnswerRequest, Answerer, Known};
 use crate::coded::{self, BitReader};
 use crate::prompts::{self, parse_questions, Task, VERDICT_QUESTION};
 use crate::{generate_one, p_yes, ChatModel, Message, QaError, Sampling};
@@ -249,6 +250,46 @@ pub fn run(
     Session::new(&config, problem, models, Source::Model(answerer)).play(setting, answerer_id)
 }
 
+/// Plays one setting with the answerer behind the [`Answerer`] seam (a
+/// [`LocalAnswerer`](crate::LocalAnswerer), or one across a wire): the same
+/// session loop as [`run`], which it matches transcript for transcript when
+/// the answerer is a [`LocalAnswerer`](crate::LocalAnswerer) over the same
+/// model with the same knowledge.
+///
+/// - [`Setting::Qa`]: the small model asks, `answerer` answers. What the
+///   answerer knows (reference or own solution) is the answerer's own
+///   business; `config.view.knowledge` is not consulted, while
+///   `config.view.sees_answer` goes into every [`AnswerRequest`].
+/// - [`Setting::Blc`]: the small model answers itself, as in [`run`];
+///   `answerer` is not consulted.
+/// - [`Setting::QaPlus`] needs the large model to write the questions, which
+///   this seam does not carry: [`QaError::Invalid`].
+pub fn run_remote(
+    setting: Setting,
+    config: &Config,
+    small: &mut dyn ChatModel,
+    answerer: &mut dyn Answerer,
+    problem: &Problem,
+) -> Result<Transcript, QaError> {
+    match setting {
+        Setting::Qa => {
+            let id = answerer.id();
+            let models = Models { small, large: None };
+            Session::new(config, problem, models, Source::Remote(answerer)).play(setting, id)
+        }
+        Setting::Blc => {
+            let mut config = config.clone();
+            config.view.knowledge = Knowledge::OwnSolution;
+            let id = small.model_id();
+            let models = Models { small, large: None };
+            Session::new(&config, problem, models, Source::Model(Who::Small)).play(setting, id)
+        }
+        Setting::QaPlus => Err(QaError::Invalid(
+            "QA+ needs the answerer to write the questions, which a remote answerer cannot",
+        )),
+    }
+}
+
 /// The one-way sender: holds the answerer and a replica of the asker,
 /// simulates the asker (QA setting) and computes the bits.
 /// [`Transcript::payload`] is all that needs to be transmitted.
@@ -339,6 +380,8 @@ enum Source<'a> {
     Model(Who),
     /// A payload (kept to record it).
     Payload(BitReader<'a>, &'a [u8]),
+    /// An answerer behind the [`Answerer`] seam.
+    Remote(&'a mut dyn Answerer),
 }
 
 struct Session<'a> {
@@ -412,7 +455,7 @@ impl<'a> Session<'a> {
                 &config.question_sampling,
             )?;
             let questions = parse_questions(&listing, n);
-            let answers = self.answer(&questions, &current, config.view.sees_answer)?;
+            let answers = self.answer(&questions, &current, false)?;
             history.extend(questions.iter().cloned().zip(answers.iter().map(|a| a.bit)));
             let prompt = prompts::revise(task, text, &current, &history);
             current = generate_one(&mut *self.models.small, prompt, &config.answer_sampling)?;
@@ -433,23 +476,28 @@ impl<'a> Session<'a> {
             _ => bits.len() as f64,
         };
         t.payload = match self.bits {
-            Source::Model(_) => {
+            Source::Payload(_, payload) => payload.to_vec(),
+            Source::Model(_) | Source::Remote(_) => {
                 coded::encode_bits(&bits, predicted.as_deref().filter(|_| config.code_answers))?
             }
-            Source::Payload(_, payload) => payload.to_vec(),
         };
-        t.answerer_solution = self.solution;
+        t.answerer_solution = match self.bits {
+            Source::Remote(answerer) => answerer.own_solution(&problem.text),
+            _ => self.solution,
+        };
         Ok(t)
     }
 
     /// One [`Answer`] per question about `answer`: the asker's predictions
-    /// (when coding), then the bits, from the answerer or the payload.
+    /// (when coding), then the bits, from the answerer or the payload. The
+    /// verdict question always shows the answer; others per the view.
     fn answer(
         &mut self,
         questions: &[String],
         answer: &str,
-        show: bool,
+        verdict: bool,
     ) -> Result<Vec<Answer>, QaError> {
+        let show = verdict || self.config.view.sees_answer;
         let predicted: Vec<Option<f64>> = if self.config.code_answers {
             let text = self.problem.text.as_str();
             let views: Vec<Vec<Message>> = questions
@@ -472,6 +520,24 @@ impl<'a> Session<'a> {
                 let p = self.answerer_p_yes(who, questions, answer, show)?;
                 p.into_iter().map(|p| (p >= 0.5, Some(p))).collect()
             }
+            Source::Remote(answerer) => {
+                let request = AnswerRequest {
+                    problem: self.problem.clone(),
+                    current_answer: answer.to_string(),
+                    questions: questions.to_vec(),
+                    sees_answer: self.config.view.sees_answer,
+                    verdict,
+                };
+                let answers = answerer.answer(&request)?;
+                if answers.len() != questions.len() {
+                    return Err(QaError::Count {
+                        model: "the answerer".into(),
+                        expected: questions.len(),
+                        got: answers.len(),
+                    });
+                }
+                answers.into_iter().map(|a| (a.bit, a.p_yes)).collect()
+            }
         };
         let answer = |((bit, p_yes), predicted)| Answer {
             bit,
@@ -492,21 +558,19 @@ impl<'a> Session<'a> {
         answer: &str,
         show: bool,
     ) -> Result<Vec<f64>, QaError> {
-        let (label, known) = match self.config.view.knowledge {
+        let solution;
+        let known = match self.config.view.knowledge {
             Knowledge::Reference => {
                 let missing = QaError::Invalid("the answerer's view needs a reference answer");
-                (
-                    prompts::REFERENCE_LABEL,
-                    self.problem.reference.clone().ok_or(missing)?,
-                )
+                Known::Reference(self.problem.reference.as_deref().ok_or(missing)?)
             }
-            Knowledge::OwnSolution => (prompts::SOLUTION_LABEL, self.own_solution(who)?),
+            Knowledge::OwnSolution => {
+                solution = self.own_solution(who)?;
+                Known::OwnSolution(&solution)
+            }
         };
-        let (text, shown) = (self.problem.text.as_str(), show.then_some(answer));
-        let views: Vec<Vec<Message>> = questions
-            .iter()
-            .map(|q| prompts::yes_no(text, Some((label, &known)), shown, q))
-            .collect();
+        let shown = show.then_some(answer);
+        let views = views(&self.problem.text, known, shown, questions);
         p_yes(self.models.get(who)?, &views)
     }
 
@@ -635,6 +699,59 @@ mod tests {
             &no_reference,
         );
         assert!(matches!(err, Err(QaError::Invalid(_))), "{err:?}");
+    }
+
+    #[test]
+    fn local_answerer_gives_the_same_transcript_as_run() {
+        use crate::answerer::LocalAnswerer;
+        let own = AnswererView {
+            knowledge: Knowledge::OwnSolution,
+            sees_answer: false,
+        };
+        let configs = [
+            Config::default(),
+            Config {
+                iterative: true,
+                rounds: 3,
+                view: own,
+                code_answers: true,
+                ..Config::default()
+            },
+        ];
+        for config in configs {
+            let (mut s, mut l) = (small(), large());
+            let expected = run(Setting::Qa, &config, &mut s, &mut l, &problem()).unwrap();
+            let (mut s, mut l) = (small(), large());
+            let mut answerer = LocalAnswerer::new(
+                &mut l,
+                config.view.knowledge,
+                config.answer_sampling.clone(),
+            );
+            let t = run_remote(Setting::Qa, &config, &mut s, &mut answerer, &problem()).unwrap();
+            assert_eq!(t, expected);
+            assert!(l.solves <= 1, "the own solution is generated once");
+        }
+        // BLC runs locally; QA+ cannot run against a remote answerer.
+        let (mut s, mut l) = (small(), large());
+        let expected = run(Setting::Blc, &Config::default(), &mut s, &mut l, &problem()).unwrap();
+        let (mut s, mut l) = (small(), large());
+        let mut answerer = LocalAnswerer::new(&mut l, Knowledge::Reference, Sampling::default());
+        let t = run_remote(
+            Setting::Blc,
+            &Config::default(),
+            &mut s,
+            &mut answerer,
+            &problem(),
+        );
+        assert_eq!(t.unwrap(), expected);
+        let t = run_remote(
+            Setting::QaPlus,
+            &Config::default(),
+            &mut s,
+            &mut answerer,
+            &problem(),
+        );
+        assert!(matches!(t, Err(QaError::Invalid(_))), "{t:?}");
     }
 
     /// Sends with `asker` replicated on both sides; returns both transcripts.

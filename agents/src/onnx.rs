@@ -1,0 +1,106 @@
+//! The real models as [`ChatModel`]s: [`OnnxChatModel`] adapts a
+//! [`Generator`] (an ONNX model with its chat template) to the protocol's
+//! trait, so asker and answerer actors host real models through the same
+//! seam their tests use with fakes.
+
+use std::path::Path;
+
+use tenbits_inference::{Generator, LanguageModel, OnnxModel, Registry, Request, SessionSettings};
+use tenbits_qa::{ChatModel, Message, ModelError, Role, Sampling};
+
+/// An ONNX model from the registry (or a directory) behind [`ChatModel`].
+///
+/// Deterministic: the same calls in the same order give bit-identical
+/// results (prompts are computed in fixed blocks, see
+/// `tenbits_inference::Generator`), which the one-way mode relies on.
+pub struct OnnxChatModel {
+    name: String,
+    generator: Generator,
+}
+
+impl OnnxChatModel {
+    /// Loads a registered model from the cache; the error says how to set it up.
+    pub fn load(name: &str, threads: usize) -> Result<OnnxChatModel, ModelError> {
+        let registry = Registry::embedded();
+        let entry = registry.model(name).map_err(|e| ModelError(e.to_string()))?;
+        let dir = entry.cached_dir(&tenbits_inference::cache_dir());
+        if !dir.join("model.onnx").is_file() {
+            return Err(ModelError(format!(
+                "model `{name}` is not set up in {}; run `python3 scripts/setup.py --model {name}`",
+                dir.display()
+            )));
+        }
+        Self::load_dir(name, &dir, threads)
+    }
+
+    /// Loads a converted model from `dir`.
+    pub fn load_dir(name: &str, dir: &Path, threads: usize) -> Result<OnnxChatModel, ModelError> {
+        let settings = SessionSettings { threads: threads.max(1) };
+        let model = OnnxModel::load(dir, settings).map_err(|e| ModelError(format!("cannot load `{name}`: {e}")))?;
+        let generator = Generator::new(model).map_err(|e| ModelError(e.to_string()))?;
+        Ok(OnnxChatModel { name: name.to_string(), generator })
+    }
+
+    /// The generator underneath.
+    pub fn generator(&mut self) -> &mut Generator {
+        &mut self.generator
+    }
+}
+
+fn messages(conversation: &[Message]) -> Vec<tenbits_inference::Message> {
+    conversation
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                Role::System => tenbits_inference::Role::System,
+                Role::User => tenbits_inference::Role::User,
+                Role::Assistant => tenbits_inference::Role::Assistant,
+            };
+            tenbits_inference::Message { role, content: m.content.clone() }
+        })
+        .collect()
+}
+
+fn sampling(s: &Sampling) -> tenbits_inference::Sampling {
+    tenbits_inference::Sampling {
+        max_tokens: s.max_tokens,
+        temperature: s.temperature,
+        top_p: s.top_p,
+        seed: s.seed,
+        stop: s.stop.clone(),
+    }
+}
+
+fn model_error(e: tenbits_inference::InferenceError) -> ModelError {
+    ModelError(e.to_string())
+}
+
+impl ChatModel for OnnxChatModel {
+    fn model_id(&self) -> [u8; 16] {
+        self.generator.model().fingerprint().model_id()
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn generate(&mut self, requests: &[(Vec<Message>, Sampling)]) -> Result<Vec<String>, ModelError> {
+        let requests: Vec<Request> = requests
+            .iter()
+            .map(|(conversation, s)| {
+                Ok(Request { prompt: self.generator.prompt(&messages(conversation)).map_err(model_error)?, sampling: sampling(s) })
+            })
+            .collect::<Result<_, ModelError>>()?;
+        let completions = self.generator.generate(&requests, |_, _| {}).map_err(model_error)?;
+        Ok(completions.into_iter().map(|c| c.text.trim().to_string()).collect())
+    }
+
+    fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
+        let conversations: Vec<_> = conversations.iter().map(|c| messages(c)).collect();
+        self.generator.p_yes(&conversations).map_err(model_error)
+    }
+
+    fn score_candidates(&mut self, conversation: &[Message], candidates: &[String]) -> Result<Vec<f64>, ModelError> {
+        self.generator.score_candidates(&messages(conversation), candidates).map_err(model_error)
+    }
+}

@@ -1,0 +1,754 @@
+//! Text generation on an [`OnnxModel`]: chat templates, seeded sampling,
+//! stop strings, streaming, batching and a shared-prefix cache.
+//!
+//! A [`Generator`] owns one model. [`Generator::generate`] takes a batch of
+//! independent [`Request`]s (token prompts, each with its own [`Sampling`])
+//! and runs them as one batch: the prompt tokens every request shares are
+//! computed once and forked into each stream, the rest is right-padded, and
+//! decoding advances all streams together until each stops. Yes/no scoring
+//! ([`Generator::p_yes`]) and candidate scoring go through the same prefill.
+//!
+//! Reproducibility: a request's tokens depend only on its prompt, its
+//! sampling settings (including the seed) and the batch it runs in. Each
+//! request draws from its own ChaCha stream, so batching never changes which
+//! random numbers a request sees; only floating-point rounding can differ
+//! between batch shapes.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::{InferenceError, KvCache, LanguageModel, OnnxModel};
+
+/// Who says a [`Message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    /// The role's name in ChatML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+impl Message {
+    pub fn system(content: impl Into<String>) -> Message {
+        Message { role: Role::System, content: content.into() }
+    }
+    pub fn user(content: impl Into<String>) -> Message {
+        Message { role: Role::User, content: content.into() }
+    }
+    pub fn assistant(content: impl Into<String>) -> Message {
+        Message { role: Role::Assistant, content: content.into() }
+    }
+}
+
+/// How a model formats conversations: ChatML (`<|im_start|>role\n…<|im_end|>\n`),
+/// which SmolLM2 and Qwen2.5 both use, with the default system prompt their
+/// template inserts when a conversation has none.
+#[derive(Debug, Clone)]
+pub struct ChatTemplate {
+    im_start: u32,
+    im_end: u32,
+    default_system: Option<String>,
+}
+
+impl ChatTemplate {
+    /// The template of `model`, read from the `tokenizer.chat_template` its
+    /// GGUF carried (kept in `config.json`). Only ChatML templates are
+    /// understood; others are refused rather than guessed.
+    pub fn for_model<M: LanguageModel>(model: &M) -> Result<ChatTemplate, InferenceError> {
+        let tokenizer = model.tokenizer();
+        let (Some(im_start), Some(im_end)) = (tokenizer.token_id("<|im_start|>"), tokenizer.token_id("<|im_end|>")) else {
+            return Err(InferenceError::Tokenizer(format!(
+                "{} has no <|im_start|>/<|im_end|> tokens; only ChatML chat templates are supported",
+                model.config().name
+            )));
+        };
+        let template = model.config().chat_template.as_deref().unwrap_or("");
+        if !template.is_empty() && !template.contains("<|im_start|>") {
+            return Err(InferenceError::Tokenizer(format!(
+                "the chat template of {} is not ChatML; only ChatML chat templates are supported",
+                model.config().name
+            )));
+        }
+        Ok(ChatTemplate { im_start, im_end, default_system: default_system_prompt(template) })
+    }
+
+    /// The system prompt used when a conversation does not start with one.
+    pub fn default_system(&self) -> Option<&str> {
+        self.default_system.as_deref()
+    }
+
+    /// The token that ends a turn; generation stops on it.
+    pub fn end_of_turn(&self) -> u32 {
+        self.im_end
+    }
+
+    /// Token ids of `messages`, followed by the opening of an assistant turn
+    /// when `generation_prompt` is set. Control bytes the vocabulary cannot
+    /// spell are dropped (the model cannot read them).
+    pub fn render(
+        &self,
+        tokenizer: &crate::TextTokenizer,
+        messages: &[Message],
+        generation_prompt: bool,
+    ) -> Result<Vec<u32>, InferenceError> {
+        let mut ids = Vec::new();
+        let vocab = tokenizer.vocab_size() as u32;
+        let text = |ids: &mut Vec<u32>, s: &str| -> Result<(), InferenceError> {
+            ids.extend(tokenizer.encode_bytes(s.as_bytes())?.into_iter().filter(|&t| t < vocab));
+            Ok(())
+        };
+        let turn = |ids: &mut Vec<u32>, role: &str, content: &str| -> Result<(), InferenceError> {
+            ids.push(self.im_start);
+            text(ids, &format!("{role}\n{content}"))?;
+            ids.push(self.im_end);
+            text(ids, "\n")
+        };
+        if messages.first().is_none_or(|m| m.role != Role::System) {
+            if let Some(system) = &self.default_system {
+                turn(&mut ids, "system", system)?;
+            }
+        }
+        for m in messages {
+            turn(&mut ids, m.role.as_str(), &m.content)?;
+        }
+        if generation_prompt {
+            ids.push(self.im_start);
+            ids.extend(tokenizer.encode_bytes(b"assistant\n")?);
+        }
+        Ok(ids)
+    }
+}
+
+/// The literal system prompt a ChatML template inserts by default: the text
+/// between `<|im_start|>system\n` and `<|im_end|>` inside a string literal.
+fn default_system_prompt(template: &str) -> Option<String> {
+    const OPEN: &str = "<|im_start|>system";
+    let mut rest = template;
+    while let Some(at) = rest.find(OPEN) {
+        rest = &rest[at + OPEN.len()..];
+        let body = rest.strip_prefix("\\n").or_else(|| rest.strip_prefix('\n'));
+        if let Some(body) = body {
+            if let Some(end) = body.find("<|im_end|>") {
+                let text = &body[..end];
+                // A literal, not an expression such as `' + message['content'] + '`.
+                if !text.is_empty() && !text.contains(['\'', '"', '{', '}', '+']) {
+                    return Some(text.replace("\\n", "\n"));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// How to pick each next token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampling {
+    /// Stop after this many new tokens.
+    pub max_tokens: usize,
+    /// 0 picks the most likely token (greedy); above 0 samples from the
+    /// softmax of logits / temperature.
+    pub temperature: f32,
+    /// Sample only from the smallest set of tokens whose probability reaches
+    /// `top_p` (nucleus sampling); 1 keeps all.
+    pub top_p: f32,
+    /// Seeds this request's random stream.
+    pub seed: u64,
+    /// Generation stops when the text contains one of these; the text is cut
+    /// before it.
+    pub stop: Vec<String>,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling { max_tokens: 256, temperature: 0.0, top_p: 1.0, seed: 0, stop: Vec::new() }
+    }
+}
+
+impl Sampling {
+    /// Greedy decoding of at most `max_tokens` tokens.
+    pub fn greedy(max_tokens: usize) -> Sampling {
+        Sampling { max_tokens, ..Sampling::default() }
+    }
+}
+
+/// One generation request: a rendered prompt and how to continue it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub prompt: Vec<u32>,
+    pub sampling: Sampling,
+}
+
+/// Why generation of a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model ended its turn (end-of-turn or end-of-text token).
+    EndOfTurn,
+    /// A stop string appeared.
+    StopString,
+    /// `max_tokens` were generated.
+    Length,
+}
+
+/// What one request produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The new text (lossy UTF-8), cut before a stop string.
+    pub text: String,
+    /// The new tokens, including a final end-of-turn token if any.
+    pub tokens: Vec<u32>,
+    pub finish: FinishReason,
+    pub prompt_tokens: usize,
+}
+
+/// Counts of the work a [`Generator`] did, for benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GenerationStats {
+    /// Prompt tokens computed (shared prefixes once).
+    pub prefill_tokens: usize,
+    /// Prompt tokens whose computation a shared prefix saved.
+    pub reused_tokens: usize,
+    pub prefill_seconds: f64,
+    /// Tokens generated, over all streams.
+    pub decode_tokens: usize,
+    /// Forward passes of one token per stream.
+    pub decode_steps: usize,
+    pub decode_seconds: f64,
+}
+
+/// Prompts are computed in blocks of this many slots, aligned to slot 0 and
+/// right-padded, and caches hold a multiple of it. Why: with 4-bit weights
+/// at accuracy level 4 ONNX Runtime quantizes activations to int8, and a
+/// rounding difference of one ulp (from a different split of the prompt, or
+/// a key length of a different residue mod 4 taking another kernel path) can
+/// move logits by more than 1 after 30 layers. Fixed blocks make a stream's
+/// computation the same whether it runs alone, in a batch, or after a
+/// shared prefix, so batching never changes its tokens.
+const BLOCK: usize = 32;
+
+/// Most prompts [`Generator::p_yes`] computes in one batch (each block of a
+/// batch returns `batch × BLOCK × vocab` logits).
+const MAX_GROUP: usize = 16;
+
+/// Most rows one pass computes logits for when scoring candidates.
+const MAX_ROWS_PER_PASS: usize = 256;
+
+/// Generates text with one model. See the [module docs](self).
+///
+/// ```no_run
+/// use tenbits_inference::{Generator, Message, OnnxModel, Registry, Sampling, SessionSettings};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = Registry::embedded().model("smollm2-135m")?.cached_dir(&tenbits_inference::cache_dir());
+/// let mut generator = Generator::new(OnnxModel::load(&dir, SessionSettings::default())?)?;
+/// let reply = generator.chat(&[Message::user("What is the capital of France?")], &Sampling::greedy(32))?;
+/// println!("{}", reply.text);
+/// # Ok(()) }
+/// ```
+pub struct Generator {
+    model: OnnxModel,
+    template: ChatTemplate,
+    stop_tokens: Vec<u32>,
+    pad: u32,
+    yes_no: Option<(u32, u32)>,
+    stats: GenerationStats,
+}
+
+impl Generator {
+    /// Wraps a loaded model; fails if its chat template is not understood.
+    pub fn new(model: OnnxModel) -> Result<Generator, InferenceError> {
+        let template = ChatTemplate::for_model(&model)?;
+        let tokenizer = model.tokenizer();
+        let mut stop_tokens = vec![template.end_of_turn()];
+        stop_tokens.extend(model.config().eos_token_id);
+        stop_tokens.extend(tokenizer.token_id("<|endoftext|>"));
+        stop_tokens.sort_unstable();
+        stop_tokens.dedup();
+        let pad = model.config().eos_token_id.unwrap_or(template.end_of_turn());
+        // The first token of each answer word (the whole word in real vocabularies).
+        let first = |word: &str| tokenizer.encode_bytes(word.as_bytes()).ok()?.first().copied();
+        let yes_no = first("Yes").zip(first("No")).filter(|(y, n)| y != n);
+        Ok(Generator { model, template, stop_tokens, pad, yes_no, stats: GenerationStats::default() })
+    }
+
+    pub fn model(&self) -> &OnnxModel {
+        &self.model
+    }
+
+    pub fn template(&self) -> &ChatTemplate {
+        &self.template
+    }
+
+    /// The tokens whose logits [`Generator::p_yes`] compares: the first
+    /// token of "Yes" and of "No".
+    pub fn yes_no_tokens(&self) -> Option<(u32, u32)> {
+        self.yes_no
+    }
+
+    /// Work done since the last [`Generator::take_stats`].
+    pub fn take_stats(&mut self) -> GenerationStats {
+        std::mem::take(&mut self.stats)
+    }
+
+    /// Renders a conversation with the assistant's turn opened.
+    pub fn prompt(&self, messages: &[Message]) -> Result<Vec<u32>, InferenceError> {
+        self.template.render(self.model.tokenizer(), messages, true)
+    }
+
+    /// Replies to one conversation.
+    pub fn chat(&mut self, messages: &[Message], sampling: &Sampling) -> Result<Completion, InferenceError> {
+        let prompt = self.prompt(messages)?;
+        let mut out = self.generate(&[Request { prompt, sampling: sampling.clone() }], |_, _| {})?;
+        Ok(out.remove(0))
+    }
+
+    /// Runs `requests` as one batch. `on_text(i, piece)` receives request
+    /// `i`'s new text as it is produced (whole UTF-8 characters, stop
+    /// strings held back until they are ruled out).
+    pub fn generate(
+        &mut self,
+        requests: &[Request],
+        mut on_text: impl FnMut(usize, &str),
+    ) -> Result<Vec<Completion>, InferenceError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(i) = requests.iter().position(|r| r.prompt.is_empty()) {
+            return Err(InferenceError::Runtime(format!("request {i} has an empty prompt")));
+        }
+        let longest_new = requests.iter().map(|r| r.sampling.max_tokens).max().unwrap_or(0);
+        let prompts: Vec<&[u32]> = requests.iter().map(|r| r.prompt.as_slice()).collect();
+        let (mut cache, mut last_logits) = self.prefill(&prompts, longest_new)?;
+        if cache.batch() == 1 && self.model.config().kv_cache == crate::KvLayout::Static {
+            // A one-row pass takes another kernel path than a batch (see
+            // BLOCK); a second, all-padding stream keeps a request's tokens
+            // the same alone as in a batch.
+            cache = cache.fork(0, 2, cache.capacity())?;
+        }
+        let streams = cache.batch();
+
+        let vocab = self.model.vocab_size();
+        let batch = requests.len();
+        let mut states: Vec<StreamState> = requests
+            .iter()
+            .map(|r| StreamState::new(&r.sampling, r.prompt.len()))
+            .collect();
+        let started = std::time::Instant::now();
+        let mut logits = Vec::new();
+        loop {
+            let mut next = vec![self.pad; streams];
+            let mut real = vec![false; streams];
+            for (i, state) in states.iter_mut().enumerate() {
+                if state.finish.is_some() {
+                    continue;
+                }
+                if state.tokens.len() >= requests[i].sampling.max_tokens {
+                    state.finish = Some(FinishReason::Length);
+                    let rest = state.flush();
+                    if !rest.is_empty() {
+                        on_text(i, &rest);
+                    }
+                    continue;
+                }
+                let row = &last_logits[i * vocab..(i + 1) * vocab];
+                let token = state.pick(row, &requests[i].sampling);
+                state.tokens.push(token);
+                if self.stop_tokens.contains(&token) {
+                    state.finish = Some(FinishReason::EndOfTurn);
+                    let rest = state.flush();
+                    if !rest.is_empty() {
+                        on_text(i, &rest);
+                    }
+                    continue;
+                }
+                let piece = state.push_bytes(self.model.tokenizer().token_bytes(token), &requests[i].sampling.stop);
+                if !piece.is_empty() {
+                    on_text(i, &piece);
+                }
+                if state.finish.is_none() && state.tokens.len() < requests[i].sampling.max_tokens {
+                    next[i] = token;
+                    real[i] = true;
+                }
+            }
+            if !real.iter().any(|&r| r) {
+                // Streams that hit max_tokens this round still need their finish set.
+                let pending = states.iter().any(|s| s.finish.is_none());
+                if !pending {
+                    break;
+                }
+                continue;
+            }
+            self.model.forward_padded(&mut cache, &next, Some(&real), &mut logits)?;
+            self.stats.decode_steps += 1;
+            self.stats.decode_tokens += real.iter().filter(|&&r| r).count();
+            logits.truncate(batch * vocab);
+            std::mem::swap(&mut logits, &mut last_logits);
+        }
+        self.stats.decode_seconds += started.elapsed().as_secs_f64();
+        Ok(states
+            .into_iter()
+            .map(|s| Completion {
+                text: String::from_utf8_lossy(&s.text).into_owned(),
+                tokens: s.tokens,
+                finish: s.finish.unwrap_or(FinishReason::Length),
+                prompt_tokens: s.prompt_tokens,
+            })
+            .collect())
+    }
+
+    /// P(yes) for each conversation whose last turn asks a yes/no question:
+    /// one forward pass over the rendered prompts (with the assistant turn
+    /// opened), comparing the logits of the "Yes" and "No" tokens (their
+    /// first tokens, where a vocabulary splits them):
+    /// P(yes) = e^yes / (e^yes + e^no). The answer bit is `P(yes) >= 0.5`.
+    pub fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, InferenceError> {
+        let (yes, no) = self.yes_no.ok_or_else(|| {
+            InferenceError::Tokenizer("\"Yes\" and \"No\" start with the same token in this vocabulary".into())
+        })?;
+        let prompts: Vec<Vec<u32>> = conversations.iter().map(|c| self.prompt(c)).collect::<Result<_, _>>()?;
+        // Questions about the same problem share a long prefix: sort, then
+        // batch neighbours that share at least two blocks, so each shared
+        // prefix is computed once. Results do not depend on the grouping.
+        let mut order: Vec<usize> = (0..prompts.len()).collect();
+        order.sort_by(|&a, &b| prompts[a].cmp(&prompts[b]));
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for i in order {
+            match groups.last_mut() {
+                Some(g)
+                    if g.len() < MAX_GROUP
+                        && common_prefix(&prompts[g[0]], &prompts[i]) >= 2 * BLOCK =>
+                {
+                    g.push(i)
+                }
+                _ => groups.push(vec![i]),
+            }
+        }
+        let vocab = self.model.vocab_size();
+        let mut p = vec![0.0; prompts.len()];
+        for group in groups {
+            let refs: Vec<&[u32]> = group.iter().map(|&i| prompts[i].as_slice()).collect();
+            let (_, logits) = self.prefill(&refs, 0)?;
+            for (&i, row) in group.iter().zip(logits.chunks_exact(vocab)) {
+                let (y, n) = (f64::from(row[yes as usize]), f64::from(row[no as usize]));
+                p[i] = 1.0 / (1.0 + (n - y).exp());
+            }
+        }
+        Ok(p)
+    }
+
+    /// Log-probability (natural log) of each candidate reply to a
+    /// conversation, end-of-turn token included, from one batched pass.
+    pub fn score_candidates(&mut self, messages: &[Message], candidates: &[String]) -> Result<Vec<f64>, InferenceError> {
+        let prompt = self.prompt(messages)?;
+        let tokenizer = self.model.tokenizer();
+        let vocab_ids = tokenizer.vocab_size() as u32;
+        let mut sequences = Vec::with_capacity(candidates.len());
+        for c in candidates {
+            let mut reply: Vec<u32> = tokenizer.encode_bytes(c.as_bytes())?.into_iter().filter(|&t| t < vocab_ids).collect();
+            reply.push(self.template.end_of_turn());
+            let mut full = prompt.clone();
+            full.extend(&reply);
+            sequences.push((full, reply.len()));
+        }
+        let mut scores = Vec::with_capacity(candidates.len());
+        for (full, reply_len) in &sequences {
+            // Feed the prompt plus all but the last reply token; the logits of
+            // the last `reply_len` positions score the reply.
+            let fed = &full[..full.len() - 1];
+            let row_logits = self.all_logits(fed)?;
+            let vocab = self.model.vocab_size();
+            let first = fed.len() - reply_len;
+            let mut total = 0.0;
+            for k in 0..*reply_len {
+                let row = &row_logits[(first + k) * vocab..(first + k + 1) * vocab];
+                total += log_softmax_at(row, full[first + k + 1] as usize);
+            }
+            scores.push(total);
+        }
+        Ok(scores)
+    }
+
+    /// Logits of every position of one sequence.
+    fn all_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>, InferenceError> {
+        let mut cache = self.model.new_cache(1, tokens.len());
+        let mut all = Vec::with_capacity(tokens.len() * self.model.vocab_size());
+        let mut logits = Vec::new();
+        for piece in tokens.chunks(MAX_ROWS_PER_PASS) {
+            self.model.forward(&mut cache, piece, &mut logits)?;
+            all.extend_from_slice(&logits);
+        }
+        Ok(all)
+    }
+
+    /// Computes the prompts into a cache with room for `extra` more tokens
+    /// per stream and returns it with each stream's next-token logits
+    /// (`batch × vocab`). The tokens all prompts share (but the last of the
+    /// shortest) are computed once, in a one-stream cache that is then forked.
+    fn prefill(&mut self, prompts: &[&[u32]], extra: usize) -> Result<(KvCache, Vec<f32>), InferenceError> {
+        let started = std::time::Instant::now();
+        let batch = prompts.len();
+        let shortest = prompts.iter().map(|p| p.len()).min().unwrap_or(0);
+        let mut shared = prompts[0].len().min(shortest.saturating_sub(1));
+        for p in &prompts[1..] {
+            shared = shared.min(common_prefix(p, prompts[0]));
+        }
+        // Forks happen on block boundaries, so a stream's blocks are the
+        // same whether or not its prefix was shared.
+        shared -= shared % BLOCK;
+        let can_fork = self.model.config().kv_cache == crate::KvLayout::Static;
+        if batch == 1 || shared == 0 || !can_fork {
+            shared = 0;
+        }
+        let longest = prompts.iter().map(|p| p.len()).max().unwrap_or(0);
+        let capacity = (longest.div_ceil(BLOCK) * BLOCK + extra).next_multiple_of(BLOCK);
+        let vocab = self.model.vocab_size();
+        let mut logits = Vec::new();
+        let mut cache = if shared > 0 {
+            let mut one = self.model.new_cache(1, shared);
+            for block in prompts[0][..shared].chunks(BLOCK) {
+                self.model.forward(&mut one, block, &mut logits)?;
+            }
+            self.stats.reused_tokens += shared * (batch - 1);
+            one.fork(0, batch, capacity)?
+        } else {
+            self.model.new_cache(batch, capacity)
+        };
+        self.stats.prefill_tokens += shared;
+        // The rest of each prompt in blocks of BLOCK slots, right-padded;
+        // each stream's logits are kept from the block holding its last token.
+        let mut last = vec![0.0f32; batch * vocab];
+        let mut start = shared;
+        while start < longest {
+            let mut tokens = Vec::with_capacity(batch * BLOCK);
+            let mut real = Vec::with_capacity(batch * BLOCK);
+            for p in prompts {
+                for at in start..start + BLOCK {
+                    tokens.push(p.get(at).copied().unwrap_or(self.pad));
+                    real.push(at < p.len());
+                }
+            }
+            self.model.forward_padded(&mut cache, &tokens, Some(&real), &mut logits)?;
+            for (b, p) in prompts.iter().enumerate() {
+                if p.len() > start && p.len() <= start + BLOCK {
+                    let row = b * BLOCK + (p.len() - 1 - start);
+                    last[b * vocab..(b + 1) * vocab].copy_from_slice(&logits[row * vocab..(row + 1) * vocab]);
+                }
+            }
+            self.stats.prefill_tokens += real.iter().filter(|&&r| r).count();
+            start += BLOCK;
+        }
+        self.stats.prefill_seconds += started.elapsed().as_secs_f64();
+        Ok((cache, last))
+    }
+}
+
+/// The decoding state of one stream.
+struct StreamState {
+    rng: ChaCha8Rng,
+    tokens: Vec<u32>,
+    /// Text released so far plus bytes held back.
+    text: Vec<u8>,
+    /// How much of `text` the caller has seen.
+    released: usize,
+    finish: Option<FinishReason>,
+    prompt_tokens: usize,
+}
+
+impl StreamState {
+    fn new(sampling: &Sampling, prompt_tokens: usize) -> StreamState {
+        StreamState {
+            rng: ChaCha8Rng::seed_from_u64(sampling.seed),
+            tokens: Vec::new(),
+            text: Vec::new(),
+            released: 0,
+            finish: None,
+            prompt_tokens,
+        }
+    }
+
+    /// The next token from one row of logits.
+    fn pick(&mut self, logits: &[f32], sampling: &Sampling) -> u32 {
+        if sampling.temperature <= 0.0 {
+            return argmax(logits) as u32;
+        }
+        let t = f64::from(sampling.temperature);
+        let max = f64::from(logits[argmax(logits)]);
+        let mut probs: Vec<(u32, f64)> =
+            logits.iter().enumerate().map(|(i, &l)| (i as u32, ((f64::from(l) - max) / t).exp())).collect();
+        // Ties broken by id so the order, and so the draw, is reproducible.
+        probs.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let total: f64 = probs.iter().map(|p| p.1).sum();
+        let top_p = f64::from(sampling.top_p.clamp(0.0, 1.0));
+        let mut kept = 0;
+        let mut mass = 0.0;
+        for p in &probs {
+            kept += 1;
+            mass += p.1 / total;
+            if mass >= top_p {
+                break;
+            }
+        }
+        let kept = &probs[..kept.max(1)];
+        let kept_total: f64 = kept.iter().map(|p| p.1).sum();
+        let mut draw = self.rng.random::<f64>() * kept_total;
+        for p in kept {
+            draw -= p.1;
+            if draw <= 0.0 {
+                return p.0;
+            }
+        }
+        kept[kept.len() - 1].0
+    }
+
+    /// Appends a token's bytes; returns newly releasable text and sets
+    /// `finish` if a stop string appeared.
+    fn push_bytes(&mut self, bytes: &[u8], stop: &[String]) -> String {
+        self.text.extend_from_slice(bytes);
+        for s in stop.iter().filter(|s| !s.is_empty()) {
+            if let Some(at) = find(&self.text[self.released.saturating_sub(s.len())..], s.as_bytes()) {
+                let cut = self.released.saturating_sub(s.len()) + at;
+                self.text.truncate(cut);
+                self.finish = Some(FinishReason::StopString);
+                return self.flush();
+            }
+        }
+        // Hold back a tail that could still become a stop string, and an
+        // incomplete UTF-8 character.
+        let mut safe = self.text.len();
+        for s in stop.iter().filter(|s| !s.is_empty()) {
+            for k in (1..s.len()).rev() {
+                if self.text.len() >= k && self.text.ends_with(&s.as_bytes()[..k]) {
+                    safe = safe.min(self.text.len() - k);
+                    break;
+                }
+            }
+        }
+        // Release whole characters; an invalid sequence becomes U+FFFD as
+        // from_utf8_lossy would make it, unless it ends the text and may
+        // still be completed by the next token.
+        let pending = &self.text[self.released..safe];
+        let mut piece = String::new();
+        let mut used = 0;
+        for chunk in pending.utf8_chunks() {
+            piece.push_str(chunk.valid());
+            used += chunk.valid().len();
+            let invalid = chunk.invalid();
+            if invalid.is_empty() {
+                continue;
+            }
+            let at_end = used + invalid.len() == pending.len();
+            if at_end && std::str::from_utf8(invalid).err().is_some_and(|e| e.error_len().is_none()) {
+                break;
+            }
+            piece.push(char::REPLACEMENT_CHARACTER);
+            used += invalid.len();
+        }
+        self.released += used;
+        piece
+    }
+
+    /// Releases whatever is held back.
+    fn flush(&mut self) -> String {
+        let piece = String::from_utf8_lossy(&self.text[self.released..]).into_owned();
+        self.released = self.text.len();
+        piece
+    }
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn argmax(row: &[f32]) -> usize {
+    // First maximum, so ties resolve the same way everywhere.
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn log_softmax_at(row: &[f32], index: usize) -> f64 {
+    let max = f64::from(row[argmax(row)]);
+    let sum: f64 = row.iter().map(|&l| (f64::from(l) - max).exp()).sum();
+    f64::from(row[index]) - max - sum.ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_system_prompts_are_read_from_both_template_styles() {
+        let smol = "{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}";
+        assert_eq!(
+            default_system_prompt(smol).as_deref(),
+            Some("You are a helpful AI assistant named SmolLM, trained by Hugging Face")
+        );
+        let qwen = r"{{- '<|im_start|>system\n' }}{{- messages[0]['content'] }}{%- else %}{{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}";
+        assert_eq!(
+            default_system_prompt(qwen).as_deref(),
+            Some("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.")
+        );
+        assert_eq!(default_system_prompt("{{ '<|im_start|>system\n' + message['content'] + '<|im_end|>' }}"), None);
+    }
+
+    #[test]
+    fn stop_strings_are_cut_and_held_back_until_ruled_out() {
+        let sampling = Sampling { stop: vec!["\n\n".into()], ..Sampling::default() };
+        let mut s = StreamState::new(&sampling, 0);
+        assert_eq!(s.push_bytes(b"def f():\n", &sampling.stop), "def f():");
+        assert_eq!(s.push_bytes(b"  return 1", &sampling.stop), "\n  return 1");
+        assert_eq!(s.push_bytes(b"\n\nprint", &sampling.stop), "");
+        assert_eq!(s.finish, Some(FinishReason::StopString));
+        assert_eq!(s.text, b"def f():\n  return 1");
+    }
+
+    #[test]
+    fn split_utf8_characters_are_released_whole() {
+        let mut s = StreamState::new(&Sampling::default(), 0);
+        let e = "é".as_bytes();
+        assert_eq!(s.push_bytes(&e[..1], &[]), "");
+        assert_eq!(s.push_bytes(&e[1..], &[]), "é");
+    }
+
+    #[test]
+    fn sampling_is_reproducible_and_respects_top_p() {
+        let logits = [2.0f32, 1.0, 0.5, -1.0, 3.0];
+        let sampling = Sampling { temperature: 1.0, top_p: 1.0, seed: 7, ..Sampling::default() };
+        let draw = |seed| {
+            let mut s = StreamState::new(&Sampling { seed, ..sampling.clone() }, 0);
+            (0..50).map(|_| s.pick(&logits, &sampling)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7), draw(8));
+        let tight = Sampling { top_p: 0.5, ..sampling.clone() };
+        let mut s = StreamState::new(&tight, 0);
+        // Token 4 alone holds more than half the mass.
+        assert!((0..50).all(|_| s.pick(&logits, &tight) == 4));
+        let mut g = StreamState::new(&Sampling::default(), 0);
+        assert_eq!(g.pick(&logits, &Sampling::default()), 4);
+    }
+}

@@ -1,0 +1,61 @@
+//! `tenbits serve`, `tenbits ask` and `tenbits simulate`: deployments of
+//! the question-asking protocol from a configuration file.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use tenbits_agents::{onnx_factory, DeploymentConfig};
+
+/// Loads a deployment file with `TENBITS_<SECTION>__<KEY>` overrides.
+pub fn load_config(path: &Path) -> Result<DeploymentConfig> {
+    DeploymentConfig::load(path).with_context(|| format!("cannot load the deployment {}", path.display()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+pub fn serve_command(path: &Path) -> Result<()> {
+    let cfg = load_config(path)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        eprintln!("loading {} ...", cfg.answerer.model);
+        let server = tenbits_agents::serve(&cfg, onnx_factory()).await?;
+        match server.local_addr() {
+            Some(addr) => eprintln!("answerer {} listening on {addr}; Ctrl-C stops", cfg.answerer.model),
+            None => eprintln!("answerer {} serving in-process channels only (transport.kind = \"channel\")", cfg.answerer.model),
+        }
+        tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+        eprintln!("stopping");
+        let stats = server.shutdown().await;
+        println!(
+            "connections {} (refused {}, completed {}, dropped {}), requests {} (bad {}), wire {} bytes for {} answer bits",
+            stats.connections,
+            stats.handshake_failures,
+            stats.sessions_completed,
+            stats.sessions_dropped,
+            stats.requests,
+            stats.bad_requests,
+            stats.wire.bytes_sent + stats.wire.bytes_received,
+            stats.wire.payload_bits_sent
+        );
+        println!("{}", stats.answerer);
+        Ok(())
+    })
+}
+
+pub fn ask_command(path: &Path, problem: &str) -> Result<()> {
+    let cfg = load_config(path)?;
+    eprintln!("asker {} → answerer {} ({:?}, {:?})", cfg.asker.model, cfg.answerer.model, cfg.protocol.setting, cfg.transport.kind);
+    let report = tenbits_agents::ask(&cfg, onnx_factory(), problem)?;
+    println!("{report}");
+    Ok(())
+}
+
+pub fn simulate_command(path: &Path) -> Result<()> {
+    let cfg = load_config(path)?;
+    let rt = runtime()?;
+    let report = rt.block_on(tenbits_agents::simulate(&cfg, onnx_factory()))?;
+    println!("{report}");
+    Ok(())
+}
