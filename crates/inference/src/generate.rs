@@ -240,7 +240,7 @@ pub struct GenerationStats {
 /// move logits by more than 1 after 30 layers. Fixed blocks make a stream's
 /// computation the same whether it runs alone, in a batch, or after a
 /// shared prefix, so batching never changes its tokens.
-const BLOCK: usize = 32;
+const BLOCK: usize = 16;
 
 /// Most prompts [`Generator::p_yes`] computes in one batch (each block of a
 /// batch returns `batch × BLOCK × vocab` logits).
@@ -423,19 +423,15 @@ impl Generator {
         })?;
         let prompts: Vec<Vec<u32>> = conversations.iter().map(|c| self.prompt(c)).collect::<Result<_, _>>()?;
         // Questions about the same problem share a long prefix: sort, then
-        // batch neighbours that share at least two blocks, so each shared
-        // prefix is computed once. Results do not depend on the grouping.
+        // batch neighbours that share most of their tokens (not just the
+        // system prompt), so each shared prefix is computed once. Results do
+        // not depend on the grouping.
         let mut order: Vec<usize> = (0..prompts.len()).collect();
         order.sort_by(|&a, &b| prompts[a].cmp(&prompts[b]));
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for i in order {
             match groups.last_mut() {
-                Some(g)
-                    if g.len() < MAX_GROUP
-                        && common_prefix(&prompts[g[0]], &prompts[i]) >= 2 * BLOCK =>
-                {
-                    g.push(i)
-                }
+                Some(g) if g.len() < MAX_GROUP && shares_most(&prompts[g[0]], &prompts[i]) => g.push(i),
                 _ => groups.push(vec![i]),
             }
         }
@@ -669,6 +665,12 @@ impl StreamState {
         self.released = self.text.len();
         piece
     }
+}
+
+/// Whether `b` shares at least two blocks and half of `a`'s tokens with `a`.
+fn shares_most(a: &[u32], b: &[u32]) -> bool {
+    let shared = common_prefix(a, b);
+    shared >= 2 * BLOCK && 2 * shared >= a.len()
 }
 
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {
