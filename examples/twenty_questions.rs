@@ -4,8 +4,9 @@
 //! scoring the candidates given the questions and answers.
 //!
 //! ```sh
-//! python3 scripts/setup.py --model smollm2-135m --model qwen2.5-coder-0.5b
+//! python3 scripts/setup.py --all
 //! cargo run --release --example twenty_questions -- [SECRET] [QUESTIONS]
+//! ASKER=smollm2-135m ANSWERER=qwen2.5-coder-0.5b cargo run --release --example twenty_questions
 //! ```
 
 use tenbits_agents::onnx::OnnxChatModel;
@@ -19,7 +20,11 @@ const CANDIDATES: [&str; 16] = [
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secret = std::env::args().nth(1).unwrap_or_else(|| "penguin".into());
     let rounds: usize = std::env::args().nth(2).map(|n| n.parse()).transpose()?.unwrap_or(20);
-    let (asker_name, answerer_name) = ("smollm2-135m", "qwen2.5-coder-0.5b");
+    // The 0.5B asks better questions than SmolLM2-135M, and the 1.5B is the
+    // only model of the ladder whose yes/no answers track the facts.
+    let asker_name = std::env::var("ASKER").unwrap_or_else(|_| "qwen2.5-coder-0.5b".into());
+    let answerer_name = std::env::var("ANSWERER").unwrap_or_else(|_| "qwen2.5-coder-1.5b".into());
+    let (asker_name, answerer_name) = (asker_name.as_str(), answerer_name.as_str());
     let mut asker = OnnxChatModel::load(asker_name, 2)?;
     let mut answerer = OnnxChatModel::load(answerer_name, 2)?;
     let list = CANDIDATES.join(", ");
@@ -34,10 +39,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let ask = format!(
             "We play twenty questions. The secret is one of these animals: {list}.\n{so_far}\
-             Ask one new yes/no question that helps find the secret. Reply with the question only."
+             Ask one new yes/no question about the secret animal, such as \"Does it live in water?\" or \
+             \"Is it a mammal?\". Do not repeat a question. Reply with the question only."
         );
-        let sampling = Sampling { max_tokens: 32, stop: vec!["\n".into()], seed: round as u64, ..Sampling::default() };
-        let question = asker.generate(&[(vec![Message::user(ask)], sampling)])?.remove(0);
+        // Greedy first; a repeated question is drawn again, sampled (seeded).
+        let mut question = String::new();
+        for attempt in 0..4u64 {
+            let temperature = if attempt == 0 { 0.0 } else { 0.8 };
+            let sampling =
+                Sampling { max_tokens: 32, temperature, seed: round as u64 * 10 + attempt, stop: vec!["\n".into()], ..Sampling::default() };
+            question = asker.generate(&[(vec![Message::user(ask.clone())], sampling)])?.remove(0);
+            if !transcript.iter().any(|(q, _)| q.trim_end_matches('?') == question.trim_end_matches('?')) {
+                break;
+            }
+        }
         let question = if question.ends_with('?') { question } else { format!("{question}?") };
         // The answerer replies with one bit from one forward pass.
         let judge = format!(
