@@ -349,6 +349,11 @@ impl Generator {
             .iter()
             .map(|r| StreamState::new(&r.sampling, r.prompt.len()))
             .collect();
+        for (i, state) in states.iter_mut().enumerate() {
+            if requests[i].sampling.max_tokens == 0 {
+                state.end(FinishReason::Length);
+            }
+        }
         let started = std::time::Instant::now();
         let mut logits = Vec::new();
         loop {
@@ -358,41 +363,28 @@ impl Generator {
                 if state.finish.is_some() {
                     continue;
                 }
-                if state.tokens.len() >= requests[i].sampling.max_tokens {
-                    state.finish = Some(FinishReason::Length);
-                    let rest = state.flush();
-                    if !rest.is_empty() {
-                        on_text(i, &rest);
-                    }
-                    continue;
-                }
-                let row = &last_logits[i * vocab..(i + 1) * vocab];
-                let token = state.pick(row, &requests[i].sampling);
+                let sampling = &requests[i].sampling;
+                let token = state.pick(&last_logits[i * vocab..(i + 1) * vocab], sampling);
                 state.tokens.push(token);
-                if self.stop_tokens.contains(&token) {
-                    state.finish = Some(FinishReason::EndOfTurn);
-                    let rest = state.flush();
-                    if !rest.is_empty() {
-                        on_text(i, &rest);
+                let piece = if self.stop_tokens.contains(&token) {
+                    state.end(FinishReason::EndOfTurn)
+                } else {
+                    let mut piece = state.push_bytes(self.model.tokenizer().token_bytes(token), &sampling.stop);
+                    if state.finish.is_none() && state.tokens.len() >= sampling.max_tokens {
+                        piece += &state.end(FinishReason::Length);
                     }
-                    continue;
-                }
-                let piece = state.push_bytes(self.model.tokenizer().token_bytes(token), &requests[i].sampling.stop);
+                    piece
+                };
                 if !piece.is_empty() {
                     on_text(i, &piece);
                 }
-                if state.finish.is_none() && state.tokens.len() < requests[i].sampling.max_tokens {
+                if state.finish.is_none() {
                     next[i] = token;
                     real[i] = true;
                 }
             }
-            if !real.iter().any(|&r| r) {
-                // Streams that hit max_tokens this round still need their finish set.
-                let pending = states.iter().any(|s| s.finish.is_none());
-                if !pending {
-                    break;
-                }
-                continue;
+            if !real.contains(&true) {
+                break;
             }
             self.model.forward_padded(&mut cache, &next, Some(&real), &mut logits)?;
             self.stats.decode_steps += 1;
@@ -620,8 +612,7 @@ impl StreamState {
             if let Some(at) = find(&self.text[self.released.saturating_sub(s.len())..], s.as_bytes()) {
                 let cut = self.released.saturating_sub(s.len()) + at;
                 self.text.truncate(cut);
-                self.finish = Some(FinishReason::StopString);
-                return self.flush();
+                return self.end(FinishReason::StopString);
             }
         }
         // Hold back a tail that could still become a stop string, and an
@@ -659,8 +650,9 @@ impl StreamState {
         piece
     }
 
-    /// Releases whatever is held back.
-    fn flush(&mut self) -> String {
+    /// Ends the stream for `reason` and releases whatever is held back.
+    fn end(&mut self, reason: FinishReason) -> String {
+        self.finish = Some(reason);
         let piece = String::from_utf8_lossy(&self.text[self.released..]).into_owned();
         self.released = self.text.len();
         piece

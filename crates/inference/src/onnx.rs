@@ -116,28 +116,6 @@ impl KvCache {
         self.capacity
     }
 
-    /// The position stream `row`'s next real token gets (its real tokens so far).
-    pub fn next_position(&self, row: usize) -> usize {
-        self.next_pos[row]
-    }
-
-    /// Forgets everything after the first `len` slots, so a cached prefix can
-    /// be extended with other tokens. Only static-cache models can truncate.
-    pub fn truncate(&mut self, len: usize) -> Result<(), InferenceError> {
-        if len >= self.past_len {
-            return Ok(());
-        }
-        if !matches!(self.storage, KvStorage::Static(_)) {
-            return Err(InferenceError::Runtime("only static-cache models can truncate a cache".into()));
-        }
-        for (valid, pos) in self.valid.iter_mut().zip(self.next_pos.iter_mut()) {
-            valid.truncate(len);
-            *pos = valid.iter().filter(|&&v| v).count();
-        }
-        self.past_len = len;
-        Ok(())
-    }
-
     /// A new cache of `batch` streams and `capacity` slots whose every stream
     /// starts as a copy of stream `row` of this one: a prompt prefix computed
     /// once and shared by many requests. Only static-cache models can fork.
