@@ -43,6 +43,28 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// A results table, printed as it is built and optionally saved as Markdown.
+#[derive(Default)]
+pub struct Report {
+    text: String,
+}
+
+impl Report {
+    pub fn line(&mut self, line: String) {
+        println!("{line}");
+        self.text.push_str(&line);
+        self.text.push('\n');
+    }
+
+    /// Writes the table to `path`, if one is given.
+    pub fn save(&self, path: Option<&Path>) -> Result<()> {
+        if let Some(path) = path {
+            std::fs::write(path, &self.text).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
 type Codec = (&'static str, fn(&[u8]) -> Vec<u8>, fn(&[u8]) -> Vec<u8>);
 
 fn baselines() -> [Codec; 4] {
@@ -105,13 +127,8 @@ pub fn lossless(
     threads: Option<usize>,
     markdown: Option<&Path>,
 ) -> Result<()> {
-    let mut table = String::new();
-    let mut line = |s: String| {
-        println!("{s}");
-        table.push_str(&s);
-        table.push('\n');
-    };
-    line(format!(
+    let mut report = Report::default();
+    report.line(format!(
         "model {} ({} threads), {}-token chunks, batches of up to {}; process RSS with model loaded: {:.0} MB",
         loaded.name,
         threads.map_or_else(|| tenbits_inference::SessionSettings::default().threads.to_string(), |t| t.to_string()),
@@ -119,9 +136,9 @@ pub fn lossless(
         options.max_batch,
         current_rss() as f64 / 1e6
     ));
-    line(String::new());
-    line("| file | method | bytes | out bytes | bits/byte | ratio | compress KB/s | decompress KB/s | peak MB |".into());
-    line("|---|---|---:|---:|---:|---:|---:|---:|---:|".into());
+    report.line(String::new());
+    report.line("| file | method | bytes | out bytes | bits/byte | ratio | compress KB/s | decompress KB/s | peak MB |".into());
+    report.line("|---|---|---:|---:|---:|---:|---:|---:|---:|".into());
 
     let mut totals: Vec<(&'static str, usize, f64, f64, u64)> = Vec::new();
     let mut total_in = 0usize;
@@ -178,7 +195,7 @@ pub fn lossless(
         }
 
         for row in &rows {
-            line(format!(
+            report.line(format!(
                 "| {name} | {} | {} | {} | {:.3} | {:.4} | {:.1} | {:.1} | {:.0} |",
                 row.method,
                 data.len(),
@@ -202,7 +219,7 @@ pub fn lossless(
         total_in += data.len();
     }
     for &(method, size, cs, ds, peak) in &totals {
-        line(format!(
+        report.line(format!(
             "| **total** | {method} | {total_in} | {size} | {:.3} | {:.4} | {:.1} | {:.1} | {:.0} |",
             size as f64 * 8.0 / total_in.max(1) as f64,
             size as f64 / total_in.max(1) as f64,
@@ -211,23 +228,20 @@ pub fn lossless(
             peak as f64 / 1e6
         ));
     }
-    line(String::new());
+    report.line(String::new());
     for note in notes {
-        line(note);
+        report.line(note);
     }
     let size_of = |m: &str| totals.iter().find(|t| t.0 == m).map(|t| t.1 as f64).unwrap_or(f64::NAN);
-    line(format!(
+    report.line(format!(
         "- total: tenbits output is {:.3} of xz -9's and {:.3} of zstd -19's; model cross-entropy {:.3} bits/byte; payload = cross-entropy {:+.2}%",
         size_of("tenbits") / size_of("xz -9"),
         size_of("tenbits") / size_of("zstd -19"),
         total_model_bits / total_in.max(1) as f64,
         (total_payload as f64 * 8.0 / total_model_bits.max(1e-9) - 1.0) * 100.0
     ));
-    line("- peak MB: tenbits is the whole process's peak resident memory (model and runtime included); the others are the extra memory their own run added.".into());
-    if let Some(path) = markdown {
-        std::fs::write(path, &table).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
+    report.line("- peak MB: tenbits is the whole process's peak resident memory (model and runtime included); the others are the extra memory their own run added.".into());
+    report.save(markdown)
 }
 
 /// This machine's limits that model speed is compared with.
@@ -322,12 +336,7 @@ pub fn models(
     let prefill_tokens = prefill_tokens.max(1);
     let decode_steps = decode_steps.max(1);
 
-    let mut table = String::new();
-    let mut line = |s: String| {
-        println!("{s}");
-        table.push_str(&s);
-        table.push('\n');
-    };
+    let mut report = Report::default();
     let mut rows = Vec::new();
     let sample: Vec<u8> = include_str!("../examples/data/sample.txt").bytes().collect();
 
@@ -410,20 +419,20 @@ pub fn models(
     // Measured after the models so its 1 GiB buffer is not in their peaks.
     eprintln!("measuring memory bandwidth and matmul rate ({} threads)...", settings.threads);
     let hw = measure_hardware(settings.threads);
-    line(format!(
+    report.line(format!(
         "{} ONNX Runtime threads; this machine: memory read {:.1} GB/s, fp32 matmul {:.1} GFLOP/s ({} threads)",
         settings.threads,
         hw.read_bandwidth / 1e9,
         hw.matmul_flops / 1e9,
         settings.threads
     ));
-    line(String::new());
-    line("| model | weights MB | load s | RSS MB | prefill tok/s | of matmul limit | decode tok/s b=1 | of bandwidth limit | b=8 | b=32 | chat tok/s | peak MB b=1 | peak MB b=8/32 |".into());
-    line("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|".into());
+    report.line(String::new());
+    report.line("| model | weights MB | load s | RSS MB | prefill tok/s | of matmul limit | decode tok/s b=1 | of bandwidth limit | b=8 | b=32 | chat tok/s | peak MB b=1 | peak MB b=8/32 |".into());
+    report.line("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|".into());
     for (name, weight_bytes, load_s, rss, prefill_rate, decode, generate_rate, peak, weights) in rows {
         let flop_limit = hw.matmul_flops / (2.0 * weights);
         let bandwidth_limit = hw.read_bandwidth / weight_bytes as f64;
-        line(format!(
+        report.line(format!(
             "| {name} | {:.0} | {load_s:.1} | {:.0} | {prefill_rate:.0} | {:.0}% | {:.1} | {:.0}% | {:.1} | {:.1} | {generate_rate:.1} | {:.0} | {:.0} |",
             weight_bytes as f64 / 1e6,
             rss as f64 / 1e6,
@@ -436,13 +445,10 @@ pub fn models(
             peak.1 as f64 / 1e6,
         ));
     }
-    line(String::new());
-    line(format!("- prefill: one pass over a {prefill_tokens}-token prompt at batch 1; its limit is the matmul rate over 2 × the weights each token multiplies (projections and LM head, from config.json)."));
-    line(format!("- decode: {decode_steps} one-token steps per stream after a 64-token prompt; tok/s counts every stream. Its batch-1 limit is the read bandwidth over the bytes of the weight files (each step reads every weight once)."));
-    line(format!("- chat tok/s: `Generator::generate`, greedy, up to {decode_steps} tokens of one chat reply (it pads a lone request to two streams so its tokens match a batch's)."));
-    line("- load s includes hashing the weight files for the fingerprint. RSS: resident memory after loading. Peak b=1: the process's peak through loading, the prefill and batch-1 decoding; peak b=8/32: through the batched runs and the chat run (a 64-token prefill at batch 32 returns 32 × 64 rows of logits).".into());
-    if let Some(path) = markdown {
-        std::fs::write(path, &table).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
+    report.line(String::new());
+    report.line(format!("- prefill: one pass over a {prefill_tokens}-token prompt at batch 1; its limit is the matmul rate over 2 × the weights each token multiplies (projections and LM head, from config.json)."));
+    report.line(format!("- decode: {decode_steps} one-token steps per stream after a 64-token prompt; tok/s counts every stream. Its batch-1 limit is the read bandwidth over the bytes of the weight files (each step reads every weight once)."));
+    report.line(format!("- chat tok/s: `Generator::generate`, greedy, up to {decode_steps} tokens of one chat reply (it pads a lone request to two streams so its tokens match a batch's)."));
+    report.line("- load s includes hashing the weight files for the fingerprint. RSS: resident memory after loading. Peak b=1: the process's peak through loading, the prefill and batch-1 decoding; peak b=8/32: through the batched runs and the chat run (a 64-token prefill at batch 32 returns 32 × 64 rows of logits).".into());
+    report.save(markdown)
 }

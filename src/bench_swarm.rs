@@ -8,19 +8,18 @@
 //! a real session (same prompts, similar lengths), while the askers' own
 //! generation, which runs on their devices, is left out of the timing.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tenbits_agents::config::KnowledgeSetting;
+use tenbits_agents::config::{KnowledgeSetting, TransportKind};
 use tenbits_agents::remote::RemoteAnswerer;
-use tenbits_agents::server::{ServerHandle, Service};
-use tenbits_agents::{load_tasks, onnx_factory, AnswererArgs, AnswererHandle};
-use tenbits_messaging::Listener;
+use tenbits_agents::{load_tasks, onnx_factory, DeploymentConfig, ModelFactory};
 use tenbits_qa::answerer::AnswerRequest;
-use tenbits_qa::{Problem, Sampling, Task};
+use tenbits_qa::{Problem, Task};
+
+use crate::bench::Report;
 
 /// The askers' questions: the same ten for every problem.
 const QUESTIONS: [&str; 10] = [
@@ -56,10 +55,7 @@ impl Run {
     fn quantile(&self, q: f64) -> Duration {
         let mut sorted = self.latencies.clone();
         sorted.sort();
-        if sorted.is_empty() {
-            return Duration::ZERO;
-        }
-        sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+        tenbits_agents::quantile(&sorted, q)
     }
 }
 
@@ -78,8 +74,16 @@ pub fn swarm(options: &SwarmOptions) -> Result<()> {
     let tasks: Vec<(String, String)> =
         tasks.into_iter().filter_map(|t| Some((t.problem, t.answer?))).collect();
     anyhow::ensure!(!tasks.is_empty(), "{} has no task with a gold answer", options.tasks.display());
-    let references: HashMap<String, String> = tasks.iter().cloned().collect();
     let tasks = Arc::new(tasks);
+    // The answerer as `tenbits serve` runs it, with the task file's gold
+    // answers as references.
+    let mut cfg = DeploymentConfig::default();
+    cfg.answerer.model = options.model.to_string();
+    cfg.answerer.threads = options.threads;
+    cfg.answerer.knowledge = KnowledgeSetting::Reference;
+    cfg.answerer.tasks = Some(options.tasks.to_path_buf());
+    cfg.transport.kind = TransportKind::Tcp;
+    cfg.transport.listen = "127.0.0.1:0".into();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let factory = onnx_factory();
 
@@ -95,32 +99,26 @@ pub fn swarm(options: &SwarmOptions) -> Result<()> {
             if batched { "batched" } else { "one question per pass" },
             options.model
         );
-        let model = factory(options.model, options.threads)?;
-        let run = rt.block_on(run_swarm(model, &references, &tasks, askers, batched, options.requests))?;
+        let run = rt.block_on(run_swarm(&cfg, &factory, &tasks, askers, batched, options.requests))?;
         eprintln!("  {:.1} questions/s", run.rate());
         runs.push(run);
     }
 
-    let mut table = String::new();
-    let mut line = |s: String| {
-        println!("{s}");
-        table.push_str(&s);
-        table.push('\n');
-    };
-    line(format!(
+    let mut report = Report::default();
+    report.line(format!(
         "answerer {} ({} threads), TCP on loopback; each asker sends {} request(s) of {} questions",
         options.model,
         options.threads,
         options.requests,
         QUESTIONS.len()
     ));
-    line(String::new());
-    line("| askers | answering | questions | questions/s | speed-up | p50 latency ms | p99 latency ms | passes | largest batch | wire bytes per answer bit |".into());
-    line("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|".into());
+    report.line(String::new());
+    report.line("| askers | answering | questions | questions/s | speed-up | p50 latency ms | p99 latency ms | passes | largest batch | wire bytes per answer bit |".into());
+    report.line("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|".into());
     let baseline = runs.iter().find(|r| !r.batched).map(Run::rate);
     for r in &runs {
         let speedup = baseline.map_or("".into(), |b| format!("{:.1}×", r.rate() / b));
-        line(format!(
+        report.line(format!(
             "| {} | {} | {} | {:.1} | {} | {:.0} | {:.0} | {} | {} | {:.1} |",
             r.askers,
             if r.batched { "batched" } else { "one at a time" },
@@ -134,35 +132,24 @@ pub fn swarm(options: &SwarmOptions) -> Result<()> {
             r.wire_bytes as f64 / r.bits.max(1) as f64
         ));
     }
-    line(String::new());
-    line("- latency: from sending a request (10 questions) to receiving its bits; every bit of a request arrives together.".into());
-    line("- speed-up: questions/s over the one-at-a-time run (the answerer runs one forward pass per question, max_batch = 1).".into());
-    line("- wire bytes: both directions of every connection (handshake, question text, answers, bye) over the answer bits received.".into());
-    if let Some(path) = options.markdown {
-        std::fs::write(path, &table).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
+    report.line(String::new());
+    report.line("- latency: from sending a request (10 questions) to receiving its bits; every bit of a request arrives together.".into());
+    report.line("- speed-up: questions/s over the one-at-a-time run (the answerer runs one forward pass per question, max_batch = 1).".into());
+    report.line("- wire bytes: both directions of every connection (handshake, question text, answers, bye) over the answer bits received.".into());
+    report.save(options.markdown)
 }
 
 async fn run_swarm(
-    model: tenbits_agents::BoxedModel,
-    references: &HashMap<String, String>,
+    cfg: &DeploymentConfig,
+    factory: &ModelFactory,
     tasks: &Arc<Vec<(String, String)>>,
     askers: usize,
     batched: bool,
     requests: usize,
 ) -> Result<Run> {
-    let answerer = AnswererHandle::spawn(AnswererArgs {
-        model,
-        knowledge: KnowledgeSetting::Reference,
-        references: references.clone(),
-        max_batch: if batched { 1024 } else { 1 },
-        max_wait: Duration::from_millis(if batched { 20 } else { 0 }),
-        solution_sampling: Sampling::default(),
-    })
-    .await?;
-    let listener = Listener::bind("127.0.0.1:0").await?;
-    let server = ServerHandle::listen(Service::new(answerer), listener)?;
+    let mut cfg = cfg.clone();
+    (cfg.answerer.max_batch, cfg.answerer.max_wait_ms) = if batched { (1024, 20) } else { (1, 0) };
+    let server = tenbits_agents::serve(&cfg, factory.clone()).await?;
     let addr = server.local_addr().context("the server has no address")?;
 
     let start = Instant::now();

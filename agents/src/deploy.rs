@@ -312,8 +312,8 @@ pub struct SimReport {
     pub outcomes: Vec<SessionOutcome>,
 }
 
-/// The `q`-quantile (nearest rank) of sorted values.
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
+/// The `q`-quantile (nearest rank) of sorted values (zero for none).
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
