@@ -11,8 +11,16 @@
 use tenbits_agents::{onnx_factory, simulate, DeploymentConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let agents: usize = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(32);
-    let tasks: usize = std::env::args().nth(2).map(|n| n.parse()).transpose()?.unwrap_or(32);
+    let agents: usize = std::env::args()
+        .nth(1)
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(32);
+    let tasks: usize = std::env::args()
+        .nth(2)
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(32);
     let mut cfg = DeploymentConfig::load("config/swarm.toml")?;
     cfg.swarm.askers = agents;
     // Enough repeats of the task file for `tasks` sessions; cut to `tasks`.

@@ -15,11 +15,16 @@ use tenbits_messaging::{connect, Frame, Listener};
 use tenbits_qa::{ChatModel, Config, Knowledge, Problem, Receiver, Sender, Task};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let text = std::env::args().nth(1).unwrap_or_else(|| "What is 23 + 19?".into());
+    let text = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "What is 23 + 19?".into());
     let problem = Problem::new(Task::ShortAnswer, text.clone());
     // The sender knows no gold answer: its large model's own solution is
     // what the answers are judged against.
-    let mut config = Config { questions: 10, ..Config::default() };
+    let mut config = Config {
+        questions: 10,
+        ..Config::default()
+    };
     config.view.knowledge = Knowledge::OwnSolution;
     let rt = tokio::runtime::Runtime::new()?;
     let listener = rt.block_on(Listener::bind("127.0.0.1:0"))?;
@@ -36,8 +41,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let frame = conn.recv().await.map_err(|e| e.to_string())?;
             Ok::<_, String>((frame, conn.stats()))
         })?;
-        let Some(Frame::PackedBits { bits, .. }) = frame else { return Err(format!("expected bits, got {frame:?}")) };
-        let answerer_id: [u8; 16] = bits[..16].try_into().map_err(|_| "short frame".to_string())?;
+        let Some(Frame::PackedBits { bits, .. }) = frame else {
+            return Err(format!("expected bits, got {frame:?}"));
+        };
+        let answerer_id: [u8; 16] = bits[..16]
+            .try_into()
+            .map_err(|_| "short frame".to_string())?;
         let payload = &bits[16..];
         let transcript = Receiver::new(&mut asker, receiver_config, answerer_id)
             .receive(&receiver_problem, payload)
@@ -54,7 +63,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bits_count = (body.len() * 8) as u32;
     rt.block_on(async {
         let mut conn = connect(addr).await?;
-        conn.send(&Frame::PackedBits { first_question_id: 0, count: bits_count, bits: body }).await?;
+        conn.send(&Frame::PackedBits {
+            first_question_id: 0,
+            count: bits_count,
+            bits: body,
+        })
+        .await?;
         Ok::<_, tenbits_messaging::WireError>(())
     })?;
     let (received, wire) = receiver.join().expect("receiver thread")?;
@@ -74,7 +88,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sent.ideal_bits,
         wire.bytes_received
     );
-    assert_eq!(received, sent.public(), "the receiver's transcript differs from the sender's");
+    assert_eq!(
+        received,
+        sent.public(),
+        "the receiver's transcript differs from the sender's"
+    );
     println!("the receiver rebuilt the sender's transcript exactly");
     Ok(())
 }

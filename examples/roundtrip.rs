@@ -10,7 +10,9 @@ use tenbits_inference::{cache_dir, LanguageModel, OnnxModel, Registry, SessionSe
 use tenbits_lossless::{compress, decompress, Options};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "examples/data/sample.txt".into());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "examples/data/sample.txt".into());
     let data = std::fs::read(&path)?;
 
     let registry = Registry::embedded();
@@ -18,8 +20,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = registry.model(&name)?.cached_dir(&cache_dir());
     let mut model = OnnxModel::load(&dir, SessionSettings::default())?;
 
-    let options = Options { model_name: name, ..Options::default() };
-    let options = Options { chunk_tokens: options.chunk_tokens.min(model.config().context_length), ..options };
+    let options = Options {
+        model_name: name,
+        ..Options::default()
+    };
+    let options = Options {
+        chunk_tokens: options.chunk_tokens.min(model.config().context_length),
+        ..options
+    };
     let (packed, stats) = compress(&mut model, &data, &options, &mut |_| {})?;
     let restored = decompress(&mut model, &packed, &mut |_| {})?;
     assert_eq!(restored, data, "round trip must be exact");

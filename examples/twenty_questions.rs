@@ -13,13 +13,17 @@ use tenbits_agents::onnx::OnnxChatModel;
 use tenbits_qa::{ChatModel, Message, Sampling};
 
 const CANDIDATES: [&str; 16] = [
-    "cat", "dog", "elephant", "eagle", "shark", "frog", "horse", "spider", "penguin", "snake", "whale", "bee",
-    "owl", "tiger", "turtle", "rabbit",
+    "cat", "dog", "elephant", "eagle", "shark", "frog", "horse", "spider", "penguin", "snake",
+    "whale", "bee", "owl", "tiger", "turtle", "rabbit",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secret = std::env::args().nth(1).unwrap_or_else(|| "penguin".into());
-    let rounds: usize = std::env::args().nth(2).map(|n| n.parse()).transpose()?.unwrap_or(20);
+    let rounds: usize = std::env::args()
+        .nth(2)
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(20);
     // The 0.5B asks better questions than SmolLM2-135M, and the 1.5B is the
     // only model of the ladder whose yes/no answers track the facts.
     let asker_name = std::env::var("ASKER").unwrap_or_else(|_| "qwen2.5-coder-0.5b".into());
@@ -28,7 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut asker = OnnxChatModel::load(asker_name, 2)?;
     let mut answerer = OnnxChatModel::load(answerer_name, 2)?;
     let list = CANDIDATES.join(", ");
-    println!("{answerer_name} thinks of \"{secret}\"; {asker_name} asks {rounds} yes/no questions.\n");
+    println!(
+        "{answerer_name} thinks of \"{secret}\"; {asker_name} asks {rounds} yes/no questions.\n"
+    );
 
     let mut transcript: Vec<(String, bool)> = Vec::new();
     for round in 1..=rounds {
@@ -46,37 +52,62 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut question = String::new();
         for attempt in 0..4u64 {
             let temperature = if attempt == 0 { 0.0 } else { 0.8 };
-            let sampling =
-                Sampling { max_tokens: 32, temperature, seed: round as u64 * 10 + attempt, stop: vec!["\n".into()], ..Sampling::default() };
-            question = asker.generate(&[(vec![Message::user(ask.clone())], sampling)])?.remove(0);
-            if !transcript.iter().any(|(q, _)| q.trim_end_matches('?') == question.trim_end_matches('?')) {
+            let sampling = Sampling {
+                max_tokens: 32,
+                temperature,
+                seed: round as u64 * 10 + attempt,
+                stop: vec!["\n".into()],
+                ..Sampling::default()
+            };
+            question = asker
+                .generate(&[(vec![Message::user(ask.clone())], sampling)])?
+                .remove(0);
+            if !transcript
+                .iter()
+                .any(|(q, _)| q.trim_end_matches('?') == question.trim_end_matches('?'))
+            {
                 break;
             }
         }
-        let question = if question.ends_with('?') { question } else { format!("{question}?") };
+        let question = if question.ends_with('?') {
+            question
+        } else {
+            format!("{question}?")
+        };
         // The answerer replies with one bit from one forward pass.
         let judge = format!(
             "The secret animal is: {secret}.\nAnswer the question about the secret animal with Yes or No.\nQuestion: {question}"
         );
         let p = answerer.p_yes(&[vec![Message::user(judge)]])?[0];
         let bit = p >= 0.5;
-        println!("{round:>2}. {question:<70} {} (P(yes) = {p:.2})", if bit { "yes" } else { "no " });
+        println!(
+            "{round:>2}. {question:<70} {} (P(yes) = {p:.2})",
+            if bit { "yes" } else { "no " }
+        );
         transcript.push((question, bit));
     }
 
     // The guess: the asker's most likely candidate given the transcript.
-    let so_far: String =
-        transcript.iter().map(|(q, a)| format!("Q: {q}\nA: {}\n", if *a { "yes" } else { "no" })).collect();
+    let so_far: String = transcript
+        .iter()
+        .map(|(q, a)| format!("Q: {q}\nA: {}\n", if *a { "yes" } else { "no" }))
+        .collect();
     let guess_prompt = vec![Message::user(format!(
         "We played twenty questions about one of these animals: {list}.\n{so_far}Which animal is it? Answer with one word."
     ))];
     let candidates: Vec<String> = CANDIDATES.iter().map(|c| c.to_string()).collect();
     let before = asker.score_candidates(
-        &[Message::user(format!("Which of these animals is it: {list}? Answer with one word."))],
+        &[Message::user(format!(
+            "Which of these animals is it: {list}? Answer with one word."
+        ))],
         &candidates,
     )?;
     let after = asker.score_candidates(&guess_prompt, &candidates)?;
-    let best = |scores: &[f64]| (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0);
+    let best = |scores: &[f64]| {
+        (0..scores.len())
+            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+            .unwrap_or(0)
+    };
     let rank = |scores: &[f64]| {
         let s = scores[CANDIDATES.iter().position(|c| *c == secret).unwrap_or(0)];
         1 + scores.iter().filter(|&&x| x > s).count()

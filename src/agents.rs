@@ -8,11 +8,15 @@ use tenbits_agents::{onnx_factory, DeploymentConfig};
 
 /// Loads a deployment file with `TENBITS_<SECTION>__<KEY>` overrides.
 pub fn load_config(path: &Path) -> Result<DeploymentConfig> {
-    DeploymentConfig::load(path).with_context(|| format!("cannot load the deployment {}", path.display()))
+    DeploymentConfig::load(path)
+        .with_context(|| format!("cannot load the deployment {}", path.display()))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 pub fn serve_command(path: &Path) -> Result<()> {
@@ -46,7 +50,10 @@ pub fn serve_command(path: &Path) -> Result<()> {
 
 pub fn ask_command(path: &Path, problem: &str) -> Result<()> {
     let cfg = load_config(path)?;
-    eprintln!("asker {} → answerer {} ({:?}, {:?})", cfg.asker.model, cfg.answerer.model, cfg.protocol.setting, cfg.transport.kind);
+    eprintln!(
+        "asker {} → answerer {} ({:?}, {:?})",
+        cfg.asker.model, cfg.answerer.model, cfg.protocol.setting, cfg.transport.kind
+    );
     let report = tenbits_agents::ask(&cfg, onnx_factory(), problem)?;
     println!("{report}");
     Ok(())

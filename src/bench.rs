@@ -33,7 +33,11 @@ fn current_rss() -> u64 {
 fn status_kb(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -59,7 +63,8 @@ impl Report {
     /// Writes the table to `path`, if one is given.
     pub fn save(&self, path: Option<&Path>) -> Result<()> {
         if let Some(path) = path {
-            std::fs::write(path, &self.text).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(path, &self.text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
         Ok(())
     }
@@ -78,7 +83,9 @@ fn baselines() -> [Codec; 4] {
             },
             |c| {
                 let mut out = Vec::new();
-                flate2::read::GzDecoder::new(c).read_to_end(&mut out).expect("own output decodes");
+                flate2::read::GzDecoder::new(c)
+                    .read_to_end(&mut out)
+                    .expect("own output decodes");
                 out
             },
         ),
@@ -91,7 +98,9 @@ fn baselines() -> [Codec; 4] {
             },
             |c| {
                 let mut out = Vec::new();
-                bzip2::read::BzDecoder::new(c).read_to_end(&mut out).expect("own output decodes");
+                bzip2::read::BzDecoder::new(c)
+                    .read_to_end(&mut out)
+                    .expect("own output decodes");
                 out
             },
         ),
@@ -104,7 +113,9 @@ fn baselines() -> [Codec; 4] {
             },
             |c| {
                 let mut out = Vec::new();
-                liblzma::read::XzDecoder::new(c).read_to_end(&mut out).expect("own output decodes");
+                liblzma::read::XzDecoder::new(c)
+                    .read_to_end(&mut out)
+                    .expect("own output decodes");
                 out
             },
         ),
@@ -146,14 +157,19 @@ pub fn lossless(
     let mut total_payload = 0usize;
     let mut notes = Vec::new();
     for path in files {
-        let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let data =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut rows = Vec::new();
 
         reset_peak();
         let (bar, mut update) = crate::token_progress("compressing");
         let start = Instant::now();
-        let (packed, stats) = tenbits_lossless::compress(&mut loaded.model, &data, options, &mut update)?;
+        let (packed, stats) =
+            tenbits_lossless::compress(&mut loaded.model, &data, options, &mut update)?;
         let compress_s = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let (bar, mut update) = crate::token_progress("decompressing");
@@ -162,9 +178,18 @@ pub fn lossless(
         let decompress_s = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
         if restored != data {
-            bail!("{}: tenbits round trip differs from the input", path.display());
+            bail!(
+                "{}: tenbits round trip differs from the input",
+                path.display()
+            );
         }
-        rows.push(Row { method: "tenbits", size: packed.len(), compress_s, decompress_s, peak: peak_rss() });
+        rows.push(Row {
+            method: "tenbits",
+            size: packed.len(),
+            compress_s,
+            decompress_s,
+            peak: peak_rss(),
+        });
         total_model_bits += stats.model_bits;
         total_payload += stats.payload_bytes;
         let model_bpb = stats.model_bits / data.len().max(1) as f64;
@@ -191,7 +216,13 @@ pub fn lossless(
             if restored != data {
                 bail!("{method} round trip differs on {}", path.display());
             }
-            rows.push(Row { method, size: packed.len(), compress_s, decompress_s, peak: peak_rss().saturating_sub(before) });
+            rows.push(Row {
+                method,
+                size: packed.len(),
+                compress_s,
+                decompress_s,
+                peak: peak_rss().saturating_sub(before),
+            });
         }
 
         for row in &rows {
@@ -213,7 +244,13 @@ pub fn lossless(
                     t.3 += row.decompress_s;
                     t.4 = t.4.max(row.peak);
                 }
-                None => totals.push((row.method, row.size, row.compress_s, row.decompress_s, row.peak)),
+                None => totals.push((
+                    row.method,
+                    row.size,
+                    row.compress_s,
+                    row.decompress_s,
+                    row.peak,
+                )),
             }
         }
         total_in += data.len();
@@ -232,7 +269,13 @@ pub fn lossless(
     for note in notes {
         report.line(note);
     }
-    let size_of = |m: &str| totals.iter().find(|t| t.0 == m).map(|t| t.1 as f64).unwrap_or(f64::NAN);
+    let size_of = |m: &str| {
+        totals
+            .iter()
+            .find(|t| t.0 == m)
+            .map(|t| t.1 as f64)
+            .unwrap_or(f64::NAN)
+    };
     report.line(format!(
         "- total: tenbits output is {:.3} of xz -9's and {:.3} of zstd -19's; model cross-entropy {:.3} bits/byte; payload = cross-entropy {:+.2}%",
         size_of("tenbits") / size_of("xz -9"),
@@ -264,7 +307,10 @@ fn measure_hardware(threads: usize) -> Hardware {
                 .chunks(words.len().div_ceil(threads))
                 .map(|part| s.spawn(move || part.iter().fold(0u64, |a, &w| a.wrapping_add(w))))
                 .collect();
-            parts.into_iter().map(|h| h.join().expect("sum thread")).fold(0, u64::wrapping_add)
+            parts
+                .into_iter()
+                .map(|h| h.join().expect("sum thread"))
+                .fold(0, u64::wrapping_add)
         });
         std::hint::black_box(total);
         best_read = best_read.min(start.elapsed().as_secs_f64());
@@ -273,7 +319,9 @@ fn measure_hardware(threads: usize) -> Hardware {
     drop(words);
 
     let n = 1024;
-    let a = ndarray::Array2::<f32>::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 17) as f32 / 17.0);
+    let a = ndarray::Array2::<f32>::from_shape_fn((n, n), |(i, j)| {
+        ((i * 7 + j * 3) % 17) as f32 / 17.0
+    });
     let mut best_mm = f64::MAX;
     for _ in 0..3 {
         let start = Instant::now();
@@ -286,7 +334,10 @@ fn measure_hardware(threads: usize) -> Hardware {
         best_mm = best_mm.min(start.elapsed().as_secs_f64());
     }
     let matmul_flops = threads as f64 * 2.0 * (n * n * n) as f64 / best_mm;
-    Hardware { read_bandwidth, matmul_flops }
+    Hardware {
+        read_bandwidth,
+        matmul_flops,
+    }
 }
 
 /// Multiply-accumulate weights of one token's pass, from `config.json`:
@@ -338,7 +389,9 @@ pub fn models(
 
     let mut report = Report::default();
     let mut rows = Vec::new();
-    let sample: Vec<u8> = include_str!("../examples/data/sample.txt").bytes().collect();
+    let sample: Vec<u8> = include_str!("../examples/data/sample.txt")
+        .bytes()
+        .collect();
 
     for name in &names {
         let entry = registry.model(name)?;
@@ -346,7 +399,8 @@ pub fn models(
         if !dir.join("model.onnx").is_file() {
             bail!("model `{name}` is not set up; run `python3 scripts/setup.py --model {name}`");
         }
-        let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json"))?)?;
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json"))?)?;
         let weight_bytes: u64 = std::fs::read_dir(&dir)?
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().starts_with("model.onnx"))
@@ -356,12 +410,17 @@ pub fn models(
         reset_peak();
         eprintln!("{name}: loading");
         let start = Instant::now();
-        let mut model = OnnxModel::load(&dir, settings).with_context(|| format!("cannot load `{name}`"))?;
+        let mut model =
+            OnnxModel::load(&dir, settings).with_context(|| format!("cannot load `{name}`"))?;
         let load_s = start.elapsed().as_secs_f64();
         let rss = current_rss();
         let vocab_ids = model.tokenizer().vocab_size() as u32;
-        let text: Vec<u32> =
-            model.tokenizer().encode_bytes(&sample)?.into_iter().filter(|&t| t < vocab_ids).collect();
+        let text: Vec<u32> = model
+            .tokenizer()
+            .encode_bytes(&sample)?
+            .into_iter()
+            .filter(|&t| t < vocab_ids)
+            .collect();
         let prompt: Vec<u32> = text.iter().copied().cycle().take(prefill_tokens).collect();
 
         // Prefill: the whole prompt in one pass, after one untimed warm-up pass.
@@ -389,7 +448,9 @@ pub fn models(
             }
             eprintln!("{name}: decode at batch {batch}");
             let mut cache = model.new_cache(batch, context + decode_steps + 1);
-            let fed: Vec<u32> = (0..batch).flat_map(|_| prompt[..context].iter().copied()).collect();
+            let fed: Vec<u32> = (0..batch)
+                .flat_map(|_| prompt[..context].iter().copied())
+                .collect();
             model.forward(&mut cache, &fed, &mut logits)?;
             let start = Instant::now();
             for step in 0..decode_steps {
@@ -414,10 +475,23 @@ pub fn models(
         drop(generator);
         let peak = (peak_single, peak_rss());
         let weights = weights_per_token(&config).unwrap_or(f64::NAN);
-        rows.push((name.clone(), weight_bytes, load_s, rss, prefill_rate, decode, generate_rate, peak, weights));
+        rows.push((
+            name.clone(),
+            weight_bytes,
+            load_s,
+            rss,
+            prefill_rate,
+            decode,
+            generate_rate,
+            peak,
+            weights,
+        ));
     }
     // Measured after the models so its 1 GiB buffer is not in their peaks.
-    eprintln!("measuring memory bandwidth and matmul rate ({} threads)...", settings.threads);
+    eprintln!(
+        "measuring memory bandwidth and matmul rate ({} threads)...",
+        settings.threads
+    );
     let hw = measure_hardware(settings.threads);
     report.line(format!(
         "{} ONNX Runtime threads; this machine: memory read {:.1} GB/s, fp32 matmul {:.1} GFLOP/s ({} threads)",
@@ -429,7 +503,9 @@ pub fn models(
     report.line(String::new());
     report.line("| model | weights MB | load s | RSS MB | prefill tok/s | of matmul limit | decode tok/s b=1 | of bandwidth limit | b=8 | b=32 | chat tok/s | peak MB b=1 | peak MB b=8/32 |".into());
     report.line("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|".into());
-    for (name, weight_bytes, load_s, rss, prefill_rate, decode, generate_rate, peak, weights) in rows {
+    for (name, weight_bytes, load_s, rss, prefill_rate, decode, generate_rate, peak, weights) in
+        rows
+    {
         let flop_limit = hw.matmul_flops / (2.0 * weights);
         let bandwidth_limit = hw.read_bandwidth / weight_bytes as f64;
         report.line(format!(

@@ -70,10 +70,17 @@ pub struct SwarmOptions<'a> {
 }
 
 pub fn swarm(options: &SwarmOptions) -> Result<()> {
-    let tasks = load_tasks(options.tasks).with_context(|| format!("cannot read {}", options.tasks.display()))?;
-    let tasks: Vec<(String, String)> =
-        tasks.into_iter().filter_map(|t| Some((t.problem, t.answer?))).collect();
-    anyhow::ensure!(!tasks.is_empty(), "{} has no task with a gold answer", options.tasks.display());
+    let tasks = load_tasks(options.tasks)
+        .with_context(|| format!("cannot read {}", options.tasks.display()))?;
+    let tasks: Vec<(String, String)> = tasks
+        .into_iter()
+        .filter_map(|t| Some((t.problem, t.answer?)))
+        .collect();
+    anyhow::ensure!(
+        !tasks.is_empty(),
+        "{} has no task with a gold answer",
+        options.tasks.display()
+    );
     let tasks = Arc::new(tasks);
     // The answerer as `tenbits serve` runs it, with the task file's gold
     // answers as references.
@@ -84,7 +91,9 @@ pub fn swarm(options: &SwarmOptions) -> Result<()> {
     cfg.answerer.tasks = Some(options.tasks.to_path_buf());
     cfg.transport.kind = TransportKind::Tcp;
     cfg.transport.listen = "127.0.0.1:0".into();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let factory = onnx_factory();
 
     let mut runs = Vec::new();
@@ -96,10 +105,21 @@ pub fn swarm(options: &SwarmOptions) -> Result<()> {
         eprintln!(
             "{} askers, {}: loading {}",
             askers,
-            if batched { "batched" } else { "one question per pass" },
+            if batched {
+                "batched"
+            } else {
+                "one question per pass"
+            },
             options.model
         );
-        let run = rt.block_on(run_swarm(&cfg, &factory, &tasks, askers, batched, options.requests))?;
+        let run = rt.block_on(run_swarm(
+            &cfg,
+            &factory,
+            &tasks,
+            askers,
+            batched,
+            options.requests,
+        ))?;
         eprintln!("  {:.1} questions/s", run.rate());
         runs.push(run);
     }
@@ -121,7 +141,11 @@ pub fn swarm(options: &SwarmOptions) -> Result<()> {
         report.line(format!(
             "| {} | {} | {} | {:.1} | {} | {:.0} | {:.0} | {} | {} | {:.1} |",
             r.askers,
-            if r.batched { "batched" } else { "one at a time" },
+            if r.batched {
+                "batched"
+            } else {
+                "one at a time"
+            },
             r.questions,
             r.rate(),
             speedup,

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use tenbits_inference::{cache_dir, Completion, Generator, LanguageModel, Message, Registry, Request, Sampling};
+use tenbits_inference::{
+    cache_dir, Completion, Generator, LanguageModel, Message, Registry, Request, Sampling,
+};
 
 use crate::ModelArgs;
 
@@ -66,7 +68,10 @@ pub fn models_command(command: &ModelsCommand) -> Result<()> {
     let cache = cache_dir();
     match command {
         ModelsCommand::List => {
-            println!("{:<20} {:<7} {:<30} {:<22} status", "name", "role", "model", "source format");
+            println!(
+                "{:<20} {:<7} {:<30} {:<22} status",
+                "name", "role", "model", "source format"
+            );
             for m in &registry.models {
                 let dir = m.cached_dir(&cache);
                 let status = if dir.join("model.onnx").is_file() {
@@ -74,15 +79,25 @@ pub fn models_command(command: &ModelsCommand) -> Result<()> {
                 } else {
                     format!("not set up: tenbits models fetch {}", m.name)
                 };
-                let default = if m.name == registry.defaults.model { " (default)" } else { "" };
-                println!("{:<20} {:<7} {:<30} {:<22} {status}{default}", m.name, m.role, m.display_name, m.format);
+                let default = if m.name == registry.defaults.model {
+                    " (default)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{:<20} {:<7} {:<30} {:<22} {status}{default}",
+                    m.name, m.role, m.display_name, m.format
+                );
             }
             Ok(())
         }
         ModelsCommand::Fetch { name } => {
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup.py");
             if !script.is_file() {
-                bail!("{} is not here; run scripts/setup.py from a tenbits source tree", script.display());
+                bail!(
+                    "{} is not here; run scripts/setup.py from a tenbits source tree",
+                    script.display()
+                );
             }
             let mut cmd = std::process::Command::new("python3");
             cmd.arg(&script);
@@ -102,9 +117,17 @@ pub fn models_command(command: &ModelsCommand) -> Result<()> {
             let m = registry.model(name)?;
             let dir = m.cached_dir(&cache);
             println!("name           {}", m.name);
-            println!("model          {} ({}, {})", m.display_name, m.role, m.license);
+            println!(
+                "model          {} ({}, {})",
+                m.display_name, m.role, m.license
+            );
             println!("architecture   {}", m.architecture);
-            println!("source         {} in {} PyPI package(s), GGUF sha256 {}", m.format, m.parts.len(), m.sha256);
+            println!(
+                "source         {} in {} PyPI package(s), GGUF sha256 {}",
+                m.format,
+                m.parts.len(),
+                m.sha256
+            );
             println!("convert args   {}", m.convert_args.join(" "));
             println!("cache dir      {}", dir.display());
             let config_path = dir.join("config.json");
@@ -112,10 +135,19 @@ pub fn models_command(command: &ModelsCommand) -> Result<()> {
                 println!("status         not set up: tenbits models fetch {}", m.name);
                 return Ok(());
             }
-            let config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_path)?)
-                .with_context(|| format!("{} is not JSON", config_path.display()))?;
-            let get = |k: &str| config.get(k).map(|v| v.to_string()).unwrap_or_else(|| "?".into());
-            println!("status         ready, {} on disk", human_bytes(dir_size(&dir)));
+            let config: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&config_path)?)
+                    .with_context(|| format!("{} is not JSON", config_path.display()))?;
+            let get = |k: &str| {
+                config
+                    .get(k)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "?".into())
+            };
+            println!(
+                "status         ready, {} on disk",
+                human_bytes(dir_size(&dir))
+            );
             println!(
                 "shape          {} layers, hidden {}, {} heads ({} key/value), head dim {}, ffn {}",
                 get("num_layers"),
@@ -127,7 +159,11 @@ pub fn models_command(command: &ModelsCommand) -> Result<()> {
             );
             println!("vocabulary     {}", get("vocab_size"));
             println!("context        {}", get("context_length"));
-            println!("weights        {} (accuracy level {})", get("weights"), get("matmulnbits_accuracy_level"));
+            println!(
+                "weights        {} (accuracy level {})",
+                get("weights"),
+                get("matmulnbits_accuracy_level")
+            );
             println!("kv cache       {}", get("kv_cache"));
             println!("tensor types   {}", get("source_tensor_types"));
             Ok(())
@@ -136,16 +172,30 @@ pub fn models_command(command: &ModelsCommand) -> Result<()> {
 }
 
 /// `tenbits generate`: one reply, streamed to stdout.
-pub fn generate_command(model: &ModelArgs, prompt: &str, raw: bool, args: &SamplingArgs) -> Result<()> {
+pub fn generate_command(
+    model: &ModelArgs,
+    prompt: &str,
+    raw: bool,
+    args: &SamplingArgs,
+) -> Result<()> {
     let loaded = model.load()?;
     let mut generator = Generator::new(loaded.model)?;
     let prompt_ids = if raw {
         let vocab = generator.model().vocab_size() as u32;
-        generator.model().tokenizer().encode_bytes(prompt.as_bytes())?.into_iter().filter(|&t| t < vocab).collect()
+        generator
+            .model()
+            .tokenizer()
+            .encode_bytes(prompt.as_bytes())?
+            .into_iter()
+            .filter(|&t| t < vocab)
+            .collect()
     } else {
         generator.prompt(&conversation(args.system.as_deref(), &[], prompt))?
     };
-    let request = Request { prompt: prompt_ids, sampling: args.sampling() };
+    let request = Request {
+        prompt: prompt_ids,
+        sampling: args.sampling(),
+    };
     let completion = stream_one(&mut generator, request)?;
     let stats = generator.take_stats();
     tracing::info!(
@@ -188,7 +238,10 @@ pub fn chat_command(model: &ModelArgs, args: &SamplingArgs) -> Result<()> {
             _ => {}
         }
         let messages = conversation(args.system.as_deref(), &history, line);
-        let request = Request { prompt: generator.prompt(&messages)?, sampling: args.sampling() };
+        let request = Request {
+            prompt: generator.prompt(&messages)?,
+            sampling: args.sampling(),
+        };
         let completion = stream_one(&mut generator, request)?;
         history.push(Message::user(line));
         history.push(Message::assistant(completion.text));
@@ -209,7 +262,10 @@ fn stream_one(generator: &mut Generator, request: Request) -> Result<Completion>
     let mut write_error = None;
     let mut completions = generator.generate(&[request], |_, piece| {
         if write_error.is_none() {
-            if let Err(e) = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()) {
+            if let Err(e) = stdout
+                .write_all(piece.as_bytes())
+                .and_then(|_| stdout.flush())
+            {
                 write_error = Some(e);
             }
         }
@@ -223,7 +279,14 @@ fn stream_one(generator: &mut Generator, request: Request) -> Result<Completion>
 
 pub fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0)
 }
 

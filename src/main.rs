@@ -9,15 +9,21 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tenbits_inference::{OnnxModel, Registry, SessionSettings};
 use tenbits_lossless::{Options, Progress};
 
+mod agents;
 mod bench;
 mod bench_swarm;
-mod agents;
 mod chat;
 
 #[derive(Parser)]
-#[command(name = "tenbits", version, about = "Compress what language models say, with language models")]
-#[command(after_help = "Set up the runtime and the default model first: python3 scripts/setup.py\n\
-Logs: set TENBITS_LOG=info (or debug) for details on stderr.")]
+#[command(
+    name = "tenbits",
+    version,
+    about = "Compress what language models say, with language models"
+)]
+#[command(
+    after_help = "Set up the runtime and the default model first: python3 scripts/setup.py\n\
+Logs: set TENBITS_LOG=info (or debug) for details on stderr."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -217,10 +223,17 @@ pub fn settings(threads: Option<usize>) -> SessionSettings {
 }
 
 /// Loads a model by registry name or from a directory.
-fn load_model(name: Option<&str>, dir: Option<&Path>, threads: Option<usize>) -> Result<LoadedModel> {
+fn load_model(
+    name: Option<&str>,
+    dir: Option<&Path>,
+    threads: Option<usize>,
+) -> Result<LoadedModel> {
     let (name, dir) = match dir {
         Some(dir) => {
-            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "custom".into());
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "custom".into());
             (name, dir.to_path_buf())
         }
         None => {
@@ -235,7 +248,8 @@ fn load_model(name: Option<&str>, dir: Option<&Path>, threads: Option<usize>) ->
         }
     };
     tracing::info!(model = %name, dir = %dir.display(), "loading model");
-    let model = OnnxModel::load(&dir, settings(threads)).with_context(|| format!("cannot load model `{name}`"))?;
+    let model = OnnxModel::load(&dir, settings(threads))
+        .with_context(|| format!("cannot load model `{name}`"))?;
     Ok(LoadedModel { name, model })
 }
 
@@ -244,14 +258,24 @@ impl CodingArgs {
     fn options(&self, loaded: &LoadedModel) -> Options {
         use tenbits_inference::LanguageModel;
         let context = loaded.model.config().context_length;
-        let chunk_tokens = self.chunk_tokens.unwrap_or(Options::default().chunk_tokens.min(context));
-        Options { model_name: loaded.name.clone(), chunk_tokens, max_batch: self.batch }
+        let chunk_tokens = self
+            .chunk_tokens
+            .unwrap_or(Options::default().chunk_tokens.min(context));
+        Options {
+            model_name: loaded.name.clone(),
+            chunk_tokens,
+            max_batch: self.batch,
+        }
     }
 }
 
 impl ModelArgs {
     fn load(&self) -> Result<LoadedModel> {
-        load_model(self.model.as_deref(), self.model_dir.as_deref(), self.threads)
+        load_model(
+            self.model.as_deref(),
+            self.model_dir.as_deref(),
+            self.threads,
+        )
     }
 }
 
@@ -259,9 +283,11 @@ impl ModelArgs {
 pub fn token_progress(label: &str) -> (ProgressBar, impl FnMut(Progress)) {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} tokens ({per_sec}, eta {eta})")
-            .expect("static template is valid")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>12} [{bar:30}] {pos}/{len} tokens ({per_sec}, eta {eta})",
+        )
+        .expect("static template is valid")
+        .progress_chars("=> "),
     );
     bar.set_message(label.to_string());
     let handle = bar.clone();
@@ -279,7 +305,10 @@ fn read_input(input: Option<&Path>) -> Result<Vec<u8>> {
         }
         _ => {
             let mut data = Vec::new();
-            std::io::stdin().lock().read_to_end(&mut data).context("cannot read stdin")?;
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut data)
+                .context("cannot read stdin")?;
             Ok(data)
         }
     }
@@ -298,8 +327,11 @@ fn write_output(output: Option<&Path>, data: &[u8], binary: bool) -> Result<()> 
                 .prefix(".tenbits-")
                 .tempfile_in(dir)
                 .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-            tmp.write_all(data).and_then(|_| tmp.as_file().sync_all()).context("cannot write the output")?;
-            tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+            tmp.write_all(data)
+                .and_then(|_| tmp.as_file().sync_all())
+                .context("cannot write the output")?;
+            tmp.persist(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             Ok(())
         }
         None => {
@@ -307,26 +339,45 @@ fn write_output(output: Option<&Path>, data: &[u8], binary: bool) -> Result<()> 
             if binary && stdout.is_terminal() {
                 bail!("refusing to write compressed data to a terminal; use -o FILE or redirect stdout");
             }
-            stdout.write_all(data).and_then(|_| stdout.flush()).context("cannot write to stdout")
+            stdout
+                .write_all(data)
+                .and_then(|_| stdout.flush())
+                .context("cannot write to stdout")
         }
     }
 }
 
-fn compress_command(input: Option<&Path>, output: Option<&Path>, model: &ModelArgs, coding: &CodingArgs) -> Result<()> {
+fn compress_command(
+    input: Option<&Path>,
+    output: Option<&Path>,
+    model: &ModelArgs,
+    coding: &CodingArgs,
+) -> Result<()> {
     let data = read_input(input)?;
     let mut loaded = model.load()?;
     let options = coding.options(&loaded);
     let (bar, mut update) = token_progress("compressing");
-    let (packed, stats) = tenbits_lossless::compress(&mut loaded.model, &data, &options, &mut update)?;
+    let (packed, stats) =
+        tenbits_lossless::compress(&mut loaded.model, &data, &options, &mut update)?;
     bar.finish_and_clear();
     write_output(output, &packed, true)?;
-    let bpb = |bytes: usize| if data.is_empty() { 0.0 } else { bytes as f64 * 8.0 / data.len() as f64 };
+    let bpb = |bytes: usize| {
+        if data.is_empty() {
+            0.0
+        } else {
+            bytes as f64 * 8.0 / data.len() as f64
+        }
+    };
     eprintln!(
         "{} -> {} bytes ({:.3} bits/byte; model cross-entropy {:.3}), {} tokens",
         data.len(),
         packed.len(),
         bpb(packed.len()),
-        if data.is_empty() { 0.0 } else { stats.model_bits / data.len() as f64 },
+        if data.is_empty() {
+            0.0
+        } else {
+            stats.model_bits / data.len() as f64
+        },
         stats.tokens
     );
     Ok(())
@@ -341,7 +392,9 @@ fn decompress_command(
 ) -> Result<()> {
     let packed = read_input(input)?;
     let header = tenbits_lossless::inspect(&packed)?;
-    let name = model.map(str::to_string).unwrap_or(header.model_name.clone());
+    let name = model
+        .map(str::to_string)
+        .unwrap_or(header.model_name.clone());
     let mut loaded = if model_dir.is_some() {
         load_model(None, model_dir, threads)?
     } else {
@@ -359,9 +412,18 @@ fn info_command(input: &Path) -> Result<()> {
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     println!("format version   {}", h.format_version);
     println!("model            {}", h.model_name);
-    println!("model sha256     {}… (first 128 bits)", hex(&h.model_fingerprint));
-    println!("tokenizer sha256 {}… (first 128 bits)", hex(&h.tokenizer_hash));
-    println!("adapter          {}", h.adapter_id.as_deref().unwrap_or("none"));
+    println!(
+        "model sha256     {}… (first 128 bits)",
+        hex(&h.model_fingerprint)
+    );
+    println!(
+        "tokenizer sha256 {}… (first 128 bits)",
+        hex(&h.tokenizer_hash)
+    );
+    println!(
+        "adapter          {}",
+        h.adapter_id.as_deref().unwrap_or("none")
+    );
     println!("chunk tokens     {}", h.chunk_tokens);
     println!("max batch        {}", h.max_batch);
     println!("tokens           {}", h.token_count);
@@ -373,37 +435,82 @@ fn info_command(input: &Path) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Compress { input, output, model, coding } => {
-            compress_command(input.as_deref(), output.as_deref(), &model, &coding)
-        }
-        Command::Decompress { input, output, model, model_dir, threads } => {
-            decompress_command(input.as_deref(), output.as_deref(), model.as_deref(), model_dir.as_deref(), threads)
-        }
+        Command::Compress {
+            input,
+            output,
+            model,
+            coding,
+        } => compress_command(input.as_deref(), output.as_deref(), &model, &coding),
+        Command::Decompress {
+            input,
+            output,
+            model,
+            model_dir,
+            threads,
+        } => decompress_command(
+            input.as_deref(),
+            output.as_deref(),
+            model.as_deref(),
+            model_dir.as_deref(),
+            threads,
+        ),
         Command::Info { input } => info_command(&input),
         Command::Models(command) => chat::models_command(&command),
         Command::Serve { config } => agents::serve_command(&config),
         Command::Ask { config, problem } => agents::ask_command(&config, &problem),
         Command::Simulate { config } => agents::simulate_command(&config),
-        Command::Generate { prompt, raw, model, sampling } => chat::generate_command(&model, &prompt, raw, &sampling),
+        Command::Generate {
+            prompt,
+            raw,
+            model,
+            sampling,
+        } => chat::generate_command(&model, &prompt, raw, &sampling),
         Command::Chat { model, sampling } => chat::chat_command(&model, &sampling),
-        Command::Bench(BenchCommand::Swarm { model, threads, askers, requests, baseline_askers, tasks, markdown }) => {
-            bench_swarm::swarm(&bench_swarm::SwarmOptions {
-                model: &model,
-                threads: settings(threads).threads,
-                askers: &askers,
-                requests,
-                baseline_askers,
-                tasks: &tasks,
-                markdown: markdown.as_deref(),
-            })
-        }
-        Command::Bench(BenchCommand::Models { models, threads, prefill_tokens, decode_steps, markdown }) => {
-            bench::models(&models, threads, prefill_tokens, decode_steps, markdown.as_deref())
-        }
-        Command::Bench(BenchCommand::Lossless { files, model, coding, markdown }) => {
+        Command::Bench(BenchCommand::Swarm {
+            model,
+            threads,
+            askers,
+            requests,
+            baseline_askers,
+            tasks,
+            markdown,
+        }) => bench_swarm::swarm(&bench_swarm::SwarmOptions {
+            model: &model,
+            threads: settings(threads).threads,
+            askers: &askers,
+            requests,
+            baseline_askers,
+            tasks: &tasks,
+            markdown: markdown.as_deref(),
+        }),
+        Command::Bench(BenchCommand::Models {
+            models,
+            threads,
+            prefill_tokens,
+            decode_steps,
+            markdown,
+        }) => bench::models(
+            &models,
+            threads,
+            prefill_tokens,
+            decode_steps,
+            markdown.as_deref(),
+        ),
+        Command::Bench(BenchCommand::Lossless {
+            files,
+            model,
+            coding,
+            markdown,
+        }) => {
             let mut loaded = model.load()?;
             let options = coding.options(&loaded);
-            bench::lossless(&mut loaded, &files, &options, model.threads, markdown.as_deref())
+            bench::lossless(
+                &mut loaded,
+                &files,
+                &options,
+                model.threads,
+                markdown.as_deref(),
+            )
         }
     }
 }
@@ -412,7 +519,8 @@ fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TENBITS_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("TENBITS_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .init();
     if let Err(err) = run(Cli::parse()) {

@@ -7,7 +7,10 @@ use std::process::{Command, Output};
 const TINY: &str = "tests/fixtures/tiny";
 
 fn tenbits(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tenbits")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_tenbits"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn stderr(out: &Output) -> String {
@@ -20,8 +23,15 @@ fn assert_clean_failure(out: &Output, what: &str) {
     assert_eq!(out.status.code(), Some(1), "stderr: {err}");
     assert!(!err.contains("panicked"), "panic: {err}");
     assert!(err.starts_with("tenbits: error:"), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
-    assert!(err.to_lowercase().contains(&what.to_lowercase()), "expected {what:?} in: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    assert!(
+        err.to_lowercase().contains(&what.to_lowercase()),
+        "expected {what:?} in: {err}"
+    );
 }
 
 struct Scratch(PathBuf);
@@ -50,7 +60,16 @@ impl Drop for Scratch {
 /// Compresses `data` with the tiny model into `dir/in.tb`.
 fn make_tb(dir: &Scratch, data: &[u8]) -> Vec<u8> {
     std::fs::write(dir.path("in.txt"), data).unwrap();
-    let out = tenbits(&["compress", &dir.s("in.txt"), "-o", &dir.s("in.tb"), "--model-dir", TINY, "--threads", "1"]);
+    let out = tenbits(&[
+        "compress",
+        &dir.s("in.txt"),
+        "-o",
+        &dir.s("in.tb"),
+        "--model-dir",
+        TINY,
+        "--threads",
+        "1",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     std::fs::read(dir.path("in.tb")).unwrap()
 }
@@ -60,11 +79,20 @@ fn files_round_trip_through_the_binary() {
     let dir = Scratch::new("roundtrip");
     let data = b"Round trip through the binary, with bytes \xff\x00 too.\n".repeat(20);
     make_tb(&dir, &data);
-    let out = tenbits(&["decompress", &dir.s("in.tb"), "-o", &dir.s("out.txt"), "--model-dir", TINY]);
+    let out = tenbits(&[
+        "decompress",
+        &dir.s("in.tb"),
+        "-o",
+        &dir.s("out.txt"),
+        "--model-dir",
+        TINY,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(dir.path("out.txt")).unwrap(), data);
     let info = tenbits(&["info", &dir.s("in.tb")]);
-    assert!(String::from_utf8_lossy(&info.stdout).contains(&format!("original bytes   {}", data.len())));
+    assert!(
+        String::from_utf8_lossy(&info.stdout).contains(&format!("original bytes   {}", data.len()))
+    );
 }
 
 #[test]
@@ -84,38 +112,71 @@ fn stdin_to_stdout_round_trips() {
         assert!(out.status.success(), "{}", stderr(&out));
         out.stdout
     };
-    let packed = run(&["compress", "--model-dir", TINY], b"piped text, piped text");
+    let packed = run(
+        &["compress", "--model-dir", TINY],
+        b"piped text, piped text",
+    );
     assert_eq!(&packed[..4], b"TENB");
-    assert_eq!(run(&["decompress", "--model-dir", TINY], &packed), b"piped text, piped text");
+    assert_eq!(
+        run(&["decompress", "--model-dir", TINY], &packed),
+        b"piped text, piped text"
+    );
 }
 
 #[test]
 fn truncated_file_is_refused_and_output_untouched() {
     let dir = Scratch::new("truncated");
-    let tb = make_tb(&dir, &b"some text to compress and then cut short. ".repeat(30));
+    let tb = make_tb(
+        &dir,
+        &b"some text to compress and then cut short. ".repeat(30),
+    );
     std::fs::write(dir.path("out.txt"), b"precious").unwrap();
     for cut in [3, 10, tb.len() / 2, tb.len() - 1] {
         std::fs::write(dir.path("cut.tb"), &tb[..cut]).unwrap();
-        let out = tenbits(&["decompress", &dir.s("cut.tb"), "-o", &dir.s("out.txt"), "--model-dir", TINY]);
+        let out = tenbits(&[
+            "decompress",
+            &dir.s("cut.tb"),
+            "-o",
+            &dir.s("out.txt"),
+            "--model-dir",
+            TINY,
+        ]);
         assert_clean_failure(&out, "");
         assert_eq!(std::fs::read(dir.path("out.txt")).unwrap(), b"precious");
-        assert_eq!(std::fs::read(dir.path("cut.tb")).unwrap(), &tb[..cut], "input must not change");
+        assert_eq!(
+            std::fs::read(dir.path("cut.tb")).unwrap(),
+            &tb[..cut],
+            "input must not change"
+        );
     }
 }
 
 #[test]
 fn corrupted_files_are_refused() {
     let dir = Scratch::new("corrupt");
-    let tb = make_tb(&dir, &b"the payload of this file will be damaged. ".repeat(30));
+    let tb = make_tb(
+        &dir,
+        &b"the payload of this file will be damaged. ".repeat(30),
+    );
     // A flipped bit anywhere: in the header (caught by its checksum) or in
     // the payload (caught by the checksum of the decoded bytes).
     for pos in [0, 5, 20, tb.len() / 2] {
         let mut bad = tb.clone();
         bad[pos] ^= 0x10;
         std::fs::write(dir.path("bad.tb"), &bad).unwrap();
-        let out = tenbits(&["decompress", &dir.s("bad.tb"), "-o", &dir.s("out.txt"), "--model-dir", TINY]);
+        let out = tenbits(&[
+            "decompress",
+            &dir.s("bad.tb"),
+            "-o",
+            &dir.s("out.txt"),
+            "--model-dir",
+            TINY,
+        ]);
         assert_clean_failure(&out, "");
-        assert!(!dir.path("out.txt").exists(), "no output may be left behind");
+        assert!(
+            !dir.path("out.txt").exists(),
+            "no output may be left behind"
+        );
     }
     // The coder's last flushed bits may not matter to any symbol: then the
     // exact original is a correct answer; anything else must be refused.
@@ -123,16 +184,33 @@ fn corrupted_files_are_refused() {
     let last = tb.len() - 1;
     bad[last] ^= 0x01;
     std::fs::write(dir.path("bad.tb"), &bad).unwrap();
-    let out = tenbits(&["decompress", &dir.s("bad.tb"), "-o", &dir.s("out.txt"), "--model-dir", TINY]);
+    let out = tenbits(&[
+        "decompress",
+        &dir.s("bad.tb"),
+        "-o",
+        &dir.s("out.txt"),
+        "--model-dir",
+        TINY,
+    ]);
     if out.status.success() {
-        assert_eq!(std::fs::read(dir.path("out.txt")).unwrap(), b"the payload of this file will be damaged. ".repeat(30));
+        assert_eq!(
+            std::fs::read(dir.path("out.txt")).unwrap(),
+            b"the payload of this file will be damaged. ".repeat(30)
+        );
     } else {
         assert_clean_failure(&out, "");
     }
     std::fs::write(dir.path("junk.tb"), b"this is not a tenbits file at all").unwrap();
-    assert_clean_failure(&tenbits(&["decompress", &dir.s("junk.tb"), "--model-dir", TINY]), "not a tenbits");
+    assert_clean_failure(
+        &tenbits(&["decompress", &dir.s("junk.tb"), "--model-dir", TINY]),
+        "not a tenbits",
+    );
     // No leftover temporary files either.
-    let leftovers: Vec<_> = std::fs::read_dir(&dir.0).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".tenbits-")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tenbits-"))
+        .collect();
     assert!(leftovers.is_empty());
 }
 
@@ -150,7 +228,14 @@ fn file_from_another_model_is_refused() {
     let n = onnx.len();
     onnx[n / 2] ^= 1; // inside a weight tensor: weights are nearly all of the file
     std::fs::write(other.join("model.onnx"), onnx).unwrap();
-    let out = tenbits(&["decompress", &dir.s("in.tb"), "-o", &dir.s("out.txt"), "--model-dir", &other.to_string_lossy()]);
+    let out = tenbits(&[
+        "decompress",
+        &dir.s("in.tb"),
+        "-o",
+        &dir.s("out.txt"),
+        "--model-dir",
+        &other.to_string_lossy(),
+    ]);
     assert_clean_failure(&out, "compressed with model");
     assert!(!dir.path("out.txt").exists());
 }
@@ -159,11 +244,32 @@ fn file_from_another_model_is_refused() {
 fn missing_model_and_unreadable_input_say_what_to_do() {
     let dir = Scratch::new("missing");
     std::fs::write(dir.path("in.txt"), b"x").unwrap();
-    let out = tenbits(&["compress", &dir.s("in.txt"), "-o", &dir.s("o.tb"), "--model-dir", &dir.s("nowhere")]);
+    let out = tenbits(&[
+        "compress",
+        &dir.s("in.txt"),
+        "-o",
+        &dir.s("o.tb"),
+        "--model-dir",
+        &dir.s("nowhere"),
+    ]);
     assert_clean_failure(&out, "setup.py");
-    let out = tenbits(&["compress", &dir.s("in.txt"), "-o", &dir.s("o.tb"), "--model", "no-such-model"]);
+    let out = tenbits(&[
+        "compress",
+        &dir.s("in.txt"),
+        "-o",
+        &dir.s("o.tb"),
+        "--model",
+        "no-such-model",
+    ]);
     assert_clean_failure(&out, "unknown model");
-    let out = tenbits(&["compress", &dir.s("does-not-exist.txt"), "-o", &dir.s("o.tb"), "--model-dir", TINY]);
+    let out = tenbits(&[
+        "compress",
+        &dir.s("does-not-exist.txt"),
+        "-o",
+        &dir.s("o.tb"),
+        "--model-dir",
+        TINY,
+    ]);
     assert_clean_failure(&out, "cannot read");
     let out = tenbits(&["decompress", &dir.0.to_string_lossy(), "--model-dir", TINY]);
     assert_clean_failure(&out, "cannot read");

@@ -12,7 +12,10 @@ fn converter_unit_tests_pass_in_the_converter_venv() {
         .args(["scripts/setup.py", "--print-venv"])
         .output()
         .expect("python3 must be installed to run scripts/setup.py");
-    let python = String::from_utf8(found.stdout).expect("a UTF-8 path").trim().to_string();
+    let python = String::from_utf8(found.stdout)
+        .expect("a UTF-8 path")
+        .trim()
+        .to_string();
     assert!(
         found.status.success() && std::path::Path::new(&python).is_file(),
         "the converter's Python environment ({python}) is not set up: run `python3 scripts/setup.py` first\n{}",
@@ -23,7 +26,14 @@ fn converter_unit_tests_pass_in_the_converter_venv() {
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
     let report = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "scripts/test_convert_gguf.py failed:\n{}\n{report}", String::from_utf8_lossy(&run.stdout));
+    assert!(
+        run.status.success(),
+        "scripts/test_convert_gguf.py failed:\n{}\n{report}",
+        String::from_utf8_lossy(&run.stdout)
+    );
     // unittest reports on stderr: "Ran N tests" and "OK"; nothing may be skipped.
-    assert!(report.contains("\nOK") && !report.contains("skipped"), "{report}");
+    assert!(
+        report.contains("\nOK") && !report.contains("skipped"),
+        "{report}"
+    );
 }

@@ -19,9 +19,13 @@ fn input() -> Vec<u8> {
 fn default_model(threads: usize) -> (String, OnnxModel) {
     let registry = Registry::embedded();
     let name = registry.defaults.model.clone();
-    let dir = registry.model(&name).unwrap().cached_dir(&tenbits_inference::cache_dir());
-    let model = OnnxModel::load(&dir, SessionSettings { threads })
-        .unwrap_or_else(|e| panic!("the default model must be set up for this test (python3 scripts/setup.py): {e}"));
+    let dir = registry
+        .model(&name)
+        .unwrap()
+        .cached_dir(&tenbits_inference::cache_dir());
+    let model = OnnxModel::load(&dir, SessionSettings { threads }).unwrap_or_else(|e| {
+        panic!("the default model must be set up for this test (python3 scripts/setup.py): {e}")
+    });
     (name, model)
 }
 
@@ -31,12 +35,23 @@ fn fixed_input_compresses_to_committed_bytes_with_one_and_two_threads() {
     let mut outputs = Vec::new();
     for threads in [1, 2] {
         let (name, mut model) = default_model(threads);
-        let options = Options { model_name: name, chunk_tokens: 128, max_batch: 4 };
+        let options = Options {
+            model_name: name,
+            chunk_tokens: 128,
+            max_batch: 4,
+        };
         let (packed, _) = compress(&mut model, &data, &options, &mut |_| {}).unwrap();
-        assert_eq!(decompress(&mut model, &packed, &mut |_| {}).unwrap(), data, "{threads} threads");
+        assert_eq!(
+            decompress(&mut model, &packed, &mut |_| {}).unwrap(),
+            data,
+            "{threads} threads"
+        );
         outputs.push(packed);
     }
-    assert_eq!(outputs[0], outputs[1], "1 and 2 threads must give the same bytes");
+    assert_eq!(
+        outputs[0], outputs[1],
+        "1 and 2 threads must give the same bytes"
+    );
     if std::env::var_os("TENBITS_BLESS").is_some() {
         std::fs::create_dir_all(Path::new(GOLDEN).parent().unwrap()).unwrap();
         std::fs::write(GOLDEN, &outputs[0]).unwrap();

@@ -29,20 +29,42 @@ fn check_against_reference(name: &str, tolerance: f64) {
         dir.display()
     );
     let path = format!("tests/fixtures/reference/{name}.json");
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).unwrap();
-    assert_eq!(reference["gguf_sha256"].as_str(), Some(entry.sha256.as_str()), "{path} was made from {name}'s GGUF");
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")),
+    )
+    .unwrap();
+    assert_eq!(
+        reference["gguf_sha256"].as_str(),
+        Some(entry.sha256.as_str()),
+        "{path} was made from {name}'s GGUF"
+    );
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["source_gguf_sha256"].as_str(), Some(entry.sha256.as_str()));
+    assert_eq!(
+        config["source_gguf_sha256"].as_str(),
+        Some(entry.sha256.as_str())
+    );
 
-    let mut model = OnnxModel::load(&dir, SessionSettings { threads: 2 })
-        .unwrap_or_else(|e| panic!("cannot load {name} from {} (run `python3 scripts/setup.py --all`): {e}", dir.display()));
-    let prompt = reference["prompt"].as_str().expect("the fixture records its prompt");
-    let expected_ids: Vec<u32> =
-        reference["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let mut model = OnnxModel::load(&dir, SessionSettings { threads: 2 }).unwrap_or_else(|e| {
+        panic!(
+            "cannot load {name} from {} (run `python3 scripts/setup.py --all`): {e}",
+            dir.display()
+        )
+    });
+    let prompt = reference["prompt"]
+        .as_str()
+        .expect("the fixture records its prompt");
+    let expected_ids: Vec<u32> = reference["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
     let ids = model.tokenizer().encode_bytes(prompt.as_bytes()).unwrap();
-    assert_eq!(ids, expected_ids, "{name}: the tokenizer disagrees with the reference on {prompt:?}");
+    assert_eq!(
+        ids, expected_ids,
+        "{name}: the tokenizer disagrees with the reference on {prompt:?}"
+    );
 
     let mut cache = model.new_cache(1, ids.len());
     let mut logits = Vec::new();
@@ -53,7 +75,10 @@ fn check_against_reference(name: &str, tolerance: f64) {
 
     let mut compared = Vec::new();
     for entry in reference["top10"].as_array().unwrap() {
-        compared.push((entry["id"].as_u64().unwrap() as usize, entry["logit"].as_f64().unwrap()));
+        compared.push((
+            entry["id"].as_u64().unwrap() as usize,
+            entry["logit"].as_f64().unwrap(),
+        ));
     }
     for (id, logit) in reference["fixed_logits"].as_object().unwrap() {
         compared.push((id.parse().unwrap(), logit.as_f64().unwrap()));
@@ -63,18 +88,38 @@ fn check_against_reference(name: &str, tolerance: f64) {
         .map(|&(id, expected)| (id, (f64::from(logits[id]) - expected).abs()))
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap();
-    eprintln!("{name}: max |logit - reference| = {worst:.4} (token {worst_id}) over {} logits", compared.len());
-    assert!(worst <= tolerance, "{name}: token {worst_id} is off by {worst:.4}, more than {tolerance}");
+    eprintln!(
+        "{name}: max |logit - reference| = {worst:.4} (token {worst_id}) over {} logits",
+        compared.len()
+    );
+    assert!(
+        worst <= tolerance,
+        "{name}: token {worst_id} is off by {worst:.4}, more than {tolerance}"
+    );
 
-    let best = (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap();
-    assert_eq!(best as u64, reference["top10"][0]["id"].as_u64().unwrap(), "{name}: argmax differs from the reference");
+    let best = (0..logits.len())
+        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+        .unwrap();
+    assert_eq!(
+        best as u64,
+        reference["top10"][0]["id"].as_u64().unwrap(),
+        "{name}: argmax differs from the reference"
+    );
 }
 
 /// Each registered model's tolerance (see the top of this file).
-const TOLERANCES: &[(&str, f64)] = &[("smollm2-135m", 2.0), ("qwen2.5-coder-0.5b", 0.35), ("qwen2.5-coder-1.5b", 0.15)];
+const TOLERANCES: &[(&str, f64)] = &[
+    ("smollm2-135m", 2.0),
+    ("qwen2.5-coder-0.5b", 0.35),
+    ("qwen2.5-coder-1.5b", 0.15),
+];
 
 fn tolerance(name: &str) -> f64 {
-    TOLERANCES.iter().find(|(n, _)| *n == name).map(|&(_, t)| t).unwrap()
+    TOLERANCES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, t)| t)
+        .unwrap()
 }
 
 #[test]
@@ -101,6 +146,9 @@ fn every_registered_model_is_checked() {
             model.name
         );
         let path = format!("tests/fixtures/reference/{}.json", model.name);
-        assert!(std::path::Path::new(&path).is_file(), "{path} is missing: see scripts/reference_forward.py");
+        assert!(
+            std::path::Path::new(&path).is_file(),
+            "{path} is missing: see scripts/reference_forward.py"
+        );
     }
 }

@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn ask_talks_to_serve_over_tcp_between_two_processes() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let mut server = Command::new(env!("CARGO_BIN_EXE_tenbits"))
         .args(["serve", "--config", "config/answerer.toml"])
@@ -25,12 +29,18 @@ fn ask_talks_to_serve_over_tcp_between_two_processes() {
     let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
     let start = Instant::now();
     loop {
-        let line = lines.next().expect("the server exited before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("the server exited before listening")
+            .unwrap();
         if line.contains("listening on") {
             assert!(line.contains(&addr), "{line}");
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "the server did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the server did not start"
+        );
     }
     std::thread::spawn(move || for _ in lines {});
 
@@ -46,17 +56,27 @@ fn ask_talks_to_serve_over_tcp_between_two_processes() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ask failed: {stderr}\n{stdout}");
-    assert!(stdout.contains("round 1 questions (answered by smollm2-135m)"), "{stdout}");
+    assert!(
+        stdout.contains("round 1 questions (answered by smollm2-135m)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("bits: 10 answer bits"), "{stdout}");
     // Ten answers crossed the wire as ten payload bits.
     assert!(stdout.contains("10 payload bits"), "{stdout}");
-    let answered = stdout.lines().filter(|l| l.starts_with("  yes ") || l.starts_with("  no  ")).count();
+    let answered = stdout
+        .lines()
+        .filter(|l| l.starts_with("  yes ") || l.starts_with("  no  "))
+        .count();
     assert_eq!(answered, 10, "{stdout}");
 }
 
 #[test]
 fn ask_reports_a_server_that_is_not_there() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let out = Command::new(env!("CARGO_BIN_EXE_tenbits"))
         .args(["ask", "--config", "config/asker.toml", "What is 1 + 1?"])
         .env("TENBITS_TRANSPORT__CONNECT", format!("127.0.0.1:{port}"))
@@ -66,5 +86,8 @@ fn ask_reports_a_server_that_is_not_there() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("tenbits: error:"), "{stderr}");
-    assert!(stderr.lines().count() <= 3, "a short error, not a panic: {stderr}");
+    assert!(
+        stderr.lines().count() <= 3,
+        "a short error, not a panic: {stderr}"
+    );
 }

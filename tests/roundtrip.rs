@@ -18,12 +18,17 @@ fn tiny_optimum(threads: usize) -> OnnxModel {
 }
 
 fn load(dir: &str, threads: usize) -> OnnxModel {
-    OnnxModel::load(Path::new(dir), SessionSettings { threads })
-        .expect("tiny fixture model loads (run `python3 scripts/setup.py` for the ONNX Runtime library)")
+    OnnxModel::load(Path::new(dir), SessionSettings { threads }).expect(
+        "tiny fixture model loads (run `python3 scripts/setup.py` for the ONNX Runtime library)",
+    )
 }
 
 fn options(chunk_tokens: usize, max_batch: usize) -> Options {
-    Options { model_name: "tiny".into(), chunk_tokens, max_batch }
+    Options {
+        model_name: "tiny".into(),
+        chunk_tokens,
+        max_batch,
+    }
 }
 
 fn round_trip(model: &mut OnnxModel, data: &[u8], opts: &Options) -> Vec<u8> {
@@ -74,10 +79,16 @@ fn special_token_text_and_invalid_utf8_round_trip() {
 #[test]
 fn long_input_spans_many_batches() {
     let mut model = tiny(2);
-    let data: Vec<u8> = (0..20_000u32).map(|i| b"the quick brown fox jumps over the lazy dog. "[i as usize % 45]).collect();
+    let data: Vec<u8> = (0..20_000u32)
+        .map(|i| b"the quick brown fox jumps over the lazy dog. "[i as usize % 45])
+        .collect();
     let opts = options(64, 4);
     let (packed, stats) = compress(&mut model, &data, &opts, &mut |_| {}).unwrap();
-    assert!(stats.batches > 2, "expected several batches, got {}", stats.batches);
+    assert!(
+        stats.batches > 2,
+        "expected several batches, got {}",
+        stats.batches
+    );
     assert_eq!(decompress(&mut model, &packed, &mut |_| {}).unwrap(), data);
 }
 
@@ -89,12 +100,22 @@ fn coded_size_is_the_information_content_of_the_tables() {
     // charge, within a few bytes. The real model's gap to its float
     // cross-entropy is measured by `tenbits bench lossless`.
     let mut model = tiny(1);
-    let data: Vec<u8> = (0..6000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 % 64 + 32).collect();
+    let data: Vec<u8> = (0..6000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 % 64 + 32)
+        .collect();
     let (_, stats) = compress(&mut model, &data, &options(128, 8), &mut |_| {}).unwrap();
     let payload_bits = stats.payload_bytes as f64 * 8.0;
     assert!(stats.table_bits > 1000.0);
-    assert!(payload_bits >= stats.table_bits - 8.0, "{payload_bits} bits vs tables {}", stats.table_bits);
-    assert!(payload_bits <= stats.table_bits * 1.001 + 32.0, "{payload_bits} bits vs tables {}", stats.table_bits);
+    assert!(
+        payload_bits >= stats.table_bits - 8.0,
+        "{payload_bits} bits vs tables {}",
+        stats.table_bits
+    );
+    assert!(
+        payload_bits <= stats.table_bits * 1.001 + 32.0,
+        "{payload_bits} bits vs tables {}",
+        stats.table_bits
+    );
 }
 
 #[test]
@@ -102,29 +123,53 @@ fn static_and_growing_cache_layouts_agree() {
     // Same random weights, two graphs: the fp32 optimum layout and the
     // 4-bit static-cache layout (int8 activations), stepped token by token.
     let (mut q4, mut fp32) = (tiny(1), tiny_optimum(1));
-    let tokens: Vec<u32> = q4.tokenizer().encode_bytes(b"the cache layouts must agree on every step").unwrap();
+    let tokens: Vec<u32> = q4
+        .tokenizer()
+        .encode_bytes(b"the cache layouts must agree on every step")
+        .unwrap();
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    let (mut ca, mut cb) = (q4.new_cache(2, tokens.len()), fp32.new_cache(2, tokens.len()));
+    let (mut ca, mut cb) = (
+        q4.new_cache(2, tokens.len()),
+        fp32.new_cache(2, tokens.len()),
+    );
     let mut argmax_agree = 0;
     for &t in &tokens {
         q4.forward(&mut ca, &[t, t], &mut a).unwrap();
         fp32.forward(&mut cb, &[t, t], &mut b).unwrap();
         let vocab = q4.vocab_size();
-        assert_eq!(a[..vocab], a[vocab..], "identical streams give identical rows");
+        assert_eq!(
+            a[..vocab],
+            a[vocab..],
+            "identical streams give identical rows"
+        );
         let argmax = |v: &[f32]| (0..vocab).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap();
         argmax_agree += usize::from(argmax(&a[..vocab]) == argmax(&b[..vocab]));
-        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
         assert!(worst < 2.0, "logits drift by {worst}");
     }
-    assert!(argmax_agree * 10 >= tokens.len() * 8, "{argmax_agree} of {} argmaxes agree", tokens.len());
+    assert!(
+        argmax_agree * 10 >= tokens.len() * 8,
+        "{argmax_agree} of {} argmaxes agree",
+        tokens.len()
+    );
 }
 
 #[test]
 fn same_logits_with_one_and_two_threads() {
     let (mut one, mut two) = (tiny(1), tiny(2));
-    let tokens: Vec<u32> = one.tokenizer().encode_bytes(b"hello there, general kenobi").unwrap();
+    let tokens: Vec<u32> = one
+        .tokenizer()
+        .encode_bytes(b"hello there, general kenobi")
+        .unwrap();
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    let (mut ca, mut cb) = (one.new_cache(1, tokens.len()), two.new_cache(1, tokens.len()));
+    let (mut ca, mut cb) = (
+        one.new_cache(1, tokens.len()),
+        two.new_cache(1, tokens.len()),
+    );
     for &t in &tokens {
         one.forward(&mut ca, &[t], &mut a).unwrap();
         two.forward(&mut cb, &[t], &mut b).unwrap();
@@ -144,7 +189,11 @@ fn tiny_with_missing_byte_tokens(dir: &Path) -> OnnxModel {
     let vocab = json["model"]["vocab"].as_object_mut().unwrap();
     // Byte-level BPE spells 0x04 as U+0104 and 0xff as itself.
     assert!(vocab.remove("\u{104}").is_some() && vocab.remove("\u{ff}").is_some());
-    std::fs::write(dir.join("tokenizer.json"), serde_json::to_string(&json).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("tokenizer.json"),
+        serde_json::to_string(&json).unwrap(),
+    )
+    .unwrap();
     OnnxModel::load(dir, SessionSettings { threads: 1 }).unwrap()
 }
 
@@ -155,7 +204,11 @@ fn bytes_missing_from_the_vocabulary_are_escaped() {
     let data = b"ctrl \x04 here, \xff there, and \x04\x04 text around them".to_vec();
     let ids = model.tokenizer().encode_bytes(&data).unwrap();
     let base = model.tokenizer().escape_base();
-    assert_eq!(ids.iter().filter(|&&id| id >= base).count(), 4, "four escaped bytes");
+    assert_eq!(
+        ids.iter().filter(|&&id| id >= base).count(),
+        4,
+        "four escaped bytes"
+    );
     assert_eq!(model.tokenizer().decode_bytes(&ids), data);
     let restored = round_trip(&mut model, &data, &options(16, 2));
     std::fs::remove_dir_all(&dir).unwrap();

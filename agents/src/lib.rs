@@ -83,7 +83,9 @@ pub mod wire;
 
 pub use answerer::{AnswererActor, AnswererArgs, AnswererHandle, AnswererMsg, AnswererStats};
 pub use config::{load_tasks, DeploymentConfig, TaskSpec};
-pub use deploy::{ask, quantile, serve, simulate, simulate_with, swarm_sessions, AskReport, SimReport};
+pub use deploy::{
+    ask, quantile, serve, simulate, simulate_with, swarm_sessions, AskReport, SimReport,
+};
 pub use error::AgentError;
 #[cfg(feature = "onnx")]
 pub use model::onnx_factory;

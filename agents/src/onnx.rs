@@ -22,7 +22,9 @@ impl OnnxChatModel {
     /// Loads a registered model from the cache; the error says how to set it up.
     pub fn load(name: &str, threads: usize) -> Result<OnnxChatModel, ModelError> {
         let registry = Registry::embedded();
-        let entry = registry.model(name).map_err(|e| ModelError(e.to_string()))?;
+        let entry = registry
+            .model(name)
+            .map_err(|e| ModelError(e.to_string()))?;
         let dir = entry.cached_dir(&tenbits_inference::cache_dir());
         if !dir.join("model.onnx").is_file() {
             return Err(ModelError(format!(
@@ -35,10 +37,16 @@ impl OnnxChatModel {
 
     /// Loads a converted model from `dir`.
     pub fn load_dir(name: &str, dir: &Path, threads: usize) -> Result<OnnxChatModel, ModelError> {
-        let settings = SessionSettings { threads: threads.max(1) };
-        let model = OnnxModel::load(dir, settings).map_err(|e| ModelError(format!("cannot load `{name}`: {e}")))?;
+        let settings = SessionSettings {
+            threads: threads.max(1),
+        };
+        let model = OnnxModel::load(dir, settings)
+            .map_err(|e| ModelError(format!("cannot load `{name}`: {e}")))?;
         let generator = Generator::new(model).map_err(|e| ModelError(e.to_string()))?;
-        Ok(OnnxChatModel { name: name.to_string(), generator })
+        Ok(OnnxChatModel {
+            name: name.to_string(),
+            generator,
+        })
     }
 
     /// The generator underneath.
@@ -56,7 +64,10 @@ fn messages(conversation: &[Message]) -> Vec<tenbits_inference::Message> {
                 Role::User => tenbits_inference::Role::User,
                 Role::Assistant => tenbits_inference::Role::Assistant,
             };
-            tenbits_inference::Message { role, content: m.content.clone() }
+            tenbits_inference::Message {
+                role,
+                content: m.content.clone(),
+            }
         })
         .collect()
 }
@@ -84,15 +95,30 @@ impl ChatModel for OnnxChatModel {
         &self.name
     }
 
-    fn generate(&mut self, requests: &[(Vec<Message>, Sampling)]) -> Result<Vec<String>, ModelError> {
+    fn generate(
+        &mut self,
+        requests: &[(Vec<Message>, Sampling)],
+    ) -> Result<Vec<String>, ModelError> {
         let requests: Vec<Request> = requests
             .iter()
             .map(|(conversation, s)| {
-                Ok(Request { prompt: self.generator.prompt(&messages(conversation)).map_err(model_error)?, sampling: sampling(s) })
+                Ok(Request {
+                    prompt: self
+                        .generator
+                        .prompt(&messages(conversation))
+                        .map_err(model_error)?,
+                    sampling: sampling(s),
+                })
             })
             .collect::<Result<_, ModelError>>()?;
-        let completions = self.generator.generate(&requests, |_, _| {}).map_err(model_error)?;
-        Ok(completions.into_iter().map(|c| c.text.trim().to_string()).collect())
+        let completions = self
+            .generator
+            .generate(&requests, |_, _| {})
+            .map_err(model_error)?;
+        Ok(completions
+            .into_iter()
+            .map(|c| c.text.trim().to_string())
+            .collect())
     }
 
     fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
@@ -100,7 +126,13 @@ impl ChatModel for OnnxChatModel {
         self.generator.p_yes(&conversations).map_err(model_error)
     }
 
-    fn score_candidates(&mut self, conversation: &[Message], candidates: &[String]) -> Result<Vec<f64>, ModelError> {
-        self.generator.score_candidates(&messages(conversation), candidates).map_err(model_error)
+    fn score_candidates(
+        &mut self,
+        conversation: &[Message],
+        candidates: &[String],
+    ) -> Result<Vec<f64>, ModelError> {
+        self.generator
+            .score_candidates(&messages(conversation), candidates)
+            .map_err(model_error)
     }
 }

@@ -310,7 +310,11 @@ fn configs_load_with_environment_overrides() {
         let path = root().join("config").join(name);
         let cfg = DeploymentConfig::load_with_env(&path, Some(HashMap::new())).unwrap();
         // The swarm benchmark's answerer is the 0.5B; the others use the 1.5B.
-        let large = if name == "swarm.toml" { "qwen2.5-coder-0.5b" } else { "qwen2.5-coder-1.5b" };
+        let large = if name == "swarm.toml" {
+            "qwen2.5-coder-0.5b"
+        } else {
+            "qwen2.5-coder-1.5b"
+        };
         assert_eq!(cfg.answerer.model, large, "{name}");
         assert_eq!(cfg.asker.model, "smollm2-135m", "{name}");
         let cfg = DeploymentConfig::load_with_env(&path, Some(env.clone())).unwrap();

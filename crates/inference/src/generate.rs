@@ -47,13 +47,22 @@ pub struct Message {
 
 impl Message {
     pub fn system(content: impl Into<String>) -> Message {
-        Message { role: Role::System, content: content.into() }
+        Message {
+            role: Role::System,
+            content: content.into(),
+        }
     }
     pub fn user(content: impl Into<String>) -> Message {
-        Message { role: Role::User, content: content.into() }
+        Message {
+            role: Role::User,
+            content: content.into(),
+        }
     }
     pub fn assistant(content: impl Into<String>) -> Message {
-        Message { role: Role::Assistant, content: content.into() }
+        Message {
+            role: Role::Assistant,
+            content: content.into(),
+        }
     }
 }
 
@@ -73,7 +82,10 @@ impl ChatTemplate {
     /// understood; others are refused rather than guessed.
     pub fn for_model<M: LanguageModel>(model: &M) -> Result<ChatTemplate, InferenceError> {
         let tokenizer = model.tokenizer();
-        let (Some(im_start), Some(im_end)) = (tokenizer.token_id("<|im_start|>"), tokenizer.token_id("<|im_end|>")) else {
+        let (Some(im_start), Some(im_end)) = (
+            tokenizer.token_id("<|im_start|>"),
+            tokenizer.token_id("<|im_end|>"),
+        ) else {
             return Err(InferenceError::Tokenizer(format!(
                 "{} has no <|im_start|>/<|im_end|> tokens; only ChatML chat templates are supported",
                 model.config().name
@@ -86,7 +98,11 @@ impl ChatTemplate {
                 model.config().name
             )));
         }
-        Ok(ChatTemplate { im_start, im_end, default_system: default_system_prompt(template) })
+        Ok(ChatTemplate {
+            im_start,
+            im_end,
+            default_system: default_system_prompt(template),
+        })
     }
 
     /// The system prompt used when a conversation does not start with one.
@@ -111,7 +127,12 @@ impl ChatTemplate {
         let mut ids = Vec::new();
         let vocab = tokenizer.vocab_size() as u32;
         let text = |ids: &mut Vec<u32>, s: &str| -> Result<(), InferenceError> {
-            ids.extend(tokenizer.encode_bytes(s.as_bytes())?.into_iter().filter(|&t| t < vocab));
+            ids.extend(
+                tokenizer
+                    .encode_bytes(s.as_bytes())?
+                    .into_iter()
+                    .filter(|&t| t < vocab),
+            );
             Ok(())
         };
         let turn = |ids: &mut Vec<u32>, role: &str, content: &str| -> Result<(), InferenceError> {
@@ -177,14 +198,23 @@ pub struct Sampling {
 
 impl Default for Sampling {
     fn default() -> Self {
-        Sampling { max_tokens: 256, temperature: 0.0, top_p: 1.0, seed: 0, stop: Vec::new() }
+        Sampling {
+            max_tokens: 256,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 0,
+            stop: Vec::new(),
+        }
     }
 }
 
 impl Sampling {
     /// Greedy decoding of at most `max_tokens` tokens.
     pub fn greedy(max_tokens: usize) -> Sampling {
-        Sampling { max_tokens, ..Sampling::default() }
+        Sampling {
+            max_tokens,
+            ..Sampling::default()
+        }
     }
 }
 
@@ -280,11 +310,27 @@ impl Generator {
         stop_tokens.extend(tokenizer.token_id("<|endoftext|>"));
         stop_tokens.sort_unstable();
         stop_tokens.dedup();
-        let pad = model.config().eos_token_id.unwrap_or(template.end_of_turn());
+        let pad = model
+            .config()
+            .eos_token_id
+            .unwrap_or(template.end_of_turn());
         // The first token of each answer word (the whole word in real vocabularies).
-        let first = |word: &str| tokenizer.encode_bytes(word.as_bytes()).ok()?.first().copied();
+        let first = |word: &str| {
+            tokenizer
+                .encode_bytes(word.as_bytes())
+                .ok()?
+                .first()
+                .copied()
+        };
         let yes_no = first("Yes").zip(first("No")).filter(|(y, n)| y != n);
-        Ok(Generator { model, template, stop_tokens, pad, yes_no, stats: GenerationStats::default() })
+        Ok(Generator {
+            model,
+            template,
+            stop_tokens,
+            pad,
+            yes_no,
+            stats: GenerationStats::default(),
+        })
     }
 
     pub fn model(&self) -> &OnnxModel {
@@ -312,9 +358,19 @@ impl Generator {
     }
 
     /// Replies to one conversation.
-    pub fn chat(&mut self, messages: &[Message], sampling: &Sampling) -> Result<Completion, InferenceError> {
+    pub fn chat(
+        &mut self,
+        messages: &[Message],
+        sampling: &Sampling,
+    ) -> Result<Completion, InferenceError> {
         let prompt = self.prompt(messages)?;
-        let mut out = self.generate(&[Request { prompt, sampling: sampling.clone() }], |_, _| {})?;
+        let mut out = self.generate(
+            &[Request {
+                prompt,
+                sampling: sampling.clone(),
+            }],
+            |_, _| {},
+        )?;
         Ok(out.remove(0))
     }
 
@@ -330,9 +386,15 @@ impl Generator {
             return Ok(Vec::new());
         }
         if let Some(i) = requests.iter().position(|r| r.prompt.is_empty()) {
-            return Err(InferenceError::Runtime(format!("request {i} has an empty prompt")));
+            return Err(InferenceError::Runtime(format!(
+                "request {i} has an empty prompt"
+            )));
         }
-        let longest_new = requests.iter().map(|r| r.sampling.max_tokens).max().unwrap_or(0);
+        let longest_new = requests
+            .iter()
+            .map(|r| r.sampling.max_tokens)
+            .max()
+            .unwrap_or(0);
         let prompts: Vec<&[u32]> = requests.iter().map(|r| r.prompt.as_slice()).collect();
         let (mut cache, mut last_logits) = self.prefill(&prompts, longest_new)?;
         if cache.batch() == 1 && self.model.config().kv_cache == crate::KvLayout::Static {
@@ -369,7 +431,8 @@ impl Generator {
                 let piece = if self.stop_tokens.contains(&token) {
                     state.end(FinishReason::EndOfTurn)
                 } else {
-                    let mut piece = state.push_bytes(self.model.tokenizer().token_bytes(token), &sampling.stop);
+                    let mut piece =
+                        state.push_bytes(self.model.tokenizer().token_bytes(token), &sampling.stop);
                     if state.finish.is_none() && state.tokens.len() >= sampling.max_tokens {
                         piece += &state.end(FinishReason::Length);
                     }
@@ -386,7 +449,8 @@ impl Generator {
             if !real.contains(&true) {
                 break;
             }
-            self.model.forward_padded(&mut cache, &next, Some(&real), &mut logits)?;
+            self.model
+                .forward_padded(&mut cache, &next, Some(&real), &mut logits)?;
             self.stats.decode_steps += 1;
             self.stats.decode_tokens += real.iter().filter(|&&r| r).count();
             logits.truncate(batch * vocab);
@@ -411,9 +475,14 @@ impl Generator {
     /// P(yes) = e^yes / (e^yes + e^no). The answer bit is `P(yes) >= 0.5`.
     pub fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, InferenceError> {
         let (yes, no) = self.yes_no.ok_or_else(|| {
-            InferenceError::Tokenizer("\"Yes\" and \"No\" start with the same token in this vocabulary".into())
+            InferenceError::Tokenizer(
+                "\"Yes\" and \"No\" start with the same token in this vocabulary".into(),
+            )
         })?;
-        let prompts: Vec<Vec<u32>> = conversations.iter().map(|c| self.prompt(c)).collect::<Result<_, _>>()?;
+        let prompts: Vec<Vec<u32>> = conversations
+            .iter()
+            .map(|c| self.prompt(c))
+            .collect::<Result<_, _>>()?;
         // Questions about the same problem share a long prefix: sort, then
         // batch neighbours that share most of their tokens (not just the
         // system prompt), so each shared prefix is computed once. Results do
@@ -423,7 +492,9 @@ impl Generator {
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for i in order {
             match groups.last_mut() {
-                Some(g) if g.len() < MAX_GROUP && shares_most(&prompts[g[0]], &prompts[i]) => g.push(i),
+                Some(g) if g.len() < MAX_GROUP && shares_most(&prompts[g[0]], &prompts[i]) => {
+                    g.push(i)
+                }
                 _ => groups.push(vec![i]),
             }
         }
@@ -442,13 +513,21 @@ impl Generator {
 
     /// Log-probability (natural log) of each candidate reply to a
     /// conversation, end-of-turn token included, from one batched pass.
-    pub fn score_candidates(&mut self, messages: &[Message], candidates: &[String]) -> Result<Vec<f64>, InferenceError> {
+    pub fn score_candidates(
+        &mut self,
+        messages: &[Message],
+        candidates: &[String],
+    ) -> Result<Vec<f64>, InferenceError> {
         let prompt = self.prompt(messages)?;
         let tokenizer = self.model.tokenizer();
         let vocab_ids = tokenizer.vocab_size() as u32;
         let mut sequences = Vec::with_capacity(candidates.len());
         for c in candidates {
-            let mut reply: Vec<u32> = tokenizer.encode_bytes(c.as_bytes())?.into_iter().filter(|&t| t < vocab_ids).collect();
+            let mut reply: Vec<u32> = tokenizer
+                .encode_bytes(c.as_bytes())?
+                .into_iter()
+                .filter(|&t| t < vocab_ids)
+                .collect();
             reply.push(self.template.end_of_turn());
             let mut full = prompt.clone();
             full.extend(&reply);
@@ -488,7 +567,11 @@ impl Generator {
     /// per stream and returns it with each stream's next-token logits
     /// (`batch × vocab`). The tokens all prompts share (but the last of the
     /// shortest) are computed once, in a one-stream cache that is then forked.
-    fn prefill(&mut self, prompts: &[&[u32]], extra: usize) -> Result<(KvCache, Vec<f32>), InferenceError> {
+    fn prefill(
+        &mut self,
+        prompts: &[&[u32]],
+        extra: usize,
+    ) -> Result<(KvCache, Vec<f32>), InferenceError> {
         let started = std::time::Instant::now();
         let batch = prompts.len();
         let shortest = prompts.iter().map(|p| p.len()).min().unwrap_or(0);
@@ -531,11 +614,13 @@ impl Generator {
                     real.push(at < p.len());
                 }
             }
-            self.model.forward_padded(&mut cache, &tokens, Some(&real), &mut logits)?;
+            self.model
+                .forward_padded(&mut cache, &tokens, Some(&real), &mut logits)?;
             for (b, p) in prompts.iter().enumerate() {
                 if p.len() > start && p.len() <= start + BLOCK {
                     let row = b * BLOCK + (p.len() - 1 - start);
-                    last[b * vocab..(b + 1) * vocab].copy_from_slice(&logits[row * vocab..(row + 1) * vocab]);
+                    last[b * vocab..(b + 1) * vocab]
+                        .copy_from_slice(&logits[row * vocab..(row + 1) * vocab]);
                 }
             }
             self.stats.prefill_tokens += real.iter().filter(|&&r| r).count();
@@ -577,8 +662,11 @@ impl StreamState {
         }
         let t = f64::from(sampling.temperature);
         let max = f64::from(logits[argmax(logits)]);
-        let mut probs: Vec<(u32, f64)> =
-            logits.iter().enumerate().map(|(i, &l)| (i as u32, ((f64::from(l) - max) / t).exp())).collect();
+        let mut probs: Vec<(u32, f64)> = logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as u32, ((f64::from(l) - max) / t).exp()))
+            .collect();
         // Ties broken by id so the order, and so the draw, is reproducible.
         probs.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let total: f64 = probs.iter().map(|p| p.1).sum();
@@ -609,7 +697,10 @@ impl StreamState {
     fn push_bytes(&mut self, bytes: &[u8], stop: &[String]) -> String {
         self.text.extend_from_slice(bytes);
         for s in stop.iter().filter(|s| !s.is_empty()) {
-            if let Some(at) = find(&self.text[self.released.saturating_sub(s.len())..], s.as_bytes()) {
+            if let Some(at) = find(
+                &self.text[self.released.saturating_sub(s.len())..],
+                s.as_bytes(),
+            ) {
                 let cut = self.released.saturating_sub(s.len()) + at;
                 self.text.truncate(cut);
                 return self.end(FinishReason::StopString);
@@ -640,7 +731,11 @@ impl StreamState {
                 continue;
             }
             let at_end = used + invalid.len() == pending.len();
-            if at_end && std::str::from_utf8(invalid).err().is_some_and(|e| e.error_len().is_none()) {
+            if at_end
+                && std::str::from_utf8(invalid)
+                    .err()
+                    .is_some_and(|e| e.error_len().is_none())
+            {
                 break;
             }
             piece.push(char::REPLACEMENT_CHARACTER);
@@ -706,12 +801,20 @@ mod tests {
             default_system_prompt(qwen).as_deref(),
             Some("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.")
         );
-        assert_eq!(default_system_prompt("{{ '<|im_start|>system\n' + message['content'] + '<|im_end|>' }}"), None);
+        assert_eq!(
+            default_system_prompt(
+                "{{ '<|im_start|>system\n' + message['content'] + '<|im_end|>' }}"
+            ),
+            None
+        );
     }
 
     #[test]
     fn stop_strings_are_cut_and_held_back_until_ruled_out() {
-        let sampling = Sampling { stop: vec!["\n\n".into()], ..Sampling::default() };
+        let sampling = Sampling {
+            stop: vec!["\n\n".into()],
+            ..Sampling::default()
+        };
         let mut s = StreamState::new(&sampling, 0);
         assert_eq!(s.push_bytes(b"def f():\n", &sampling.stop), "def f():");
         assert_eq!(s.push_bytes(b"  return 1", &sampling.stop), "\n  return 1");
@@ -731,14 +834,30 @@ mod tests {
     #[test]
     fn sampling_is_reproducible_and_respects_top_p() {
         let logits = [2.0f32, 1.0, 0.5, -1.0, 3.0];
-        let sampling = Sampling { temperature: 1.0, top_p: 1.0, seed: 7, ..Sampling::default() };
+        let sampling = Sampling {
+            temperature: 1.0,
+            top_p: 1.0,
+            seed: 7,
+            ..Sampling::default()
+        };
         let draw = |seed| {
-            let mut s = StreamState::new(&Sampling { seed, ..sampling.clone() }, 0);
-            (0..50).map(|_| s.pick(&logits, &sampling)).collect::<Vec<_>>()
+            let mut s = StreamState::new(
+                &Sampling {
+                    seed,
+                    ..sampling.clone()
+                },
+                0,
+            );
+            (0..50)
+                .map(|_| s.pick(&logits, &sampling))
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(7), draw(7));
         assert_ne!(draw(7), draw(8));
-        let tight = Sampling { top_p: 0.5, ..sampling.clone() };
+        let tight = Sampling {
+            top_p: 0.5,
+            ..sampling.clone()
+        };
         let mut s = StreamState::new(&tight, 0);
         // Token 4 alone holds more than half the mass.
         assert!((0..50).all(|_| s.pick(&logits, &tight) == 4));

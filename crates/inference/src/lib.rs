@@ -45,7 +45,8 @@ mod registry;
 mod tokenizer;
 
 pub use generate::{
-    ChatTemplate, Completion, FinishReason, GenerationStats, Generator, Message, Request, Role, Sampling,
+    ChatTemplate, Completion, FinishReason, GenerationStats, Generator, Message, Request, Role,
+    Sampling,
 };
 pub use onnx::{runtime_library_path, KvCache, OnnxModel, SessionSettings};
 pub use registry::{cache_dir, ModelEntry, ModelPart, Registry, RuntimeEntry, EMBEDDED_REGISTRY};
@@ -78,7 +79,12 @@ pub trait LanguageModel {
 
     /// Feeds `tokens` (`batch × seq`, stream-major) and writes the logits of
     /// every fed position into `logits` (`batch × seq × vocab`).
-    fn forward(&mut self, cache: &mut Self::Cache, tokens: &[u32], logits: &mut Vec<f32>) -> Result<(), InferenceError>;
+    fn forward(
+        &mut self,
+        cache: &mut Self::Cache,
+        tokens: &[u32],
+        logits: &mut Vec<f32>,
+    ) -> Result<(), InferenceError>;
 }
 
 /// What `config.json` beside a converted model says about it.
@@ -118,8 +124,12 @@ impl ModelConfig {
     /// Reads a `config.json`.
     pub fn load(path: &Path) -> Result<ModelConfig, InferenceError> {
         let bytes = std::fs::read(path).map_err(|e| InferenceError::io(path, e))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| InferenceError::Tokenizer(format!("{} is not a valid model config: {e}", path.display())))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            InferenceError::Tokenizer(format!(
+                "{} is not a valid model config: {e}",
+                path.display()
+            ))
+        })
     }
 }
 
@@ -144,7 +154,10 @@ impl Fingerprint {
         for data in external_data_files(model)? {
             hasher.update(sha256_file(&data)?);
         }
-        Ok(Fingerprint { model: hasher.finalize().into(), tokenizer: sha256_file(tokenizer)? })
+        Ok(Fingerprint {
+            model: hasher.finalize().into(),
+            tokenizer: sha256_file(tokenizer)?,
+        })
     }
 
     /// The first 16 bytes of the model hash, as `.tb` headers record it.
@@ -166,14 +179,23 @@ impl Fingerprint {
 /// Files beside `model` whose names extend its name (`model.onnx.data`,
 /// `model.onnx_data`), sorted.
 fn external_data_files(model: &Path) -> Result<Vec<PathBuf>, InferenceError> {
-    let (Some(dir), Some(name)) = (model.parent(), model.file_name()) else { return Ok(Vec::new()) };
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let (Some(dir), Some(name)) = (model.parent(), model.file_name()) else {
+        return Ok(Vec::new());
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let name = name.to_string_lossy();
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| InferenceError::io(dir, e))? {
         let entry = entry.map_err(|e| InferenceError::io(dir, e))?;
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        if file_name.len() > name.len() && file_name.starts_with(name.as_ref()) && entry.path().is_file() {
+        if file_name.len() > name.len()
+            && file_name.starts_with(name.as_ref())
+            && entry.path().is_file()
+        {
             found.push(entry.path());
         }
     }
@@ -187,7 +209,9 @@ pub fn sha256_file(path: &Path) -> Result<[u8; 32], InferenceError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf).map_err(|e| InferenceError::io(path, e))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| InferenceError::io(path, e))?;
         if n == 0 {
             break;
         }
@@ -232,7 +256,10 @@ pub enum InferenceError {
     #[error("{path}: not a decoder-with-past model in the expected layout: {what}")]
     ModelLayout { path: PathBuf, what: String },
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("ONNX Runtime: {0}")]
@@ -241,6 +268,9 @@ pub enum InferenceError {
 
 impl InferenceError {
     fn io(path: &Path, source: std::io::Error) -> InferenceError {
-        InferenceError::Io { path: path.to_path_buf(), source }
+        InferenceError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }

@@ -52,7 +52,12 @@ pub struct SessionSettings {
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        SessionSettings { threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4) }
+        SessionSettings {
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(4),
+        }
     }
 }
 
@@ -119,7 +124,12 @@ impl KvCache {
     /// A new cache of `batch` streams and `capacity` slots whose every stream
     /// starts as a copy of stream `row` of this one: a prompt prefix computed
     /// once and shared by many requests. Only static-cache models can fork.
-    pub fn fork(&self, row: usize, batch: usize, capacity: usize) -> Result<KvCache, InferenceError> {
+    pub fn fork(
+        &self,
+        row: usize,
+        batch: usize,
+        capacity: usize,
+    ) -> Result<KvCache, InferenceError> {
         let KvStorage::Static(buffers) = &self.storage else {
             return Err(InferenceError::Runtime("sharing a prompt prefix needs a static-cache model (convert with --kv-cache static)".into()));
         };
@@ -129,7 +139,8 @@ impl KvCache {
                 self.batch, self.past_len
             )));
         }
-        let (heads, dim, old_cap, len) = (self.kv_heads, self.head_dim, self.capacity, self.past_len);
+        let (heads, dim, old_cap, len) =
+            (self.kv_heads, self.head_dim, self.capacity, self.past_len);
         let forked = buffers
             .iter()
             .map(|src| {
@@ -172,7 +183,8 @@ impl OnnxModel {
         let fingerprint = Fingerprint::of_files(&model_path, &tokenizer_path)?;
 
         let env = environment()?;
-        let ort_err = |e: ort::Error| InferenceError::Runtime(format!("{}: {e}", model_path.display()));
+        let ort_err =
+            |e: ort::Error| InferenceError::Runtime(format!("{}: {e}", model_path.display()));
         let session = Session::builder(env)
             .map_err(ort_err)?
             .with_optimization_level(GraphOptimizationLevel::All)
@@ -188,7 +200,10 @@ impl OnnxModel {
             .commit_from_file(&model_path)
             .map_err(ort_err)?;
 
-        let layout_err = |what: &str| InferenceError::ModelLayout { path: model_path.clone(), what: what.to_string() };
+        let layout_err = |what: &str| InferenceError::ModelLayout {
+            path: model_path.clone(),
+            what: what.to_string(),
+        };
         let input_names: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
         for required in ["input_ids", "attention_mask", "position_ids"] {
             if !input_names.contains(&required) {
@@ -200,9 +215,14 @@ impl OnnxModel {
         let mut kv_shape = None;
         for layer in 0.. {
             let key = format!("past_key_values.{layer}.key");
-            let Some(outlet) = session.inputs().iter().find(|o| o.name() == key) else { break };
+            let Some(outlet) = session.inputs().iter().find(|o| o.name() == key) else {
+                break;
+            };
             if kv_shape.is_none() {
-                let shape = outlet.dtype().tensor_shape().ok_or_else(|| layout_err("past key is not a tensor"))?;
+                let shape = outlet
+                    .dtype()
+                    .tensor_shape()
+                    .ok_or_else(|| layout_err("past key is not a tensor"))?;
                 if shape.len() != 4 || shape[1] <= 0 || shape[3] <= 0 {
                     return Err(layout_err("past keys must be [batch, kv_heads, past, head_dim] with fixed heads and dims"));
                 }
@@ -213,7 +233,8 @@ impl OnnxModel {
                 present_names.push(format!("present.{layer}.{kind}"));
             }
         }
-        let (kv_heads, head_dim) = kv_shape.ok_or_else(|| layout_err("no `past_key_values.0.key` input"))?;
+        let (kv_heads, head_dim) =
+            kv_shape.ok_or_else(|| layout_err("no `past_key_values.0.key` input"))?;
         let output_names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
         for name in present_names.iter().map(String::as_str).chain(["logits"]) {
             if !output_names.contains(&name) {
@@ -227,7 +248,18 @@ impl OnnxModel {
         }
         let vocab = config.vocab_size;
         let layout = config.kv_cache;
-        Ok(OnnxModel { session, config, tokenizer, fingerprint, past_names, present_names, kv_heads, head_dim, vocab, layout })
+        Ok(OnnxModel {
+            session,
+            config,
+            tokenizer,
+            fingerprint,
+            past_names,
+            present_names,
+            kv_heads,
+            head_dim,
+            vocab,
+            layout,
+        })
     }
 
     /// Number of transformer layers.
@@ -276,7 +308,12 @@ impl LanguageModel for OnnxModel {
         }
     }
 
-    fn forward(&mut self, cache: &mut KvCache, tokens: &[u32], logits: &mut Vec<f32>) -> Result<(), InferenceError> {
+    fn forward(
+        &mut self,
+        cache: &mut KvCache,
+        tokens: &[u32],
+        logits: &mut Vec<f32>,
+    ) -> Result<(), InferenceError> {
         self.forward_padded(cache, tokens, None, logits)
     }
 }
@@ -296,10 +333,15 @@ impl OnnxModel {
     ) -> Result<(), InferenceError> {
         let batch = cache.batch;
         if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
-            return Err(InferenceError::Runtime(format!("{} tokens do not split into {batch} streams", tokens.len())));
+            return Err(InferenceError::Runtime(format!(
+                "{} tokens do not split into {batch} streams",
+                tokens.len()
+            )));
         }
         if real.is_some_and(|r| r.len() != tokens.len()) {
-            return Err(InferenceError::Runtime("one padding flag per token is needed".into()));
+            return Err(InferenceError::Runtime(
+                "one padding flag per token is needed".into(),
+            ));
         }
         let is_real = |i: usize| real.is_none_or(|r| r[i]);
         let seq = tokens.len() / batch;
@@ -307,7 +349,10 @@ impl OnnxModel {
         let (kv_heads, head_dim, capacity) = (self.kv_heads, self.head_dim, cache.capacity);
         let run_err = |e: ort::Error| InferenceError::Runtime(format!("forward pass failed: {e}"));
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.vocab) {
-            return Err(InferenceError::Runtime(format!("token id {bad} is outside the model's {} ids", self.vocab)));
+            return Err(InferenceError::Runtime(format!(
+                "token id {bad} is outside the model's {} ids",
+                self.vocab
+            )));
         }
         if matches!(cache.storage, KvStorage::Static(_)) && past + seq > capacity {
             return Err(InferenceError::Runtime(format!(
@@ -340,14 +385,32 @@ impl OnnxModel {
             mask.extend((0..seq).map(|s| i64::from(is_real(b * seq + s))));
         }
 
-        let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(3 + self.past_names.len());
-        inputs.push(("input_ids".into(), Tensor::from_array(([batch, seq], ids)).map_err(run_err)?.into()));
-        inputs.push(("attention_mask".into(), Tensor::from_array(([batch, mask_len], mask)).map_err(run_err)?.into()));
-        inputs.push(("position_ids".into(), Tensor::from_array(([batch, seq], positions)).map_err(run_err)?.into()));
+        let mut inputs: Vec<(String, SessionInputValue<'_>)> =
+            Vec::with_capacity(3 + self.past_names.len());
+        inputs.push((
+            "input_ids".into(),
+            Tensor::from_array(([batch, seq], ids))
+                .map_err(run_err)?
+                .into(),
+        ));
+        inputs.push((
+            "attention_mask".into(),
+            Tensor::from_array(([batch, mask_len], mask))
+                .map_err(run_err)?
+                .into(),
+        ));
+        inputs.push((
+            "position_ids".into(),
+            Tensor::from_array(([batch, seq], positions))
+                .map_err(run_err)?
+                .into(),
+        ));
         match &mut cache.storage {
             KvStorage::Concat(values) if values.is_empty() => {
                 for name in &self.past_names {
-                    let empty = Tensor::from_array(([batch, kv_heads, 0, head_dim], Vec::<f32>::new())).map_err(run_err)?;
+                    let empty =
+                        Tensor::from_array(([batch, kv_heads, 0, head_dim], Vec::<f32>::new()))
+                            .map_err(run_err)?;
                     inputs.push((name.clone(), empty.into()));
                 }
             }
@@ -359,8 +422,11 @@ impl OnnxModel {
             KvStorage::Static(buffers) => {
                 // Borrowed, not copied: the point of this layout.
                 for (name, buffer) in self.past_names.iter().zip(buffers.iter()) {
-                    let view = TensorRef::from_array_view(([batch, kv_heads, capacity, head_dim], buffer.as_slice()))
-                        .map_err(run_err)?;
+                    let view = TensorRef::from_array_view((
+                        [batch, kv_heads, capacity, head_dim],
+                        buffer.as_slice(),
+                    ))
+                    .map_err(run_err)?;
                     inputs.push((name.clone(), view.into()));
                 }
             }
@@ -368,9 +434,13 @@ impl OnnxModel {
 
         let mut outputs = self.session.run(inputs).map_err(run_err)?;
         {
-            let (shape, data) = outputs["logits"].try_extract_tensor::<f32>().map_err(run_err)?;
+            let (shape, data) = outputs["logits"]
+                .try_extract_tensor::<f32>()
+                .map_err(run_err)?;
             if shape.len() != 3 || shape[0] as usize != batch || shape[1] as usize != seq {
-                return Err(InferenceError::Runtime(format!("logits have shape {shape:?}, expected [{batch}, {seq}, vocab]")));
+                return Err(InferenceError::Runtime(format!(
+                    "logits have shape {shape:?}, expected [{batch}, {seq}, vocab]"
+                )));
             }
             let vocab = shape[2] as usize;
             if vocab != self.vocab {
@@ -385,13 +455,17 @@ impl OnnxModel {
         match &mut cache.storage {
             KvStorage::Concat(values) => {
                 for name in &self.present_names {
-                    let value = outputs.remove(name.as_str()).ok_or_else(|| InferenceError::Runtime(format!("no output `{name}`")))?;
+                    let value = outputs
+                        .remove(name.as_str())
+                        .ok_or_else(|| InferenceError::Runtime(format!("no output `{name}`")))?;
                     values.push(value);
                 }
             }
             KvStorage::Static(buffers) => {
                 for (name, buffer) in self.present_names.iter().zip(buffers.iter_mut()) {
-                    let (shape, new) = outputs[name.as_str()].try_extract_tensor::<f32>().map_err(run_err)?;
+                    let (shape, new) = outputs[name.as_str()]
+                        .try_extract_tensor::<f32>()
+                        .map_err(run_err)?;
                     if **shape != [batch as i64, kv_heads as i64, seq as i64, head_dim as i64] {
                         return Err(InferenceError::Runtime(format!(
                             "`{name}` has shape {shape:?}; a static-cache model returns only the new tokens"

@@ -91,15 +91,24 @@ impl Registry {
     pub fn embedded() -> Registry {
         // The file is part of the build and covered by a test, so a parse
         // failure here is a build defect, not bad user input.
-        toml::from_str(EMBEDDED_REGISTRY).expect("config/models.toml embedded in the build is valid")
+        toml::from_str(EMBEDDED_REGISTRY)
+            .expect("config/models.toml embedded in the build is valid")
     }
 
     /// Looks a model up by name.
     pub fn model(&self, name: &str) -> Result<&ModelEntry, InferenceError> {
-        self.models.iter().find(|m| m.name == name).ok_or_else(|| InferenceError::UnknownModel {
-            name: name.to_string(),
-            known: self.models.iter().map(|m| m.name.clone()).collect::<Vec<_>>().join(", "),
-        })
+        self.models
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| InferenceError::UnknownModel {
+                name: name.to_string(),
+                known: self
+                    .models
+                    .iter()
+                    .map(|m| m.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 }
 
@@ -112,7 +121,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("tenbits");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("tenbits")
 }
 
@@ -125,7 +136,10 @@ impl RuntimeEntry {
     /// Where setup puts the shared library inside `cache`.
     pub fn cached_path(&self, cache: &Path) -> PathBuf {
         let file_name = Path::new(&self.file).file_name().unwrap_or_default();
-        cache.join("runtime").join(format!("{}-{}", self.version, short(&self.sha256))).join(file_name)
+        cache
+            .join("runtime")
+            .join(format!("{}-{}", self.version, short(&self.sha256)))
+            .join(file_name)
     }
 }
 
@@ -136,7 +150,12 @@ impl ModelEntry {
     /// the converter script and its arguments (`scripts/setup.py` derives
     /// the same name).
     pub fn cached_dir(&self, cache: &Path) -> PathBuf {
-        cache.join("models").join(format!("{}-{}-{}", self.name, short(&self.sha256), self.conversion_key()))
+        cache.join("models").join(format!(
+            "{}-{}-{}",
+            self.name,
+            short(&self.sha256),
+            self.conversion_key()
+        ))
     }
 
     /// sha256 over the converter script, a NUL, and the arguments each
@@ -150,7 +169,11 @@ impl ModelEntry {
             hasher.update(arg.as_bytes());
             hasher.update([0u8]);
         }
-        let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         hex[..16].to_string()
     }
 }
@@ -184,6 +207,8 @@ mod tests {
         let dir = model.cached_dir(Path::new("/c"));
         assert!(dir.to_string_lossy().contains(&model.sha256[..16]));
         let lib = registry.runtime.cached_path(Path::new("/c"));
-        assert!(lib.to_string_lossy().contains(&registry.runtime.sha256[..16]));
+        assert!(lib
+            .to_string_lossy()
+            .contains(&registry.runtime.sha256[..16]));
     }
 }

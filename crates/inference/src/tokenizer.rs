@@ -63,21 +63,32 @@ impl TextTokenizer {
     pub fn from_bytes(json: &[u8]) -> Result<TextTokenizer, InferenceError> {
         let inner = tokenizers::Tokenizer::from_bytes(json)
             .map_err(|e| InferenceError::Tokenizer(format!("cannot parse tokenizer.json: {e}")))?;
-        let char_to_byte: std::collections::HashMap<char, u8> =
-            byte_to_char_table().iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
+        let char_to_byte: std::collections::HashMap<char, u8> = byte_to_char_table()
+            .iter()
+            .enumerate()
+            .map(|(b, &c)| (c, b as u8))
+            .collect();
 
         let vocab = inner.get_vocab(true);
         let size = vocab.values().map(|&id| id as usize + 1).max().unwrap_or(0);
         let mut token_bytes = vec![Vec::new(); size];
-        let special: std::collections::HashSet<u32> =
-            inner.get_added_tokens_decoder().iter().filter(|(_, t)| t.special).map(|(&id, _)| id).collect();
+        let special: std::collections::HashSet<u32> = inner
+            .get_added_tokens_decoder()
+            .iter()
+            .filter(|(_, t)| t.special)
+            .map(|(&id, _)| id)
+            .collect();
         for (text, &id) in &vocab {
             let bytes = if special.contains(&id) {
                 // Special tokens are matched verbatim in text, so their bytes
                 // are their content.
                 text.as_bytes().to_vec()
             } else {
-                match text.chars().map(|c| char_to_byte.get(&c).copied()).collect::<Option<Vec<u8>>>() {
+                match text
+                    .chars()
+                    .map(|c| char_to_byte.get(&c).copied())
+                    .collect::<Option<Vec<u8>>>()
+                {
                     Some(bytes) => bytes,
                     None => continue, // not a byte-level token; never produced for our input
                 }
@@ -95,7 +106,12 @@ impl TextTokenizer {
             ));
         }
         let all_bytes = std::array::from_fn(|b| b as u8);
-        Ok(TextTokenizer { inner, token_bytes, byte_tokens, all_bytes })
+        Ok(TextTokenizer {
+            inner,
+            token_bytes,
+            byte_tokens,
+            all_bytes,
+        })
     }
 
     /// Number of token ids (the model's vocabulary may be larger).
@@ -159,7 +175,9 @@ impl TextTokenizer {
     fn encode_text(&self, text: &str, ids: &mut Vec<u32>) -> Result<(), InferenceError> {
         let covered = |c: char| {
             let mut buf = [0u8; 4];
-            c.encode_utf8(&mut buf).bytes().all(|b| self.byte_tokens[b as usize].is_some())
+            c.encode_utf8(&mut buf)
+                .bytes()
+                .all(|b| self.byte_tokens[b as usize].is_some())
         };
         let mut rest = text;
         while !rest.is_empty() {
@@ -179,8 +197,10 @@ impl TextTokenizer {
     /// Tokenizes a run the tokenizer can represent, falling back to
     /// byte symbols when its ids would not give the run back.
     fn encode_run(&self, text: &str, ids: &mut Vec<u32>) -> Result<(), InferenceError> {
-        let encoding =
-            self.inner.encode(text, false).map_err(|e| InferenceError::Tokenizer(format!("tokenization failed: {e}")))?;
+        let encoding = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| InferenceError::Tokenizer(format!("tokenization failed: {e}")))?;
         let piece = encoding.get_ids();
         let mut rebuilt = Vec::with_capacity(text.len());
         for &id in piece {

@@ -50,7 +50,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { model_name: String::new(), chunk_tokens: 1024, max_batch: 16 }
+        Options {
+            model_name: String::new(),
+            chunk_tokens: 1024,
+            max_batch: 16,
+        }
     }
 }
 
@@ -90,7 +94,12 @@ pub enum LosslessError {
     #[error(transparent)]
     Inference(#[from] InferenceError),
     #[error("this file was compressed with model `{file_model}` (fingerprint {file_fp}), but `{loaded_model}` (fingerprint {loaded_fp}) is loaded; decompress with `--model {file_model}` and the same model files")]
-    WrongModel { file_model: String, file_fp: String, loaded_model: String, loaded_fp: String },
+    WrongModel {
+        file_model: String,
+        file_fp: String,
+        loaded_model: String,
+        loaded_fp: String,
+    },
     #[error("this file's tokenizer (hash {file}) differs from the loaded model's ({loaded}); use the same model files it was compressed with")]
     WrongTokenizer { file: String, loaded: String },
     #[error("corrupted file: {0}")]
@@ -207,13 +216,21 @@ fn run_schedule<M: LanguageModel>(
             for (j, &(_, len)) in chunks.iter().enumerate() {
                 inputs[j] = if step < len {
                     done += 1;
-                    let symbol = coder.code(first_chunk + j, step, &logits[j * vocab..(j + 1) * vocab])?;
-                    if (symbol as usize) < feedable { symbol } else { start }
+                    let symbol =
+                        coder.code(first_chunk + j, step, &logits[j * vocab..(j + 1) * vocab])?;
+                    if (symbol as usize) < feedable {
+                        symbol
+                    } else {
+                        start
+                    }
                 } else {
                     start
                 };
             }
-            progress(Progress { done_tokens: done, total_tokens });
+            progress(Progress {
+                done_tokens: done,
+                total_tokens,
+            });
         }
     }
     Ok(())
@@ -233,7 +250,9 @@ impl TokenCoder for EncodeCoder<'_> {
     fn code(&mut self, chunk: usize, pos: usize, logits: &[f32]) -> Result<u32, LosslessError> {
         let token = self.tokens[self.layout.chunks[chunk].0 + pos];
         symbol_table(logits, self.table_len, &mut self.freqs);
-        self.encoder.encode(token as usize, &self.freqs).map_err(|e| LosslessError::Coding(e.to_string()))?;
+        self.encoder
+            .encode(token as usize, &self.freqs)
+            .map_err(|e| LosslessError::Coding(e.to_string()))?;
         let cost = table_cost(&self.freqs, token as usize, self.table_len, logits.len());
         self.model_bits += if (token as usize) < logits.len() {
             tenbits_coding::log2_prob(logits, token as usize)
@@ -258,7 +277,10 @@ struct DecodeCoder<'a, 'd> {
 impl TokenCoder for DecodeCoder<'_, '_> {
     fn code(&mut self, chunk: usize, pos: usize, logits: &[f32]) -> Result<u32, LosslessError> {
         symbol_table(logits, self.table_len, &mut self.freqs);
-        let token = self.decoder.decode(&self.freqs).map_err(|e| LosslessError::Coding(e.to_string()))? as u32;
+        let token = self
+            .decoder
+            .decode(&self.freqs)
+            .map_err(|e| LosslessError::Coding(e.to_string()))? as u32;
         self.tokens[self.layout.chunks[chunk].0 + pos] = token;
         Ok(token)
     }
@@ -279,12 +301,22 @@ pub fn compress<M: LanguageModel>(
         )));
     }
     if options.max_batch == 0 || options.max_batch > MAX_BATCH_LIMIT {
-        return Err(LosslessError::Options(format!("batch size must be between 1 and {MAX_BATCH_LIMIT}")));
+        return Err(LosslessError::Options(format!(
+            "batch size must be between 1 and {MAX_BATCH_LIMIT}"
+        )));
     }
     let tokens = model.tokenizer().encode_bytes(data)?;
     let layout = Layout::new(tokens.len(), options.chunk_tokens, options.max_batch);
     let table_len = model.tokenizer().symbol_count();
-    let mut coder = EncodeCoder { tokens: &tokens, layout: &layout, table_len, encoder: Encoder::new(), freqs: Vec::new(), model_bits: 0.0, table_bits: 0.0 };
+    let mut coder = EncodeCoder {
+        tokens: &tokens,
+        layout: &layout,
+        table_len,
+        encoder: Encoder::new(),
+        freqs: Vec::new(),
+        model_bits: 0.0,
+        table_bits: 0.0,
+    };
     run_schedule(model, &layout, &mut coder, tokens.len() as u64, progress)?;
     let (model_bits, table_bits) = (coder.model_bits, coder.table_bits);
     let payload = coder.encoder.finish();
@@ -334,7 +366,8 @@ pub fn decompress<M: LanguageModel>(
     let context = model.config().context_length;
     let chunk_tokens = header.chunk_tokens as usize;
     let max_batch = header.max_batch as usize;
-    if chunk_tokens == 0 || chunk_tokens > context || max_batch == 0 || max_batch > MAX_BATCH_LIMIT {
+    if chunk_tokens == 0 || chunk_tokens > context || max_batch == 0 || max_batch > MAX_BATCH_LIMIT
+    {
         return Err(LosslessError::Corrupted(format!(
             "header asks for {chunk_tokens}-token chunks in batches of {max_batch}, outside what this model allows"
         )));
@@ -359,7 +392,13 @@ pub fn decompress<M: LanguageModel>(
     let mut tokens = vec![0u32; token_count];
     let decoder = Decoder::new(payload).map_err(|e| LosslessError::Corrupted(e.to_string()))?;
     let table_len = model.tokenizer().symbol_count();
-    let mut coder = DecodeCoder { tokens: &mut tokens, layout: &layout, table_len, decoder, freqs: Vec::new() };
+    let mut coder = DecodeCoder {
+        tokens: &mut tokens,
+        layout: &layout,
+        table_len,
+        decoder,
+        freqs: Vec::new(),
+    };
     run_schedule(model, &layout, &mut coder, token_count as u64, progress)?;
     let data = model.tokenizer().decode_bytes(&tokens);
     tenbits_coding::verify(&header, &data)?;
@@ -367,7 +406,11 @@ pub fn decompress<M: LanguageModel>(
 }
 
 /// Refuses a file made with other model files.
-fn check_model(header: &Header, loaded: &Fingerprint, loaded_name: &str) -> Result<(), LosslessError> {
+fn check_model(
+    header: &Header,
+    loaded: &Fingerprint,
+    loaded_name: &str,
+) -> Result<(), LosslessError> {
     if header.model_fingerprint != loaded.model_id() {
         return Err(LosslessError::WrongModel {
             file_model: header.model_name.clone(),
