@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use tenbits_inference::{Generator, LanguageModel, OnnxModel, Registry, Request, SessionSettings};
-use tenbits_qa::{ChatModel, Message, ModelError, Role, Sampling};
+use tenbits_qa::{ChatModel, Message, ModelError, Sampling};
 
 /// An ONNX model from the registry (or a directory) behind [`ChatModel`].
 ///
@@ -55,33 +55,6 @@ impl OnnxChatModel {
     }
 }
 
-fn messages(conversation: &[Message]) -> Vec<tenbits_inference::Message> {
-    conversation
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                Role::System => tenbits_inference::Role::System,
-                Role::User => tenbits_inference::Role::User,
-                Role::Assistant => tenbits_inference::Role::Assistant,
-            };
-            tenbits_inference::Message {
-                role,
-                content: m.content.clone(),
-            }
-        })
-        .collect()
-}
-
-fn sampling(s: &Sampling) -> tenbits_inference::Sampling {
-    tenbits_inference::Sampling {
-        max_tokens: s.max_tokens,
-        temperature: s.temperature,
-        top_p: s.top_p,
-        seed: s.seed,
-        stop: s.stop.clone(),
-    }
-}
-
 fn model_error(e: tenbits_inference::InferenceError) -> ModelError {
     ModelError(e.to_string())
 }
@@ -105,9 +78,9 @@ impl ChatModel for OnnxChatModel {
                 Ok(Request {
                     prompt: self
                         .generator
-                        .prompt(&messages(conversation))
+                        .prompt(conversation)
                         .map_err(model_error)?,
-                    sampling: sampling(s),
+                    sampling: s.clone(),
                 })
             })
             .collect::<Result<_, ModelError>>()?;
@@ -122,8 +95,7 @@ impl ChatModel for OnnxChatModel {
     }
 
     fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
-        let conversations: Vec<_> = conversations.iter().map(|c| messages(c)).collect();
-        self.generator.p_yes(&conversations).map_err(model_error)
+        self.generator.p_yes(conversations).map_err(model_error)
     }
 
     fn score_candidates(
@@ -132,7 +104,7 @@ impl ChatModel for OnnxChatModel {
         candidates: &[String],
     ) -> Result<Vec<f64>, ModelError> {
         self.generator
-            .score_candidates(&messages(conversation), candidates)
+            .score_candidates(conversation, candidates)
             .map_err(model_error)
     }
 }

@@ -17,54 +17,9 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+pub use tenbits_chat::{Message, Role, Sampling};
+
 use crate::{InferenceError, KvCache, LanguageModel, OnnxModel};
-
-/// Who says a [`Message`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
-
-impl Role {
-    /// The role's name in ChatML.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
-
-/// One turn of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Message {
-    pub role: Role,
-    pub content: String,
-}
-
-impl Message {
-    pub fn system(content: impl Into<String>) -> Message {
-        Message {
-            role: Role::System,
-            content: content.into(),
-        }
-    }
-    pub fn user(content: impl Into<String>) -> Message {
-        Message {
-            role: Role::User,
-            content: content.into(),
-        }
-    }
-    pub fn assistant(content: impl Into<String>) -> Message {
-        Message {
-            role: Role::Assistant,
-            content: content.into(),
-        }
-    }
-}
 
 /// How a model formats conversations: ChatML (`<|im_start|>role\n…<|im_end|>\n`),
 /// which SmolLM2 and Qwen2.5 both use, with the default system prompt their
@@ -176,46 +131,6 @@ fn default_system_prompt(template: &str) -> Option<String> {
         }
     }
     None
-}
-
-/// How to pick each next token.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sampling {
-    /// Stop after this many new tokens.
-    pub max_tokens: usize,
-    /// 0 picks the most likely token (greedy); above 0 samples from the
-    /// softmax of logits / temperature.
-    pub temperature: f32,
-    /// Sample only from the smallest set of tokens whose probability reaches
-    /// `top_p` (nucleus sampling); 1 keeps all.
-    pub top_p: f32,
-    /// Seeds this request's random stream.
-    pub seed: u64,
-    /// Generation stops when the text contains one of these; the text is cut
-    /// before it.
-    pub stop: Vec<String>,
-}
-
-impl Default for Sampling {
-    fn default() -> Self {
-        Sampling {
-            max_tokens: 256,
-            temperature: 0.0,
-            top_p: 1.0,
-            seed: 0,
-            stop: Vec::new(),
-        }
-    }
-}
-
-impl Sampling {
-    /// Greedy decoding of at most `max_tokens` tokens.
-    pub fn greedy(max_tokens: usize) -> Sampling {
-        Sampling {
-            max_tokens,
-            ..Sampling::default()
-        }
-    }
 }
 
 /// One generation request: a rendered prompt and how to continue it.

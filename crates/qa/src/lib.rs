@@ -60,7 +60,7 @@
 
 #![warn(missing_docs)]
 
-use serde::{Deserialize, Serialize};
+pub use tenbits_chat::{Message, Role, Sampling};
 use thiserror::Error;
 
 pub mod answerer;
@@ -82,78 +82,6 @@ pub use protocol::{
     run, run_remote, Answer, AnswererView, Config, Knowledge, Problem, Receiver, Round, Sender,
     Setting, Transcript,
 };
-
-/// Who speaks a [`Message`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Role {
-    /// Instructions.
-    System,
-    /// The person (or the other model) asking.
-    User,
-    /// The model's own turns.
-    Assistant,
-}
-
-/// One turn of a chat conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Message {
-    /// Who speaks.
-    pub role: Role,
-    /// What is said.
-    pub content: String,
-}
-
-impl Message {
-    /// A system message.
-    pub fn system(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::System,
-            content: content.into(),
-        }
-    }
-    /// A user message.
-    pub fn user(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::User,
-            content: content.into(),
-        }
-    }
-    /// An assistant message.
-    pub fn assistant(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::Assistant,
-            content: content.into(),
-        }
-    }
-}
-
-/// How to sample a completion.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sampling {
-    /// At most this many new tokens.
-    pub max_tokens: usize,
-    /// Softmax temperature; 0 means greedy.
-    pub temperature: f32,
-    /// Nucleus mass (1 = no truncation).
-    pub top_p: f32,
-    /// Seed of the sampler, so that sampling is reproducible.
-    pub seed: u64,
-    /// Generation stops before any of these strings.
-    pub stop: Vec<String>,
-}
-
-impl Default for Sampling {
-    /// Greedy, up to 512 tokens.
-    fn default() -> Self {
-        Self {
-            max_tokens: 512,
-            temperature: 0.0,
-            top_p: 1.0,
-            seed: 0,
-            stop: Vec::new(),
-        }
-    }
-}
 
 /// A chat model, as the protocol sees it. Implementations must be
 /// deterministic: the same inputs (and seed) give the same outputs, which
