@@ -2,44 +2,40 @@
 //!
 //! `problem` is the problem text (never the reference), `draft` the asker's
 //! current answer only when the answerer is shown it (so a blind view costs
-//! no bytes for it), and `view` these bit flags:
-//!
-//! | bits | meaning |
-//! |------|---------|
-//! | 0    | [`VIEW_SEES_ANSWER`]: the answerer sees the current answer |
-//! | 1    | [`VIEW_VERDICT`]: the accept/reject question |
-//! | 8–9  | the task: 0 code, 1 multiple choice, 2 short answer ([`VIEW_TASK_SHIFT`]) |
-//!
-//! Other bits must be zero. The reply is one [`Frame::PackedBits`] with
-//! the same `first_question_id` and one bit per question.
+//! no bytes for it), and `view` the typed [`View`]: whether the answerer
+//! sees the current answer, whether this is the verdict question, and the
+//! task. The reply is one [`Frame::PackedBits`] with the same
+//! `first_question_id` and one bit per question.
 
-use tenbits_messaging::Frame;
+use tenbits_messaging::{Frame, TaskKind, View};
 use tenbits_qa::prompts::VERDICT_QUESTION;
 use tenbits_qa::{AnswerRequest, Problem, Task};
 
 use crate::config::MAX_QUESTIONS;
 
-/// View flag: the answerer sees the current answer.
-pub const VIEW_SEES_ANSWER: u32 = 1;
-/// View flag: the request is the verdict question.
-pub const VIEW_VERDICT: u32 = 2;
-/// Shift of the 2-bit task code in the view flags.
-pub const VIEW_TASK_SHIFT: u32 = 8;
-const KNOWN_BITS: u32 = VIEW_SEES_ANSWER | VIEW_VERDICT | (3 << VIEW_TASK_SHIFT);
-
-fn task_code(task: Task) -> u32 {
+fn task_kind(task: Task) -> TaskKind {
     match task {
-        Task::Code => 0,
-        Task::MultipleChoice => 1,
-        Task::ShortAnswer => 2,
+        Task::Code => TaskKind::Code,
+        Task::MultipleChoice => TaskKind::MultipleChoice,
+        Task::ShortAnswer => TaskKind::ShortAnswer,
     }
 }
 
-/// The view flags of a request.
-pub fn view_flags(request: &AnswerRequest) -> u32 {
-    u32::from(request.sees_answer)
-        | u32::from(request.verdict) << 1
-        | task_code(request.problem.task) << VIEW_TASK_SHIFT
+fn task(kind: TaskKind) -> Task {
+    match kind {
+        TaskKind::Code => Task::Code,
+        TaskKind::MultipleChoice => Task::MultipleChoice,
+        TaskKind::ShortAnswer => Task::ShortAnswer,
+    }
+}
+
+/// The view of a request, as the wire carries it.
+pub fn view(request: &AnswerRequest) -> View {
+    View {
+        sees_answer: request.sees_answer,
+        verdict: request.verdict,
+        task: task_kind(request.problem.task),
+    }
 }
 
 /// The `Questions` frame of a request.
@@ -50,7 +46,7 @@ pub fn request_frame(session: u64, first_question_id: u32, request: &AnswerReque
         problem: request.problem.text.clone(),
         draft: request.shown_answer().map(String::from),
         questions: request.questions.clone(),
-        view: view_flags(request),
+        view: view(request),
     }
 }
 
@@ -70,16 +66,11 @@ pub fn decode_request(frame: &Frame) -> Option<Result<(u64, u32, AnswerRequest),
         return None;
     };
     Some((|| {
-        if view & !KNOWN_BITS != 0 {
-            return Err(format!("unknown view flags {view:#x}"));
-        }
-        let task = match view >> VIEW_TASK_SHIFT & 3 {
-            0 => Task::Code,
-            1 => Task::MultipleChoice,
-            2 => Task::ShortAnswer,
-            t => return Err(format!("unknown task code {t}")),
-        };
-        let (sees_answer, verdict) = (view & VIEW_SEES_ANSWER != 0, view & VIEW_VERDICT != 0);
+        let View {
+            sees_answer,
+            verdict,
+            task: kind,
+        } = *view;
         if questions.is_empty() || questions.len() > MAX_QUESTIONS {
             return Err(format!(
                 "{} questions; 1 to {MAX_QUESTIONS} allowed",
@@ -99,7 +90,7 @@ pub fn decode_request(frame: &Frame) -> Option<Result<(u64, u32, AnswerRequest),
             return Err("question ids overflow".into());
         }
         let request = AnswerRequest {
-            problem: Problem::new(task, problem.clone()),
+            problem: Problem::new(task(kind), problem.clone()),
             current_answer: draft.clone().unwrap_or_default(),
             questions: questions.clone(),
             sees_answer,

@@ -14,7 +14,7 @@ use tenbits_agents::{
     ask, serve, simulate, simulate_with, AgentError, DeploymentConfig, RemoteAnswerer,
     SessionOutcome, SessionSpec,
 };
-use tenbits_messaging::{handshake, ErrorCode, Frame, Hello, Role};
+use tenbits_messaging::{handshake, ErrorCode, Frame, Hello, Role, TaskKind, View};
 use tenbits_qa::{grade, run, AnswerRequest, ChatModel, Problem, Task, PROMPT_VERSION};
 
 fn root() -> PathBuf {
@@ -389,7 +389,12 @@ fn bad_requests_get_error_frames() {
         let hello = Hello::new(Role::Asker, [1; 16], None, PROMPT_VERSION, "raw");
         let theirs = handshake(&mut conn, &hello).await.unwrap();
         assert_eq!(theirs.name, answerer_config().answerer.model);
-        let questions = |view: u32, draft: Option<&str>| Frame::Questions {
+        let view = |sees_answer, verdict| View {
+            sees_answer,
+            verdict,
+            task: TaskKind::ShortAnswer,
+        };
+        let questions = |view: View, draft: Option<&str>| Frame::Questions {
             session: 1,
             first_question_id: 5,
             problem: "What is 9 x 8?".into(),
@@ -398,9 +403,10 @@ fn bad_requests_get_error_frames() {
             view,
         };
         for bad in [
-            questions(1 << 20, None),
-            questions(1 | 2 << 8, None),
-            Frame::Verdict { accept: true },
+            questions(view(false, true), Some("Answer: 720")),
+            questions(view(true, false), None),
+            questions(view(false, false), Some("Answer: 720")),
+            Frame::packed_bits(0, &[true]),
         ] {
             conn.send(&bad).await.unwrap();
             let Some(Frame::Error { code, .. }) = conn.recv().await.unwrap() else {
@@ -408,7 +414,7 @@ fn bad_requests_get_error_frames() {
             };
             assert!(code == ErrorCode::BAD_REQUEST || code == ErrorCode::UNEXPECTED_FRAME);
         }
-        conn.send(&questions(1 | 2 << 8, Some("Answer: 720")))
+        conn.send(&questions(view(true, false), Some("Answer: 720")))
             .await
             .unwrap();
         let reply = conn.recv().await.unwrap().unwrap();
@@ -418,7 +424,7 @@ fn bad_requests_get_error_frames() {
     let stats = rt.block_on(server.shutdown());
     assert_eq!(
         (stats.bad_requests, stats.requests, stats.sessions_completed),
-        (3, 1, 1)
+        (4, 1, 1)
     );
 }
 

@@ -9,7 +9,9 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// First byte after the length prefix of every frame (`b't'`).
 pub const WIRE_MAGIC: u8 = b't';
 /// Second byte after the length prefix: the version of the byte encoding.
-pub const WIRE_VERSION: u8 = 1;
+/// Version 2 dropped the one-question `Question`, `Answer` and `Verdict`
+/// frames (nothing sent them) and typed the [`View`] of `Questions`.
+pub const WIRE_VERSION: u8 = 2;
 /// Bytes of the little-endian `u32` length prefix.
 pub const PREFIX_BYTES: usize = 4;
 /// Bytes of the magic and wire version that open every frame after its prefix.
@@ -80,6 +82,30 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// The kind of problem a [`Frame::Questions`] is about; it picks the
+/// answerer's system prompt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TaskKind {
+    /// Write a program.
+    Code,
+    /// Pick one lettered option.
+    MultipleChoice,
+    /// A number, word or short phrase.
+    ShortAnswer,
+}
+
+/// What the answerer's model is shown besides the problem and questions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct View {
+    /// The answerer sees the asker's current answer (then `draft` is set).
+    pub sees_answer: bool,
+    /// The request is the accept/reject verdict question (which always
+    /// shows the current answer).
+    pub verdict: bool,
+    /// The kind of problem.
+    pub task: TaskKind,
+}
+
 /// What a peer announces first: who it is, what it runs, what it expects.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
@@ -125,26 +151,6 @@ impl Hello {
 pub enum Frame {
     /// Opens a session in both directions; see [`crate::handshake`].
     Hello(Hello),
-    /// One yes/no question, answered by an [`Frame::Answer`].
-    Question {
-        /// The asker's session.
-        session: u64,
-        /// Echoed by the answer.
-        question_id: u32,
-        /// The question.
-        #[serde(deserialize_with = "safe::string")]
-        text: String,
-        /// The problem or draft the answerer should see, if any.
-        #[serde(deserialize_with = "safe::opt_string")]
-        context: Option<String>,
-    },
-    /// One answer bit.
-    Answer {
-        /// The question answered.
-        question_id: u32,
-        /// Yes (`true`) or no.
-        bit: bool,
-    },
     /// N questions at once, answered by one [`Frame::PackedBits`] of N bits
     /// in order; question `i` has id `first_question_id + i`.
     Questions {
@@ -161,9 +167,8 @@ pub enum Frame {
         /// The questions.
         #[serde(deserialize_with = "safe::strings")]
         questions: Vec<String>,
-        /// View options (what the answerer's model is shown), as bit flags
-        /// defined by the caller; opaque here.
-        view: u32,
+        /// What the answerer is shown and what kind of problem it is.
+        view: View,
     },
     /// `count` answer bits packed LSB first (see [`pack_bits`]): the answers
     /// to a [`Frame::Questions`], or arithmetic-coded bits in one-way mode.
@@ -175,11 +180,6 @@ pub enum Frame {
         /// The packed bits.
         #[serde(deserialize_with = "safe::bytes", serialize_with = "safe::ser_bytes")]
         bits: Vec<u8>,
-    },
-    /// Accept or reject (one bit).
-    Verdict {
-        /// Accept (`true`) or reject.
-        accept: bool,
     },
     /// A refusal or failure; the sender usually closes afterwards.
     Error {
@@ -194,16 +194,7 @@ pub enum Frame {
 }
 
 /// Names of the variants, indexed by wire tag.
-const KINDS: [&str; 8] = [
-    "Hello",
-    "Question",
-    "Answer",
-    "Questions",
-    "PackedBits",
-    "Verdict",
-    "Error",
-    "Bye",
-];
+const KINDS: [&str; 5] = ["Hello", "Questions", "PackedBits", "Error", "Bye"];
 
 impl Frame {
     /// A [`Frame::PackedBits`] holding `bits`.
@@ -236,21 +227,17 @@ impl Frame {
     fn tag(&self) -> usize {
         match self {
             Frame::Hello(_) => 0,
-            Frame::Question { .. } => 1,
-            Frame::Answer { .. } => 2,
-            Frame::Questions { .. } => 3,
-            Frame::PackedBits { .. } => 4,
-            Frame::Verdict { .. } => 5,
-            Frame::Error { .. } => 6,
-            Frame::Bye => 7,
+            Frame::Questions { .. } => 1,
+            Frame::PackedBits { .. } => 2,
+            Frame::Error { .. } => 3,
+            Frame::Bye => 4,
         }
     }
 
-    /// Answer bits this frame conveys: 1 per `Answer` or `Verdict`, `count`
-    /// per `PackedBits`, 0 otherwise.
+    /// Answer bits this frame conveys: `count` for `PackedBits`, 0
+    /// otherwise.
     pub fn payload_bits(&self) -> u64 {
         match self {
-            Frame::Answer { .. } | Frame::Verdict { .. } => 1,
             Frame::PackedBits { count, .. } => u64::from(*count),
             _ => 0,
         }

@@ -4,38 +4,45 @@ use tokio::io::AsyncWriteExt;
 
 const A: ModelId = [0xaa; 16];
 const B: ModelId = [0xbb; 16];
+const BLIND: View = View {
+    sees_answer: false,
+    verdict: false,
+    task: TaskKind::ShortAnswer,
+};
+
+/// One answer bit (question 3, yes): `[2, 3, 1, 1, 1]` is the tag, the
+/// first question id, the count, the byte count and the packed byte.
+fn one_bit() -> Frame {
+    Frame::packed_bits(3, &[true])
+}
+
+/// A small `Questions` frame.
+fn one_question(text: &str) -> Frame {
+    Frame::Questions {
+        session: 1,
+        first_question_id: 2,
+        problem: text.into(),
+        draft: None,
+        questions: vec!["ok?".into()],
+        view: BLIND,
+    }
+}
 
 fn every_frame() -> Vec<Frame> {
     vec![
         Frame::Hello(Hello::new(Role::Asker, A, Some(B), 3, "asker-1")),
         Frame::Hello(Hello::new(Role::Answerer, B, None, 3, "")),
-        Frame::Question {
-            session: u64::MAX,
-            question_id: 5,
-            text: "Is it prime?".into(),
-            context: None,
-        },
-        Frame::Question {
-            session: 1,
-            question_id: 0,
-            text: "é?".into(),
-            context: Some("draft".into()),
-        },
-        Frame::Answer {
-            question_id: u32::MAX,
-            bit: true,
-        },
-        Frame::Answer {
-            question_id: 0,
-            bit: false,
-        },
         Frame::Questions {
             session: 9,
             first_question_id: 10,
             problem: "2+2".into(),
             draft: Some("4".into()),
             questions: vec!["Is it 4?".into(), String::new(), "Even?".into()],
-            view: 0b101,
+            view: View {
+                sees_answer: true,
+                verdict: false,
+                task: TaskKind::Code,
+            },
         },
         Frame::Questions {
             session: 0,
@@ -43,13 +50,23 @@ fn every_frame() -> Vec<Frame> {
             problem: String::new(),
             draft: None,
             questions: vec![],
-            view: 0,
+            view: BLIND,
+        },
+        Frame::Questions {
+            session: u64::MAX,
+            first_question_id: u32::MAX,
+            problem: "é?".into(),
+            draft: Some("draft".into()),
+            questions: vec!["Is the proposed answer correct?".into()],
+            view: View {
+                sees_answer: false,
+                verdict: true,
+                task: TaskKind::MultipleChoice,
+            },
         },
         Frame::packed_bits(10, &[true, false, true]),
         Frame::packed_bits(0, &[]),
         Frame::packed_bits(0, &[true; 17]),
-        Frame::Verdict { accept: true },
-        Frame::Verdict { accept: false },
         Frame::Error {
             code: ErrorCode::BUSY,
             message: "later".into(),
@@ -85,13 +102,7 @@ fn every_frame_round_trips_over_bytes() {
         );
         assert_eq!(decode_frame(&bytes, MAX_FRAME_BYTES).unwrap(), f);
     }
-    assert_eq!(
-        enc(&Frame::Answer {
-            question_id: 3,
-            bit: true
-        }),
-        [5, 0, 0, 0, b't', 1, 2, 3, 1]
-    );
+    assert_eq!(enc(&one_bit()), [7, 0, 0, 0, b't', 2, 2, 3, 1, 1, 1]);
 }
 
 #[test]
@@ -112,10 +123,7 @@ fn err(bytes: &[u8]) -> WireError {
 
 #[test]
 fn rejects_malformed_frames() {
-    let good = enc(&Frame::Answer {
-        question_id: 3,
-        bit: true,
-    });
+    let good = enc(&one_bit());
     // Oversized: judged from the prefix alone.
     let e = err(&u32::MAX.to_le_bytes());
     assert!(
@@ -131,7 +139,7 @@ fn rejects_malformed_frames() {
     assert!(e.to_string().contains("exceeds the limit"));
     assert!(matches!(
         decode_frame(&good, 4),
-        Err(WireError::Oversized { len: 5, max: 4 })
+        Err(WireError::Oversized { len: 7, max: 4 })
     ));
     // Truncated buffer.
     assert!(matches!(
@@ -140,7 +148,7 @@ fn rejects_malformed_frames() {
     ));
     assert!(matches!(
         err(&good[..7]),
-        WireError::Truncated { needed: 9, got: 7 }
+        WireError::Truncated { needed: 11, got: 7 }
     ));
     assert!(matches!(err(&raw(&[])), WireError::Truncated { .. }));
     // Trailing garbage, after the frame or inside its declared length.
@@ -148,42 +156,55 @@ fn rejects_malformed_frames() {
     long.push(0);
     assert!(matches!(err(&long), WireError::TrailingBytes { extra: 1 }));
     assert!(matches!(
-        err(&raw(&[2, 3, 1, 0, 0])),
+        err(&raw(&[2, 3, 1, 1, 1, 0, 0])),
         WireError::TrailingBytes { extra: 2 }
     ));
     // Body shorter than its declared content.
     let e = err(&raw(&[2, 3]));
-    assert_eq!(e.to_string(), "Answer frame body ends early");
+    assert_eq!(e.to_string(), "PackedBits frame body ends early");
     // Magic, version, unknown kind.
     let mut bad = good.clone();
     bad[4] = b'x';
     assert!(matches!(err(&bad), WireError::BadMagic { found: b'x' }));
     bad = good.clone();
-    bad[5] = 2;
+    bad[5] = 1;
     let e = err(&bad);
-    assert!(matches!(e, WireError::WrongVersion { found: 2 }));
+    assert!(matches!(e, WireError::WrongVersion { found: 1 }));
     assert_eq!(
         e.to_string(),
-        "frame has wire version 2, this build speaks version 1"
+        "frame has wire version 1, this build speaks version 2"
     );
     bad = good.clone();
-    bad[6] = 8;
-    assert!(matches!(err(&bad), WireError::UnknownKind { tag: 8 }));
-    // Invalid bool, option tag, UTF-8, role.
-    assert!(matches!(err(&raw(&[2, 3, 2])), WireError::Malformed(_)));
-    assert!(matches!(err(&raw(&[5, 7])), WireError::Malformed(_)));
+    bad[6] = 5;
+    assert!(matches!(err(&bad), WireError::UnknownKind { tag: 5 }));
+    // Invalid bool, option tag, task, UTF-8, role.
+    let questions = |view: &[u8]| raw(&[&[1, 0, 0, 0, 0, 0][..], view].concat());
+    assert_eq!(
+        decode_frame(&questions(&[0, 0, 2]), MAX_FRAME_BYTES).unwrap(),
+        Frame::Questions {
+            session: 0,
+            first_question_id: 0,
+            problem: String::new(),
+            draft: None,
+            questions: vec![],
+            view: BLIND,
+        }
+    );
+    assert!(matches!(err(&questions(&[2, 0, 2])), WireError::Malformed(_)));
+    assert!(matches!(err(&questions(&[0, 0, 3])), WireError::Malformed(_)));
+    assert!(matches!(err(&raw(&[1, 0, 0, 0, 7])), WireError::Malformed(_)));
     assert!(matches!(
-        err(&raw(&[6, 1, 1, 0xff])),
+        err(&raw(&[3, 1, 1, 0xff])),
         WireError::Malformed(_)
     ));
     assert!(matches!(err(&raw(&[0, 1, 2])), WireError::Malformed(_)));
     // PackedBits: wrong byte count, dirty padding; refused on encode too.
     assert!(matches!(
-        err(&raw(&[4, 0, 9, 1, 0xff])),
+        err(&raw(&[2, 0, 9, 1, 0xff])),
         WireError::Malformed(_)
     ));
     assert!(matches!(
-        err(&raw(&[4, 0, 3, 1, 0xff])),
+        err(&raw(&[2, 0, 3, 1, 0xff])),
         WireError::Malformed(_)
     ));
     let dirty = Frame::PackedBits {
@@ -199,10 +220,10 @@ fn rejects_malformed_frames() {
 
 #[test]
 fn huge_declared_lengths_fail_without_allocating() {
-    // A Question whose text claims u64::MAX bytes; a Questions claiming
-    // u64::MAX strings; a PackedBits claiming u64::MAX bytes.
+    // A Questions whose problem claims u64::MAX bytes; one claiming
+    // u64::MAX questions; a PackedBits claiming u64::MAX bytes.
     let max = [253, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
-    for head in [&[1u8, 0, 0][..], &[3, 0, 0, 0, 0], &[4, 0, 0]] {
+    for head in [&[1u8, 0, 0][..], &[1, 0, 0, 0, 0], &[2, 0, 0]] {
         let body: Vec<u8> = head.iter().chain(&max).copied().collect();
         let e = err(&raw(&body));
         assert!(matches!(e, WireError::ShortBody { .. }), "{e}");
@@ -211,12 +232,7 @@ fn huge_declared_lengths_fail_without_allocating() {
 
 #[test]
 fn oversized_frames_are_not_sent() {
-    let f = Frame::Question {
-        session: 0,
-        question_id: 0,
-        text: "x".repeat(100),
-        context: None,
-    };
+    let f = one_question(&"x".repeat(100));
     assert!(matches!(
         encode_frame(&f, 50),
         Err(WireError::Oversized { max: 50, .. })
@@ -274,12 +290,7 @@ async fn raw_peer(bytes: Vec<u8>, max: usize) -> Connection {
 
 #[tokio::test]
 async fn tcp_drops_and_bad_frames_are_errors() {
-    let good = enc(&Frame::Question {
-        session: 1,
-        question_id: 2,
-        text: "ok?".into(),
-        context: None,
-    });
+    let good = enc(&one_question("p"));
     // Dropped inside the body, inside the prefix.
     let mut c = raw_peer(good[..8].to_vec(), MAX_FRAME_BYTES).await;
     let e = c.recv().await.unwrap_err();
@@ -304,7 +315,7 @@ async fn tcp_drops_and_bad_frames_are_errors() {
         c.recv().await,
         Err(WireError::WrongVersion { found: 9 })
     ));
-    assert!(matches!(c.recv().await, Ok(Some(Frame::Question { .. }))));
+    assert!(matches!(c.recv().await, Ok(Some(Frame::Questions { .. }))));
     assert!(matches!(c.recv().await, Ok(None)));
     // Oversized by the receiver's own limit.
     let mut c = raw_peer(good.clone(), 8).await;
@@ -319,29 +330,21 @@ async fn tcp_drops_and_bad_frames_are_errors() {
 /// A fixed exchange; returns the asker's and answerer's stats.
 async fn exchange(mut asker: Connection, mut answerer: Connection) -> (WireStats, WireStats) {
     let sent_by_asker = [
-        Frame::Question {
-            session: 1,
-            question_id: 0,
-            text: "Even?".into(),
-            context: None,
-        },
+        one_question("p"),
         Frame::Questions {
             session: 1,
             first_question_id: 1,
             problem: "p".into(),
             draft: None,
             questions: vec!["a?".into(), "b?".into(), "c?".into()],
-            view: 0,
+            view: BLIND,
         },
         Frame::Bye,
     ];
     let sent_by_answerer = [
-        Frame::Answer {
-            question_id: 0,
-            bit: true,
-        },
+        one_bit(),
         Frame::packed_bits(1, &[true, false, true]),
-        Frame::Verdict { accept: false },
+        Frame::packed_bits(4, &[false]),
     ];
     for (q, a) in sent_by_asker.iter().zip(&sent_by_answerer) {
         asker.send(q).await.unwrap();
@@ -378,8 +381,8 @@ async fn accounting_is_exact_and_identical_on_both_transports() {
         (answerer.bytes_sent, answerer.bytes_received),
         (asker.bytes_received, asker.bytes_sent)
     );
-    // 9 (Answer) + 11 (PackedBits of 3) + 8 (Verdict)
-    assert_eq!(asker.bytes_received, 28);
+    // 11 + 11 + 11: PackedBits of 1, 3 and 1 bits
+    assert_eq!(asker.bytes_received, 33);
 }
 
 #[tokio::test]
@@ -460,6 +463,11 @@ fn arb_string() -> impl Strategy<Value = String> {
 fn arb_frame() -> impl Strategy<Value = Frame> {
     let id = any::<[u8; 16]>();
     let role = prop_oneof![Just(Role::Asker), Just(Role::Answerer)];
+    let task = prop_oneof![
+        Just(TaskKind::Code),
+        Just(TaskKind::MultipleChoice),
+        Just(TaskKind::ShortAnswer)
+    ];
     prop_oneof![
         (
             any::<u16>(),
@@ -482,34 +490,21 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                 }
             ),
         (
-            any::<u64>(),
-            any::<u32>(),
-            arb_string(),
-            proptest::option::of(arb_string())
-        )
-            .prop_map(|(session, question_id, text, context)| Frame::Question {
-                session,
-                question_id,
-                text,
-                context
-            }),
-        (any::<u32>(), any::<bool>())
-            .prop_map(|(question_id, bit)| Frame::Answer { question_id, bit }),
-        (
-            any::<(u64, u32, u32)>(),
+            any::<(u64, u32, bool, bool)>(),
+            task,
             arb_string(),
             proptest::option::of(arb_string()),
             proptest::collection::vec(arb_string(), 0..5)
         )
             .prop_map(
-                |((session, first_question_id, view), problem, draft, questions)| {
+                |((session, first_question_id, sees_answer, verdict), task, problem, draft, questions)| {
                     Frame::Questions {
                         session,
                         first_question_id,
                         problem,
                         draft,
                         questions,
-                        view,
+                        view: View { sees_answer, verdict, task },
                     }
                 }
             ),
@@ -518,7 +513,6 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
             proptest::collection::vec(any::<bool>(), 0..70)
         )
             .prop_map(|(id, bits)| Frame::packed_bits(id, &bits)),
-        any::<bool>().prop_map(|accept| Frame::Verdict { accept }),
         (any::<u16>(), arb_string()).prop_map(|(c, message)| Frame::Error {
             code: ErrorCode(c),
             message
