@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tenbits_agents::config::{KnowledgeSetting, TransportKind};
+use tenbits_agents::config::TransportKind;
 use tenbits_agents::remote::RemoteAnswerer;
 use tenbits_agents::{load_tasks, onnx_factory, DeploymentConfig, ModelFactory};
 use tenbits_qa::answerer::AnswerRequest;
@@ -87,7 +87,7 @@ pub fn swarm(options: &SwarmOptions) -> Result<()> {
     let mut cfg = DeploymentConfig::default();
     cfg.answerer.model = options.model.to_string();
     cfg.answerer.threads = options.threads;
-    cfg.answerer.knowledge = KnowledgeSetting::Reference;
+    cfg.answerer.knowledge = tenbits_qa::Knowledge::Reference;
     cfg.answerer.tasks = Some(options.tasks.to_path_buf());
     cfg.transport.kind = TransportKind::Tcp;
     cfg.transport.listen = "127.0.0.1:0".into();

@@ -1,18 +1,14 @@
 //! The answerer actor: one large model serving many askers, their
 //! questions batched into shared `p_yes` calls.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tenbits_qa::{
-    answerer_conversations, own_solution_prompt, Answer, AnswerRequest, ChatModel, Known,
-    ModelError, Problem, Sampling,
-};
+use tenbits_qa::{answer_batch, Answer, AnswerBook, AnswerRequest, QaError};
 
-use crate::config::KnowledgeSetting;
 use crate::model::BoxedModel;
 use crate::AgentError;
 
@@ -20,40 +16,58 @@ use crate::AgentError;
 /// [`AnswerRequest`]s from any number of sessions.
 ///
 /// Requests wait in a queue until `max_batch` questions are pending or the
-/// oldest has waited `max_wait`; then the questions of every pending request
-/// go to the model in one [`ChatModel::p_yes`] call (and the own solutions
-/// still missing, in one `generate` call first), and each request gets its
-/// answers. Model calls run on a blocking thread, so while a batch runs,
-/// new requests queue up for the next one.
+/// oldest has waited `max_wait`; then every pending request goes to
+/// [`tenbits_qa::answer_batch`] at once (the own solutions still missing in
+/// one `generate` call, every question in one `p_yes` call), and each
+/// request gets its answers. Model calls run on a blocking thread, so while
+/// a batch runs, new requests queue up for the next one.
 ///
-/// What the answerer knows ([`KnowledgeSetting`]): with `Reference`, the
-/// request's reference if it carries one, else the reference of the
-/// deployment's task file (keyed by problem text), else its own solution;
-/// with `OwnSolution`, always its own solution, generated once per problem
-/// and cached.
+/// What the answerer knows is its [`AnswerBook`]: the knowledge setting,
+/// the deployment's references by problem text, and the own solutions
+/// written so far (once per problem).
 pub struct AnswererActor;
 
 /// What an [`AnswererActor`] starts with.
 pub struct AnswererArgs {
     /// The large model.
     pub model: BoxedModel,
-    /// What it knows.
-    pub knowledge: KnowledgeSetting,
-    /// Reference answers by problem text.
-    pub references: HashMap<String, String>,
+    /// What it knows: knowledge setting, references, sampling of own
+    /// solutions.
+    pub book: AnswerBook,
     /// Questions that trigger a batch at once.
     pub max_batch: usize,
     /// Longest wait of a pending request.
     pub max_wait: Duration,
-    /// Sampling of own solutions.
-    pub solution_sampling: Sampling,
+}
+
+/// Why an [`AnswererActor`] could not answer a request. Cloned to every
+/// request of a failed batch.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AnswerFailure {
+    /// The protocol or the model failed (a model error, a missing
+    /// reference, a wrong count of results).
+    #[error(transparent)]
+    Qa(Arc<QaError>),
+    /// The model panicked; the actor goes on with the model.
+    #[error("the answerer's model panicked")]
+    Panicked,
+    /// The blocking thread running the model was lost, and the model with
+    /// it; later requests fail with [`AnswerFailure::ModelGone`].
+    #[error("the answerer's model thread was lost: {0}")]
+    ThreadLost(String),
+    /// The model was lost by an earlier failure.
+    #[error("the answerer's model was lost")]
+    ModelGone,
 }
 
 /// Messages of an [`AnswererActor`].
 pub enum AnswererMsg {
     /// Answer a request: one [`Answer`] per question (with `p_yes`), or the
     /// reason it failed.
-    Answer(AnswerRequest, RpcReplyPort<Result<Vec<Answer>, String>>),
+    Answer(
+        AnswerRequest,
+        RpcReplyPort<Result<Vec<Answer>, AnswerFailure>>,
+    ),
     /// Run the pending batch if it is still generation `0`'s (timer).
     Flush(u64),
     /// The counters so far.
@@ -124,18 +138,18 @@ impl fmt::Display for AnswererStats {
 
 struct Pending {
     request: AnswerRequest,
-    reply: RpcReplyPort<Result<Vec<Answer>, String>>,
+    reply: RpcReplyPort<Result<Vec<Answer>, AnswerFailure>>,
 }
 
 /// The actor's state.
 pub struct AnswererState {
-    model: Option<BoxedModel>,
-    knowledge: KnowledgeSetting,
-    references: HashMap<String, String>,
-    solutions: HashMap<String, String>,
+    /// The model and its book travel together to the blocking thread.
+    engine: Option<(BoxedModel, AnswerBook)>,
+    /// The settings and references, to start over if the book is lost with
+    /// a panicking model call.
+    blank_book: AnswerBook,
     max_batch: usize,
     max_wait: Duration,
-    sampling: Sampling,
     pending: Vec<Pending>,
     pending_questions: usize,
     generation: u64,
@@ -143,40 +157,7 @@ pub struct AnswererState {
     stats: AnswererStats,
 }
 
-/// Runs `f` on the model on a blocking thread; the model comes back unless
-/// the thread was lost. A panic in the model becomes an error.
-async fn on_model<T: Send + 'static>(
-    model: BoxedModel,
-    f: impl FnOnce(&mut dyn ChatModel) -> Result<T, ModelError> + Send + 'static,
-) -> (Option<BoxedModel>, Result<T, String>) {
-    let joined = tokio::task::spawn_blocking(move || {
-        let mut model = model;
-        let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut *model)));
-        (model, out)
-    })
-    .await;
-    match joined {
-        Ok((model, Ok(out))) => (Some(model), out.map_err(|e| e.to_string())),
-        Ok((model, Err(_))) => (Some(model), Err("the answerer's model panicked".into())),
-        Err(e) => (
-            None,
-            Err(format!("the answerer's model thread was lost: {e}")),
-        ),
-    }
-}
-
 impl AnswererState {
-    /// The reference to use for a problem, if any.
-    fn reference<'a>(&'a self, problem: &'a Problem) -> Option<&'a str> {
-        if self.knowledge == KnowledgeSetting::OwnSolution {
-            return None;
-        }
-        problem
-            .reference
-            .as_deref()
-            .or_else(|| self.references.get(&problem.text).map(String::as_str))
-    }
-
     /// Answers every pending request.
     async fn flush(&mut self) {
         let batch = std::mem::take(&mut self.pending);
@@ -189,8 +170,8 @@ impl AnswererState {
         let result = self.answer_batch(&batch).await;
         self.stats.requests += batch.len() as u64;
         match result {
-            Ok(mut answers) => {
-                for (p, answers) in batch.into_iter().zip(answers.drain(..)) {
+            Ok(answers) => {
+                for (p, answers) in batch.into_iter().zip(answers) {
                     let _ = p.reply.send(Ok(answers));
                 }
             }
@@ -204,97 +185,36 @@ impl AnswererState {
         }
     }
 
-    /// One list of answers per pending request, in order.
-    async fn answer_batch(&mut self, batch: &[Pending]) -> Result<Vec<Vec<Answer>>, String> {
-        // Own solutions still missing, in one generate call.
-        let mut missing: Vec<&Problem> = Vec::new();
-        for p in batch {
-            let problem = &p.request.problem;
-            let needs = self.reference(problem).is_none()
-                && !self.solutions.contains_key(&problem.text)
-                && !missing.iter().any(|m| m.text == problem.text);
-            if needs {
-                missing.push(problem);
-            }
-        }
-        if !missing.is_empty() {
-            let texts: Vec<String> = missing.iter().map(|p| p.text.clone()).collect();
-            let sampling = self.sampling.clone();
-            let prompts: Vec<_> = missing
-                .iter()
-                .map(|p| (own_solution_prompt(p), sampling.clone()))
-                .collect();
-            let n = prompts.len();
-            let solutions = self
-                .call(move |m| m.generate(&prompts))
-                .await
-                .and_then(|s| count(s, n))?;
-            self.stats.solutions += n as u64;
-            self.solutions.extend(texts.into_iter().zip(solutions));
-        }
-        // Every question of every request, in one p_yes call.
-        let mut conversations = Vec::new();
-        let mut sizes = Vec::with_capacity(batch.len());
-        for p in batch {
-            let problem = &p.request.problem;
-            let known = match self.reference(problem) {
-                Some(r) => Known::Reference(r),
-                None => Known::OwnSolution(&self.solutions[&problem.text]),
-            };
-            let c = answerer_conversations(&p.request, known);
-            sizes.push(c.len());
-            conversations.extend(c);
-        }
-        let n = conversations.len();
-        self.stats.record_batch(n);
-        self.stats.questions += n as u64;
-        let p_yes = self
-            .call(move |m| m.p_yes(&conversations))
-            .await
-            .and_then(|p| count(p, n))?;
-        let mut rest = p_yes.as_slice();
-        let answers = sizes
-            .iter()
-            .map(|&k| {
-                let (mine, tail) = rest.split_at(k);
-                rest = tail;
-                mine.iter()
-                    .map(|&p| Answer {
-                        bit: p >= 0.5,
-                        p_yes: Some(p),
-                        predicted: None,
-                    })
-                    .collect()
-            })
-            .collect();
-        Ok(answers)
-    }
-
-    /// Runs `f` on the model, timing it.
-    async fn call<T: Send + 'static>(
-        &mut self,
-        f: impl FnOnce(&mut dyn ChatModel) -> Result<T, ModelError> + Send + 'static,
-    ) -> Result<T, String> {
-        let model = self
-            .model
-            .take()
-            .ok_or_else(|| "the answerer's model was lost".to_string())?;
+    /// One list of answers per pending request, in order, from
+    /// [`answer_batch`] on a blocking thread. A panic in the model becomes
+    /// an error.
+    async fn answer_batch(&mut self, batch: &[Pending]) -> Result<Vec<Vec<Answer>>, AnswerFailure> {
+        let (model, mut book) = self.engine.take().ok_or(AnswerFailure::ModelGone)?;
+        let requests: Vec<AnswerRequest> = batch.iter().map(|p| p.request.clone()).collect();
+        let questions: usize = requests.iter().map(|r| r.questions.len()).sum();
+        let solutions_before = book.solutions_written();
         let start = Instant::now();
-        let (model, out) = on_model(model, f).await;
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut model = model;
+            let refs: Vec<&AnswerRequest> = requests.iter().collect();
+            let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                answer_batch(&mut book, &mut *model, &refs)
+            }));
+            (model, book, out)
+        })
+        .await;
         self.stats.model_time += start.elapsed();
-        self.model = model;
-        out
-    }
-}
-
-fn count<T>(v: Vec<T>, expected: usize) -> Result<Vec<T>, String> {
-    if v.len() == expected {
-        Ok(v)
-    } else {
-        Err(format!(
-            "the answerer's model returned {} results for {expected} inputs",
-            v.len()
-        ))
+        let (model, book, out) = joined.map_err(|e| AnswerFailure::ThreadLost(e.to_string()))?;
+        let (book, out) = match out {
+            Ok(out) => (book, out.map_err(|e| AnswerFailure::Qa(Arc::new(e)))),
+            Err(_) => (self.blank_book.fresh(), Err(AnswerFailure::Panicked)),
+        };
+        self.stats.solutions += book.solutions_written().saturating_sub(solutions_before) as u64;
+        self.engine = Some((model, book));
+        let answers = out?;
+        self.stats.record_batch(questions);
+        self.stats.questions += questions as u64;
+        Ok(answers)
     }
 }
 
@@ -309,13 +229,10 @@ impl Actor for AnswererActor {
         args: AnswererArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(AnswererState {
-            model: Some(args.model),
-            knowledge: args.knowledge,
-            references: args.references,
-            solutions: HashMap::new(),
+            blank_book: args.book.fresh(),
+            engine: Some((args.model, args.book)),
             max_batch: args.max_batch.max(1),
             max_wait: args.max_wait,
-            sampling: args.solution_sampling,
             pending: Vec::new(),
             pending_questions: 0,
             generation: 0,
@@ -405,9 +322,7 @@ impl AnswererHandle {
             .map_err(|e| AgentError::Actor(format!("answerer unreachable: {e}")))?;
         match reply {
             ractor::rpc::CallResult::Success(Ok(answers)) => Ok(answers),
-            ractor::rpc::CallResult::Success(Err(e)) => {
-                Err(AgentError::Qa(tenbits_qa::QaError::Answerer(e)))
-            }
+            ractor::rpc::CallResult::Success(Err(e)) => Err(AgentError::Answer(e)),
             _ => Err(AgentError::Actor("the answerer dropped a request".into())),
         }
     }

@@ -40,7 +40,7 @@ pub struct DeploymentConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AskerConfig {
-    /// Registry name of the small model (`config/models.toml`).
+    /// Registry name of the small model (`crates/inference/models.toml`).
     pub model: String,
     /// Intra-op threads per loaded copy.
     pub threads: usize,
@@ -76,8 +76,10 @@ pub struct AnswererConfig {
     pub max_batch: usize,
     /// Longest wait (ms) of a pending question before its batch runs.
     pub max_wait_ms: u64,
-    /// What the answerer knows.
-    pub knowledge: KnowledgeSetting,
+    /// What the answerer knows: `"reference"` (a problem without one is
+    /// refused), `"own-solution"`, or `"reference-else-own"` (the
+    /// reference where the task file has one, else its own solution).
+    pub knowledge: Knowledge,
     /// A task file (JSON lines) whose gold answers are the references, keyed
     /// by problem text. [`simulate`](crate::simulate) adds the swarm's tasks.
     pub tasks: Option<PathBuf>,
@@ -91,7 +93,7 @@ impl Default for AnswererConfig {
             threads: 2,
             max_batch: 32,
             max_wait_ms: 20,
-            knowledge: KnowledgeSetting::Reference,
+            knowledge: Knowledge::ReferenceElseOwn,
             tasks: None,
         }
     }
@@ -116,26 +118,6 @@ pub fn parse_model_id(hex: &str) -> Result<[u8; 16], AgentError> {
         *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
     }
     Ok(id)
-}
-
-/// `knowledge = "reference" | "own-solution"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KnowledgeSetting {
-    /// The reference from the task file, else (no reference for the
-    /// problem) the answerer's own solution.
-    Reference,
-    /// Always the answerer's own solution (generated once per problem).
-    OwnSolution,
-}
-
-impl From<KnowledgeSetting> for Knowledge {
-    fn from(k: KnowledgeSetting) -> Self {
-        match k {
-            KnowledgeSetting::Reference => Knowledge::Reference,
-            KnowledgeSetting::OwnSolution => Knowledge::OwnSolution,
-        }
-    }
 }
 
 /// `setting = "qa" | "blc" | "qa+"`.
@@ -381,7 +363,7 @@ impl DeploymentConfig {
             rounds: p.rounds,
             iterative: p.iterative,
             view: AnswererView {
-                knowledge: self.answerer.knowledge.into(),
+                knowledge: self.answerer.knowledge,
                 sees_answer: p.sees_answer,
             },
             code_answers: p.coded,

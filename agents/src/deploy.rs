@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tenbits_messaging::{Listener, WireStats};
-use tenbits_qa::{run, run_remote, Problem, QaError, Setting, Transcript};
+use tenbits_qa::{run, run_remote, AnswerBook, Knowledge, Problem, QaError, Setting, Transcript};
 
 use crate::answerer::{AnswererArgs, AnswererHandle};
-use crate::config::{load_tasks, DeploymentConfig, KnowledgeSetting, TaskSpec, TransportKind};
+use crate::config::{load_tasks, DeploymentConfig, TaskSpec, TransportKind};
 use crate::model::{BoxedModel, ModelFactory, SharedModel};
 use crate::remote::{NoAnswerer, RemoteAnswerer};
 use crate::server::{Endpoint, ServerHandle, ServerStats, Service};
@@ -48,13 +48,13 @@ async fn start_answerer(
         }
     }
     let model = load(factory, &a.model, a.threads).await?;
+    let book =
+        AnswerBook::new(a.knowledge, cfg.solution_sampling()).with_references(Arc::new(references));
     let answerer = AnswererHandle::spawn(AnswererArgs {
         model,
-        knowledge: a.knowledge,
-        references,
+        book,
         max_batch: a.max_batch,
         max_wait: Duration::from_millis(a.max_wait_ms),
-        solution_sampling: cfg.solution_sampling(),
     })
     .await?;
     Ok(Service::new(answerer))
@@ -193,7 +193,7 @@ pub fn ask(
 
 /// The reference of `problem` in `answerer.tasks`, if known and used.
 fn reference_for(cfg: &DeploymentConfig, problem: &str) -> Result<Option<String>, AgentError> {
-    if cfg.answerer.knowledge == KnowledgeSetting::OwnSolution {
+    if cfg.answerer.knowledge == Knowledge::OwnSolution {
         return Ok(None);
     }
     let Some(path) = &cfg.answerer.tasks else {

@@ -12,6 +12,9 @@ pub enum AgentError {
     /// A model could not be loaded or failed.
     #[error("model: {0}")]
     Model(#[from] ModelError),
+    /// The answerer actor could not answer a request.
+    #[error("answerer: {0}")]
+    Answer(#[from] crate::answerer::AnswerFailure),
     /// The protocol failed (a model, the answerer, coding).
     #[error(transparent)]
     Qa(#[from] QaError),

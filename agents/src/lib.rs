@@ -36,7 +36,8 @@
 //! - [`DeploymentConfig`] (TOML + `TENBITS_SECTION__KEY` environment
 //!   overrides) and the runners [`serve`], [`ask`] and [`simulate`] with
 //!   their reports ([`AskReport`], [`SimReport`]). Models come from a
-//!   [`ModelFactory`], so tests use the fakes of [`testing`].
+//!   [`ModelFactory`], so tests use the fakes of `testing` (the `testing`
+//!   feature).
 //!
 //! Accounting: [`SessionReport`] has each session's answer bits against its
 //! wire bytes ([`WireStats`](tenbits_messaging::WireStats)) and per-request
@@ -78,6 +79,7 @@ pub mod onnx;
 pub mod remote;
 pub mod server;
 pub mod swarm;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;
 

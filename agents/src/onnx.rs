@@ -76,10 +76,7 @@ impl ChatModel for OnnxChatModel {
             .iter()
             .map(|(conversation, s)| {
                 Ok(Request {
-                    prompt: self
-                        .generator
-                        .prompt(conversation)
-                        .map_err(model_error)?,
+                    prompt: self.generator.prompt(conversation).map_err(model_error)?,
                     sampling: s.clone(),
                 })
             })

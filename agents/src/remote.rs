@@ -156,11 +156,12 @@ impl Answerer for RemoteAnswerer {
         let runtime = self.runtime.clone();
         let bits = runtime
             .block_on(self.answer_async(request))
-            .map_err(|e| QaError::Answerer(e.to_string()))?;
+            .map_err(|e| QaError::Answerer(Box::new(e)))?;
         let answer = |bit| Answer {
             bit,
             p_yes: None,
             predicted: None,
+            basis: None,
         };
         Ok(bits.into_iter().map(answer).collect())
     }

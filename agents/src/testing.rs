@@ -8,14 +8,18 @@
 //! "Yes". Yes/no questions are answered from the reference or own solution
 //! in the view, else from the model's own belief. So a QA session fixes the
 //! draft exactly when the answerer answers truthfully.
+//!
+//! The prompts are read by `tenbits_qa::testing`; these fakes only decide
+//! what they believe and how they misbehave. Built with the `testing`
+//! feature only.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenbits_qa::prompts::{FALLBACK_QUESTION, REFERENCE_LABEL, SOLUTION_LABEL, VERDICT_QUESTION};
-use tenbits_qa::{ChatModel, Message, ModelError, Role, Sampling};
+use tenbits_qa::testing::{problem_of, read_prompt, read_yes_no, Prompt};
+use tenbits_qa::{ChatModel, Message, ModelError, Sampling};
 
 use crate::config::TaskSpec;
 use crate::model::{BoxedModel, ModelFactory};
@@ -90,35 +94,7 @@ pub struct FakeModel {
     world: FakeWorld,
 }
 
-/// The text of a "{label}:\n..." section, up to the next blank line.
-fn section<'a>(content: &'a str, label: &str) -> Option<&'a str> {
-    let start = content.find(&format!("{label}:\n"))? + label.len() + 2;
-    let rest = &content[start..];
-    Some(rest.split("\n\n").next().unwrap_or(rest))
-}
-
-fn first_user(conversation: &[Message]) -> &str {
-    let user = conversation.iter().find(|m| m.role == Role::User);
-    user.map_or("", |m| m.content.as_str())
-}
-
-fn last_user(conversation: &[Message]) -> &str {
-    let user = conversation.iter().rev().find(|m| m.role == Role::User);
-    user.map_or("", |m| m.content.as_str())
-}
-
-/// The answer after "Answer:" (trimmed).
-fn answer_of(text: &str) -> &str {
-    tenbits_qa::eval::extract_answer(text)
-}
-
 impl FakeModel {
-    /// The problem a conversation is about.
-    fn problem<'a>(&self, conversation: &'a [Message]) -> &'a str {
-        let u = first_user(conversation);
-        section(u, "Problem").unwrap_or_else(|| u.split("\n\n").next().unwrap_or(u))
-    }
-
     fn belief(&self, problem: &str) -> String {
         match self.world.gold.get(problem) {
             Some(g) if self.small => format!("{g}0"),
@@ -163,54 +139,35 @@ impl FakeModel {
     }
 
     fn reply(&self, conversation: &[Message]) -> Result<String, ModelError> {
-        let problem = self.problem(conversation);
+        let problem = problem_of(conversation);
         self.misbehave(problem)?;
-        let u = last_user(conversation);
-        Ok(if u.contains("replied to your yes/no questions") {
-            let fixed = u.lines().find_map(|l| {
-                l.split("Is the answer ")
-                    .nth(1)?
-                    .strip_suffix("? Yes")
-                    .filter(|x| *x != "correct")
-            });
-            let previous = conversation
-                .iter()
-                .rev()
-                .find(|m| m.role == Role::Assistant);
-            match fixed {
+        Ok(match read_prompt(conversation) {
+            Prompt::Revise { adopted, previous } => match adopted {
                 Some(x) => format!("Answer: {x}"),
-                None => previous.map_or_else(String::new, |m| m.content.clone()),
+                None => previous.unwrap_or_default().to_string(),
+            },
+            Prompt::Questions => {
+                let mut s = String::from("Questions:\n");
+                for (i, c) in self.candidates(problem).iter().enumerate() {
+                    s += &format!("{}. Is the answer {c}?\n", i + 1);
+                }
+                s
             }
-        } else if u.contains("yes/no questions") {
-            let mut s = String::from("Questions:\n");
-            for (i, c) in self.candidates(problem).iter().enumerate() {
-                s += &format!("{}. Is the answer {c}?\n", i + 1);
+            Prompt::Candidates => format!("Answer: {}", self.belief(problem)),
+            Prompt::Solve { reference } => {
+                let known = reference.map(String::from);
+                format!("Answer: {}", known.unwrap_or_else(|| self.belief(problem)))
             }
-            s
-        } else {
-            let known = section(u, REFERENCE_LABEL).map(String::from);
-            format!("Answer: {}", known.unwrap_or_else(|| self.belief(problem)))
         })
     }
 
     fn yes(&self, conversation: &[Message]) -> f64 {
-        let u = last_user(conversation);
-        let question = u
-            .lines()
-            .find_map(|l| l.strip_prefix("Question: "))
-            .unwrap_or("");
-        let about = if question == VERDICT_QUESTION || question == FALLBACK_QUESTION {
-            section(u, "Proposed answer").map(answer_of)
-        } else {
-            question
-                .strip_prefix("Is the answer ")
-                .and_then(|q| q.strip_suffix('?'))
+        let question = read_yes_no(conversation);
+        let Some(about) = question.about else {
+            return 0.5;
         };
-        let Some(about) = about else { return 0.5 };
-        let known = section(u, REFERENCE_LABEL)
-            .or(section(u, SOLUTION_LABEL))
-            .map(|k| answer_of(k).to_string())
-            .unwrap_or_else(|| self.belief(self.problem(conversation)));
+        let known = question.known.map(String::from);
+        let known = known.unwrap_or_else(|| self.belief(problem_of(conversation)));
         if about == known {
             0.9
         } else {

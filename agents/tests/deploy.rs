@@ -8,14 +8,14 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use tenbits_agents::config::{load_tasks, KnowledgeSetting, SettingName, TaskSpec, TransportKind};
+use tenbits_agents::config::{load_tasks, SettingName, TaskSpec, TransportKind};
 use tenbits_agents::testing::FakeWorld;
 use tenbits_agents::{
     ask, serve, simulate, simulate_with, AgentError, DeploymentConfig, RemoteAnswerer,
     SessionOutcome, SessionSpec,
 };
 use tenbits_messaging::{handshake, ErrorCode, Frame, Hello, Role, TaskKind, View};
-use tenbits_qa::{grade, run, AnswerRequest, ChatModel, Problem, Task, PROMPT_VERSION};
+use tenbits_qa::{grade, run, AnswerRequest, ChatModel, Knowledge, Problem, Task, PROMPT_VERSION};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -322,7 +322,7 @@ fn configs_load_with_environment_overrides() {
         assert_eq!((cfg.swarm.askers, cfg.protocol.coded), (8, false), "{name}");
     }
     let local = config("local.toml");
-    assert_eq!(local.answerer.knowledge, KnowledgeSetting::OwnSolution);
+    assert_eq!(local.answerer.knowledge, Knowledge::OwnSolution);
     let swarm = config("swarm.toml");
     assert_eq!(
         (swarm.transport.kind, swarm.protocol.setting),
@@ -434,7 +434,7 @@ fn remote_answerer_is_an_answerer() {
     let world = FakeWorld::new(&tasks());
     let rt = runtime();
     let mut cfg = config("local.toml");
-    cfg.answerer.knowledge = KnowledgeSetting::Reference;
+    cfg.answerer.knowledge = Knowledge::ReferenceElseOwn;
     let server = rt.block_on(serve(&cfg, world.factory())).unwrap();
     let mut remote = rt
         .block_on(RemoteAnswerer::connect(
@@ -458,4 +458,23 @@ fn remote_answerer_is_an_answerer() {
     assert_eq!(remote.close().unwrap().payload_bits_received, 1);
     let stats = rt.block_on(server.shutdown());
     assert_eq!(stats.answerer.solutions, 1);
+
+    // A strict reference view refuses the problem instead of guessing.
+    cfg.answerer.knowledge = Knowledge::Reference;
+    let server = rt.block_on(serve(&cfg, world.factory())).unwrap();
+    let mut remote = rt
+        .block_on(RemoteAnswerer::connect(
+            server.connect_local(),
+            [1; 16],
+            9,
+            None,
+            None,
+        ))
+        .unwrap();
+    let err = tenbits_qa::Answerer::answer(&mut remote, &request).unwrap_err();
+    assert!(
+        err.to_string().contains("needs a reference answer"),
+        "{err}"
+    );
+    rt.block_on(server.shutdown());
 }

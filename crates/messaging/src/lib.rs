@@ -79,8 +79,8 @@ mod transport;
 
 pub use frame::{
     check_hello, decode_frame, decode_payload, encode_frame, hex, pack_bits, unpack_bits,
-    ErrorCode, Frame, HandshakeError, Hello, ModelId, Role, TaskKind, View, WireError, HEADER_BYTES,
-    MAX_FRAME_BYTES, PREFIX_BYTES, PROTOCOL_VERSION, WIRE_MAGIC, WIRE_VERSION,
+    ErrorCode, Frame, HandshakeError, Hello, ModelId, Role, TaskKind, View, WireError,
+    HEADER_BYTES, MAX_FRAME_BYTES, PREFIX_BYTES, PROTOCOL_VERSION, WIRE_MAGIC, WIRE_VERSION,
 };
 pub use transport::{
     channel_pair, connect, handshake, Connection, FrameReceiver, FrameSender, Listener, WireStats,

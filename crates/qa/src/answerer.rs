@@ -1,21 +1,26 @@
-//! The seam between the session loop and the answerer, so the answerer can
-//! live elsewhere (another actor, another process, across a wire).
+//! The answerer: how yes/no questions become bits, and the seam that lets
+//! it live elsewhere (another actor, another process, across a wire).
 //!
 //! The asker's side sends an [`AnswerRequest`] (the problem, its current
 //! answer, the questions, what the answerer is shown) and gets one
-//! [`Answer`] per question from an [`Answerer`]. [`LocalAnswerer`] answers
-//! with a [`ChatModel`] at hand, exactly as [`run`](crate::run) would;
-//! [`answerer_conversations`] is the pure part of it (a request and what the
-//! answerer knows in, the yes/no conversations out), so a server can gather
-//! the conversations of many requests into one [`ChatModel::p_yes`] call.
+//! [`Answer`] per question from an [`Answerer`].
+//!
+//! Every answering path, the session loop of [`run`](crate::run), the
+//! [`LocalAnswerer`] and the deployments' answerer actor, goes through one
+//! function, [`answer_batch`]: the own solutions still missing in one
+//! `generate` call, then every question of every request in one
+//! [`ChatModel::p_yes`] call, then [`Answer::from_p_yes`]. What the
+//! answerer knows (references, its own solutions so far) is an
+//! [`AnswerBook`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::prompts::{self, REFERENCE_LABEL, SOLUTION_LABEL};
-use crate::protocol::{Answer, Knowledge, Problem};
-use crate::{generate_one, p_yes, ChatModel, Message, QaError, Sampling};
+use crate::types::{Answer, Basis, Knowledge, Problem};
+use crate::{check_count, p_yes, ChatModel, Message, QaError, Sampling};
 
 /// One batch of yes/no questions about the asker's current answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +57,14 @@ pub enum Known<'a> {
 }
 
 impl<'a> Known<'a> {
+    /// What an answer from this view is based on.
+    pub fn basis(self) -> Basis {
+        match self {
+            Known::Reference(_) => Basis::Reference,
+            Known::OwnSolution(_) => Basis::OwnSolution,
+        }
+    }
+
     /// The section label and text of the view.
     pub fn section(self) -> (&'static str, &'a str) {
         match self {
@@ -78,28 +91,112 @@ pub trait Answerer {
     }
 }
 
-/// The answerer's yes/no conversations for a request, one per question:
-/// the same views [`run`](crate::run) builds.
+/// The answerer's yes/no conversations for a request, one per question.
 pub fn answerer_conversations(request: &AnswerRequest, known: Known<'_>) -> Vec<Vec<Message>> {
-    views(
-        &request.problem.text,
-        known,
-        request.shown_answer(),
-        &request.questions,
-    )
-}
-
-/// The answerer's view of each question.
-pub(crate) fn views(
-    problem: &str,
-    known: Known<'_>,
-    shown: Option<&str>,
-    questions: &[String],
-) -> Vec<Vec<Message>> {
-    questions
+    let (problem, shown) = (&request.problem.text, request.shown_answer());
+    request
+        .questions
         .iter()
         .map(|q| prompts::yes_no(problem, Some(known.section()), shown, q))
         .collect()
+}
+
+/// What an answerer knows, problem by problem: its [`Knowledge`] setting,
+/// references (a request's own, else a deployment's, keyed by problem
+/// text), and the own solutions it has written so far.
+#[derive(Debug, Clone)]
+pub struct AnswerBook {
+    knowledge: Knowledge,
+    references: Arc<HashMap<String, String>>,
+    solutions: HashMap<String, String>,
+    sampling: Sampling,
+}
+
+impl AnswerBook {
+    /// A book with no references but the requests' own; `sampling` is used
+    /// for own solutions (a session's `answer_sampling`).
+    pub fn new(knowledge: Knowledge, sampling: Sampling) -> Self {
+        Self {
+            knowledge,
+            references: Arc::default(),
+            solutions: HashMap::new(),
+            sampling,
+        }
+    }
+
+    /// The same book, with references by problem text for requests that
+    /// carry none (a deployment's task file).
+    pub fn with_references(mut self, references: Arc<HashMap<String, String>>) -> Self {
+        self.references = references;
+        self
+    }
+
+    /// The same settings and references, without the own solutions.
+    pub fn fresh(&self) -> Self {
+        Self::new(self.knowledge, self.sampling.clone()).with_references(self.references.clone())
+    }
+
+    /// The knowledge setting.
+    pub fn knowledge(&self) -> Knowledge {
+        self.knowledge
+    }
+
+    /// The own solution written for a problem text, if any.
+    pub fn own_solution(&self, problem: &str) -> Option<&str> {
+        self.solutions.get(problem).map(String::as_str)
+    }
+
+    /// How many own solutions have been written.
+    pub fn solutions_written(&self) -> usize {
+        self.solutions.len()
+    }
+
+    /// The reference to answer `problem` from, if the knowledge setting
+    /// uses one and there is one.
+    fn reference<'a>(&'a self, problem: &'a Problem) -> Option<&'a str> {
+        if self.knowledge == Knowledge::OwnSolution {
+            return None;
+        }
+        let listed = || self.references.get(&problem.text).map(String::as_str);
+        problem.reference.as_deref().or_else(listed)
+    }
+
+    /// Whether `problem` is answered from an own solution; `Invalid` where
+    /// it needs a reference it lacks.
+    fn needs_solution(&self, problem: &Problem) -> Result<bool, QaError> {
+        match (self.knowledge, self.reference(problem)) {
+            (_, Some(_)) => Ok(false),
+            (Knowledge::Reference, None) => Err(QaError::Invalid(
+                "the answerer's view needs a reference answer",
+            )),
+            (Knowledge::OwnSolution | Knowledge::ReferenceElseOwn, None) => Ok(true),
+        }
+    }
+
+    /// The problems of `requests` whose own solution is still to be written,
+    /// each once, in order of first appearance.
+    fn missing<'r>(&self, requests: &[&'r AnswerRequest]) -> Result<Vec<&'r Problem>, QaError> {
+        let mut missing: Vec<&Problem> = Vec::new();
+        for problem in requests.iter().map(|r| &r.problem) {
+            let new = !self.solutions.contains_key(&problem.text)
+                && !missing.iter().any(|m| m.text == problem.text);
+            if self.needs_solution(problem)? && new {
+                missing.push(problem);
+            }
+        }
+        Ok(missing)
+    }
+
+    /// What the answerer knows of `problem`, once its solution is written.
+    fn known<'a>(&'a self, problem: &'a Problem) -> Result<Known<'a>, QaError> {
+        if let Some(r) = self.reference(problem) {
+            return Ok(Known::Reference(r));
+        }
+        self.needs_solution(problem)?;
+        let solution = self.solutions.get(&problem.text);
+        let unwritten = QaError::Invalid("the answerer's own solution was not written");
+        Ok(Known::OwnSolution(solution.ok_or(unwritten)?))
+    }
 }
 
 /// The conversation in which an answerer writes its own solution.
@@ -107,27 +204,65 @@ pub fn own_solution_prompt(problem: &Problem) -> Vec<Message> {
     prompts::solve(problem.task, &problem.text, None)
 }
 
-/// An [`Answerer`] over a [`ChatModel`] at hand: it knows the request's
-/// reference ([`Knowledge::Reference`]; a request without one is
-/// [`QaError::Invalid`]) or its own solution ([`Knowledge::OwnSolution`],
-/// generated once per problem text and cached).
+/// Answers a batch of requests with `model`: the own solutions `book`
+/// still lacks in one `generate` call (recorded in the book), then every
+/// question of every request in one `p_yes` call. One list of answers per
+/// request, in order, each answer with its [`Basis`].
+pub fn answer_batch(
+    book: &mut AnswerBook,
+    model: &mut dyn ChatModel,
+    requests: &[&AnswerRequest],
+) -> Result<Vec<Vec<Answer>>, QaError> {
+    let missing = book.missing(requests)?;
+    if !missing.is_empty() {
+        let prompts: Vec<_> = missing
+            .iter()
+            .map(|p| (own_solution_prompt(p), book.sampling.clone()))
+            .collect();
+        let solutions = model.generate(&prompts)?;
+        let solutions = check_count(model, prompts.len(), solutions)?;
+        let texts = missing.iter().map(|p| p.text.clone());
+        book.solutions.extend(texts.zip(solutions));
+    }
+    let mut conversations = Vec::new();
+    let mut shapes = Vec::with_capacity(requests.len());
+    for request in requests {
+        let known = book.known(&request.problem)?;
+        let c = answerer_conversations(request, known);
+        shapes.push((c.len(), known.basis()));
+        conversations.extend(c);
+    }
+    let p = if conversations.is_empty() {
+        Vec::new()
+    } else {
+        p_yes(model, &conversations)?
+    };
+    let mut rest = p.as_slice();
+    let answers = shapes.into_iter().map(|(n, basis)| {
+        let (mine, tail) = rest.split_at(n);
+        rest = tail;
+        mine.iter().map(|&p| Answer::from_p_yes(p, basis)).collect()
+    });
+    Ok(answers.collect())
+}
+
+/// An [`Answerer`] over a [`ChatModel`] at hand and an [`AnswerBook`]:
+/// [`answer_batch`] one request at a time.
 pub struct LocalAnswerer<'m> {
     model: &'m mut dyn ChatModel,
-    knowledge: Knowledge,
-    sampling: Sampling,
-    solutions: HashMap<String, String>,
+    book: AnswerBook,
 }
 
 impl<'m> LocalAnswerer<'m> {
     /// An answerer; `sampling` is used for its own solutions (use the
     /// session's `answer_sampling` to match [`run`](crate::run)).
     pub fn new(model: &'m mut dyn ChatModel, knowledge: Knowledge, sampling: Sampling) -> Self {
-        Self {
-            model,
-            knowledge,
-            sampling,
-            solutions: HashMap::new(),
-        }
+        Self::with_book(model, AnswerBook::new(knowledge, sampling))
+    }
+
+    /// An answerer with a prepared book (references, for example).
+    pub fn with_book(model: &'m mut dyn ChatModel, book: AnswerBook) -> Self {
+        Self { model, book }
     }
 }
 
@@ -137,37 +272,11 @@ impl Answerer for LocalAnswerer<'_> {
     }
 
     fn answer(&mut self, request: &AnswerRequest) -> Result<Vec<Answer>, QaError> {
-        let problem = &request.problem;
-        let solution;
-        let known = match self.knowledge {
-            Knowledge::Reference => {
-                let missing = QaError::Invalid("the answerer's view needs a reference answer");
-                Known::Reference(problem.reference.as_deref().ok_or(missing)?)
-            }
-            Knowledge::OwnSolution => {
-                solution = match self.solutions.get(&problem.text) {
-                    Some(s) => s.clone(),
-                    None => {
-                        let prompt = own_solution_prompt(problem);
-                        let s = generate_one(&mut *self.model, prompt, &self.sampling)?;
-                        self.solutions.insert(problem.text.clone(), s.clone());
-                        s
-                    }
-                };
-                Known::OwnSolution(&solution)
-            }
-        };
-        let conversations = answerer_conversations(request, known);
-        let p = p_yes(&mut *self.model, &conversations)?;
-        let answer = |p: f64| Answer {
-            bit: p >= 0.5,
-            p_yes: Some(p),
-            predicted: None,
-        };
-        Ok(p.into_iter().map(answer).collect())
+        let mut answers = answer_batch(&mut self.book, &mut *self.model, &[request])?;
+        Ok(answers.remove(0))
     }
 
     fn own_solution(&self, problem: &str) -> Option<String> {
-        self.solutions.get(problem).cloned()
+        self.book.own_solution(problem).map(String::from)
     }
 }

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::prompts::{self, parse_list};
-use crate::protocol::{Knowledge, Problem};
+use crate::types::{Knowledge, Problem};
 use crate::{check_count, eval, generate_one, ChatModel, QaError, Sampling};
 
 /// The outcome of [`bisect`].
@@ -50,7 +50,8 @@ pub fn list_candidates(
 /// Bisects `candidates` with at most `max_bits` answers. The answerer
 /// scores them from the problem plus the reference ([`Knowledge::Reference`])
 /// or from the problem alone ([`Knowledge::OwnSolution`]: its scores are its
-/// own solution).
+/// own solution; [`Knowledge::ReferenceElseOwn`] takes the reference where
+/// the problem has one).
 pub fn bisect(
     asker: &mut dyn ChatModel,
     answerer: &mut dyn ChatModel,
@@ -69,6 +70,7 @@ pub fn bisect(
                 .as_deref()
                 .ok_or(QaError::Invalid("no reference answer"))?,
         ),
+        Knowledge::ReferenceElseOwn => problem.reference.as_deref(),
         Knowledge::OwnSolution => None,
     };
     let replies: Vec<String> = candidates

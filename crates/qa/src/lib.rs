@@ -17,12 +17,16 @@
 //!   of the asker; emits only the payload) and [`Receiver`] (the asker
 //!   alone; rebuilds the same transcript from the payload). Both run the
 //!   same code; only where the bits come from differs.
-//! - [`answerer`]: the seam for answerers elsewhere (another actor or
-//!   process): an [`AnswerRequest`] in, one [`Answer`] per question out, from
-//!   an [`Answerer`]; [`run_remote`] plays a session against one;
+//! - [`types`]: the shared vocabulary: [`Problem`], [`Knowledge`] (with
+//!   the explicit fallback [`Knowledge::ReferenceElseOwn`]), [`Answer`] and
+//!   the [`Basis`] each answer came from.
+//! - [`answerer`]: how questions become bits, in one batched function,
+//!   [`answer_batch`] (an [`AnswerBook`] says what the answerer knows), and
+//!   the seam for answerers elsewhere (another actor or process): an
+//!   [`AnswerRequest`] in, one [`Answer`] per question out, from an
+//!   [`Answerer`]; [`run_remote`] plays a session against one;
 //!   [`LocalAnswerer`] answers with a model at hand (the same transcript as
-//!   [`run`]); [`answerer_conversations`] builds a request's yes/no
-//!   conversations, so a server can batch many sessions' questions.
+//!   [`run`]).
 //! - [`coded`]: answer bits range-coded (with `tenbits-coding`) under the
 //!   asker's own predictions of them, so answers cost less than a bit each
 //!   when the asker can guess them.
@@ -69,19 +73,19 @@ pub mod coded;
 pub mod eval;
 pub mod prompts;
 pub mod protocol;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod types;
 
 pub use answerer::{
-    answerer_conversations, own_solution_prompt, AnswerRequest, Answerer, Known, LocalAnswerer,
+    answer_batch, answerer_conversations, own_solution_prompt, AnswerBook, AnswerRequest, Answerer,
+    Known, LocalAnswerer,
 };
 pub use bisect::{bisect, list_candidates, Bisection};
 pub use eval::{grade, Tally};
 pub use prompts::{parse_questions, Task, PROMPT_VERSION};
-pub use protocol::{
-    run, run_remote, Answer, AnswererView, Config, Knowledge, Problem, Receiver, Round, Sender,
-    Setting, Transcript,
-};
+pub use protocol::{run, run_remote, Config, Receiver, Round, Sender, Setting, Transcript};
+pub use types::{Answer, AnswererView, Basis, Knowledge, Problem};
 
 /// A chat model, as the protocol sees it. Implementations must be
 /// deterministic: the same inputs (and seed) give the same outputs, which
@@ -139,9 +143,9 @@ pub enum QaError {
     #[error("{0}")]
     Invalid(&'static str),
     /// An answerer elsewhere failed or could not be reached (the transport's
-    /// or the remote side's message).
+    /// or the remote side's error).
     #[error("answerer: {0}")]
-    Answerer(String),
+    Answerer(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Checks that a model returned one result per input.

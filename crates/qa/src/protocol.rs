@@ -10,44 +10,18 @@
 //!
 //! One round: the questioner writes N questions about the current answer
 //! (one `generate` call, parsed by [`parse_questions`]); the answerer
-//! answers each with `p_yes >= 0.5`; the asker answers again from the
+//! answers each ([`answer_batch`]); the asker answers again from the
 //! problem, its current answer and all questions and answers so far. In
 //! the iterative variant the answerer first judges the current answer with
 //! one more bit ([`VERDICT_QUESTION`]) and the session ends on "accept".
 
 use serde::{Deserialize, Serialize};
 
-use crate::answerer::{views, AnswerRequest, Answerer, Known};
+use crate::answerer::{answer_batch, AnswerBook, AnswerRequest, Answerer};
 use crate::coded::{self, BitReader};
 use crate::prompts::{self, parse_questions, Task, VERDICT_QUESTION};
+use crate::types::{Answer, AnswererView, Knowledge, Problem};
 use crate::{generate_one, p_yes, ChatModel, Message, QaError, Sampling};
-
-/// A problem to solve.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Problem {
-    /// The kind of problem (picks the system prompt).
-    pub task: Task,
-    /// The problem statement.
-    pub text: String,
-    /// The reference (gold) answer, for answerer views that use it.
-    pub reference: Option<String>,
-}
-
-impl Problem {
-    /// A problem without a reference answer.
-    pub fn new(task: Task, text: impl Into<String>) -> Self {
-        Self {
-            task,
-            text: text.into(),
-            reference: None,
-        }
-    }
-    /// The same problem with a reference answer.
-    pub fn with_reference(mut self, reference: impl Into<String>) -> Self {
-        self.reference = Some(reference.into());
-        self
-    }
-}
 
 /// Who plays which part. The small model always drafts and revises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,35 +40,6 @@ pub enum Setting {
 enum Who {
     Small,
     Large,
-}
-
-/// What the answerer knows about the problem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Knowledge {
-    /// The reference answer ([`Problem::reference`]).
-    Reference,
-    /// Its own solution, generated once per problem.
-    OwnSolution,
-}
-
-/// What the answerer sees besides the problem and the question.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AnswererView {
-    /// Reference or own solution.
-    pub knowledge: Knowledge,
-    /// Whether it also sees the asker's current answer (the verdict question
-    /// always shows it).
-    pub sees_answer: bool,
-}
-
-impl Default for AnswererView {
-    /// The reference, and the asker's answer (questions refer to it).
-    fn default() -> Self {
-        Self {
-            knowledge: Knowledge::Reference,
-            sees_answer: true,
-        }
-    }
 }
 
 /// Parameters of a session.
@@ -131,18 +76,6 @@ impl Default for Config {
             question_sampling: Sampling::default(),
         }
     }
-}
-
-/// One yes/no answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Answer {
-    /// The bit: yes (or accept) is `true`.
-    pub bit: bool,
-    /// The answerer's P(yes); known only where the answerer ran (`None` at a
-    /// [`Receiver`]).
-    pub p_yes: Option<f64>,
-    /// The asker's prediction of P(yes), when answers are coded.
-    pub predicted: Option<f64>,
 }
 
 /// One round of questions.
@@ -218,7 +151,7 @@ impl Transcript {
             .verdicts
             .iter_mut()
             .chain(t.rounds.iter_mut().flat_map(|r| &mut r.answers));
-        answers.for_each(|a| a.p_yes = None);
+        answers.for_each(|a| (a.p_yes, a.basis) = (None, None));
         t
     }
 }
@@ -389,8 +322,8 @@ struct Session<'a> {
     problem: &'a Problem,
     models: Models<'a>,
     bits: Source<'a>,
-    /// The answerer's own solution, once generated.
-    solution: Option<String>,
+    /// What a local answerer knows (its own solution, once written).
+    book: AnswerBook,
     /// Every bit so far with its prediction, in order.
     sent: Vec<(bool, Option<f64>)>,
 }
@@ -402,7 +335,7 @@ impl<'a> Session<'a> {
             problem,
             models,
             bits,
-            solution: None,
+            book: AnswerBook::new(config.view.knowledge, config.answer_sampling.clone()),
             sent: Vec::new(),
         }
     }
@@ -483,7 +416,7 @@ impl<'a> Session<'a> {
         };
         t.answerer_solution = match self.bits {
             Source::Remote(answerer) => answerer.own_solution(&problem.text),
-            _ => self.solution,
+            _ => self.book.own_solution(&problem.text).map(String::from),
         };
         Ok(t)
     }
@@ -497,7 +430,6 @@ impl<'a> Session<'a> {
         answer: &str,
         verdict: bool,
     ) -> Result<Vec<Answer>, QaError> {
-        let show = verdict || self.config.view.sees_answer;
         let predicted: Vec<Option<f64>> = if self.config.code_answers {
             let text = self.problem.text.as_str();
             let views: Vec<Vec<Message>> = questions
@@ -511,77 +443,49 @@ impl<'a> Session<'a> {
         } else {
             vec![None; questions.len()]
         };
-        let bits: Vec<(bool, Option<f64>)> = match &mut self.bits {
+        let request = AnswerRequest {
+            problem: self.problem.clone(),
+            current_answer: answer.to_string(),
+            questions: questions.to_vec(),
+            sees_answer: self.config.view.sees_answer,
+            verdict,
+        };
+        let answers: Vec<Answer> = match &mut self.bits {
             Source::Payload(reader, _) => {
-                let read = |p: &Option<f64>| Ok((reader.read(p.unwrap_or(0.5))?, None));
+                let read = |p: &Option<f64>| {
+                    let bit = reader.read(p.unwrap_or(0.5))?;
+                    let (p_yes, predicted, basis) = (None, None, None);
+                    Ok(Answer {
+                        bit,
+                        p_yes,
+                        predicted,
+                        basis,
+                    })
+                };
                 predicted.iter().map(read).collect::<Result<_, QaError>>()?
             }
             &mut Source::Model(who) => {
-                let p = self.answerer_p_yes(who, questions, answer, show)?;
-                p.into_iter().map(|p| (p >= 0.5, Some(p))).collect()
+                let model = self.models.get(who)?;
+                answer_batch(&mut self.book, model, &[&request])?.remove(0)
             }
-            Source::Remote(answerer) => {
-                let request = AnswerRequest {
-                    problem: self.problem.clone(),
-                    current_answer: answer.to_string(),
-                    questions: questions.to_vec(),
-                    sees_answer: self.config.view.sees_answer,
-                    verdict,
-                };
-                let answers = answerer.answer(&request)?;
-                if answers.len() != questions.len() {
-                    return Err(QaError::Count {
-                        model: "the answerer".into(),
-                        expected: questions.len(),
-                        got: answers.len(),
-                    });
-                }
-                answers.into_iter().map(|a| (a.bit, a.p_yes)).collect()
-            }
+            Source::Remote(answerer) => answerer.answer(&request)?,
         };
-        let answer = |((bit, p_yes), predicted)| Answer {
-            bit,
-            p_yes,
-            predicted,
-        };
-        let answers: Vec<Answer> = bits.into_iter().zip(predicted).map(answer).collect();
+        if answers.len() != questions.len() {
+            return Err(QaError::Count {
+                model: "the answerer".into(),
+                expected: questions.len(),
+                got: answers.len(),
+            });
+        }
+        let with_prediction = |(a, predicted)| Answer { predicted, ..a };
+        let answers: Vec<Answer> = answers
+            .into_iter()
+            .zip(predicted)
+            .map(with_prediction)
+            .collect();
         self.sent
             .extend(answers.iter().map(|a| (a.bit, a.predicted)));
         Ok(answers)
-    }
-
-    /// The answerer's P(yes) for each question, from its view.
-    fn answerer_p_yes(
-        &mut self,
-        who: Who,
-        questions: &[String],
-        answer: &str,
-        show: bool,
-    ) -> Result<Vec<f64>, QaError> {
-        let solution;
-        let known = match self.config.view.knowledge {
-            Knowledge::Reference => {
-                let missing = QaError::Invalid("the answerer's view needs a reference answer");
-                Known::Reference(self.problem.reference.as_deref().ok_or(missing)?)
-            }
-            Knowledge::OwnSolution => {
-                solution = self.own_solution(who)?;
-                Known::OwnSolution(&solution)
-            }
-        };
-        let shown = show.then_some(answer);
-        let views = views(&self.problem.text, known, shown, questions);
-        p_yes(self.models.get(who)?, &views)
-    }
-
-    /// The answerer's own solution, generated on first use.
-    fn own_solution(&mut self, who: Who) -> Result<String, QaError> {
-        if let Some(s) = &self.solution {
-            return Ok(s.clone());
-        }
-        let prompt = prompts::solve(self.problem.task, &self.problem.text, None);
-        let solution = generate_one(self.models.get(who)?, prompt, &self.config.answer_sampling)?;
-        Ok(self.solution.insert(solution).clone())
     }
 }
 

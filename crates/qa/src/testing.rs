@@ -1,15 +1,117 @@
-//! A deterministic scripted [`ChatModel`] for tests, in a world where every
-//! answer is one of a few numbers.
+//! Scripted [`ChatModel`]s for tests (this crate's, and through the
+//! `testing` feature, other crates'): no model runtime needed.
 //!
-//! It recognizes the prompts of [`crate::prompts`] by their wording:
-//! solving gives "Answer: {belief}" (or the reference, when shown); question
-//! lists are "Is the answer X?" for each of `options`, with varied markers;
-//! a revision adopts the X of a "Is the answer X? Yes"; yes/no questions
-//! are answered from the view's reference or own solution, else by `guess`.
+//! [`read_prompt`] and [`read_yes_no`] recognize the prompts of
+//! [`crate::prompts`] by their wording, so a fake model only decides what
+//! it believes. [`Fake`] is such a model in a world where every answer is
+//! one of a few numbers: solving gives "Answer: {belief}" (or the
+//! reference, when shown); question lists are "Is the answer X?" for each
+//! of `options`, with varied markers; a revision adopts the X of a "Is the
+//! answer X? Yes"; yes/no questions are answered from the view's reference
+//! or own solution, else by `guess`.
+
+#![allow(missing_docs)]
 
 use crate::eval::extract_answer;
 use crate::prompts::{FALLBACK_QUESTION, REFERENCE_LABEL, SOLUTION_LABEL, VERDICT_QUESTION};
 use crate::{ChatModel, Message, ModelError, Role, Sampling};
+
+/// What a conversation asks a model to write, read from its last user turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt<'a> {
+    /// A revision after answers: the X of the first "Is the answer X? Yes"
+    /// (other than "correct"), and the model's previous answer.
+    Revise {
+        adopted: Option<&'a str>,
+        previous: Option<&'a str>,
+    },
+    /// A list of yes/no questions.
+    Questions,
+    /// A list of plausible final answers.
+    Candidates,
+    /// A solution, with the reference if the prompt shows one.
+    Solve { reference: Option<&'a str> },
+}
+
+/// A yes/no question as the answerer's prompt poses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YesNo<'a> {
+    /// The answer the question is about: the X of "Is the answer X?", or
+    /// the proposed answer for the verdict and padding questions.
+    pub about: Option<&'a str>,
+    /// The final answer of the reference or own solution shown, if any.
+    pub known: Option<&'a str>,
+}
+
+/// The text of a "{label}:\n..." section, up to the next blank line.
+pub fn section<'a>(content: &'a str, label: &str) -> Option<&'a str> {
+    let start = content.find(&format!("{label}:\n"))? + label.len() + 2;
+    let rest = &content[start..];
+    Some(rest.split("\n\n").next().unwrap_or(rest))
+}
+
+fn first_user(conversation: &[Message]) -> &str {
+    let user = conversation.iter().find(|m| m.role == Role::User);
+    user.map_or("", |m| m.content.as_str())
+}
+
+fn last_user(conversation: &[Message]) -> &str {
+    let user = conversation.iter().rev().find(|m| m.role == Role::User);
+    user.map_or("", |m| m.content.as_str())
+}
+
+/// The problem a conversation is about: its "Problem" section, else the
+/// first paragraph of the first user turn.
+pub fn problem_of(conversation: &[Message]) -> &str {
+    let u = first_user(conversation);
+    section(u, "Problem").unwrap_or_else(|| u.split("\n\n").next().unwrap_or(u))
+}
+
+/// What `conversation` asks for.
+pub fn read_prompt(conversation: &[Message]) -> Prompt<'_> {
+    let u = last_user(conversation);
+    if u.contains("replied to your yes/no questions") {
+        let adopted = u.lines().find_map(|l| {
+            l.split("Is the answer ")
+                .nth(1)?
+                .strip_suffix("? Yes")
+                .filter(|x| *x != "correct")
+        });
+        let previous = conversation
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::Assistant);
+        let previous = previous.map(|m| m.content.as_str());
+        Prompt::Revise { adopted, previous }
+    } else if u.contains("yes/no questions") {
+        Prompt::Questions
+    } else if u.contains("plausible final answers") {
+        Prompt::Candidates
+    } else {
+        let reference = section(u, REFERENCE_LABEL);
+        Prompt::Solve { reference }
+    }
+}
+
+/// The yes/no question `conversation` poses.
+pub fn read_yes_no(conversation: &[Message]) -> YesNo<'_> {
+    let u = last_user(conversation);
+    let question = u
+        .lines()
+        .find_map(|l| l.strip_prefix("Question: "))
+        .unwrap_or("");
+    let about = if question == VERDICT_QUESTION || question == FALLBACK_QUESTION {
+        section(u, "Proposed answer").map(extract_answer)
+    } else {
+        question
+            .strip_prefix("Is the answer ")
+            .and_then(|q| q.strip_suffix('?'))
+    };
+    let known = section(u, REFERENCE_LABEL)
+        .or(section(u, SOLUTION_LABEL))
+        .map(extract_answer);
+    YesNo { about, known }
+}
 
 /// How the fake predicts a yes/no answer when its view has no knowledge.
 #[derive(Debug, Clone)]
@@ -43,102 +145,46 @@ impl Fake {
     }
 }
 
-/// The text of a "{label}:\n..." section, up to the next blank line.
-fn section<'a>(content: &'a str, label: &str) -> Option<&'a str> {
-    let start = content.find(&format!("{label}:\n"))? + label.len() + 2;
-    let rest = &content[start..];
-    Some(rest.split("\n\n").next().unwrap_or(rest))
-}
-
-fn last_user(conversation: &[Message]) -> &str {
-    let user = conversation.iter().rev().find(|m| m.role == Role::User);
-    user.map_or("", |m| m.content.as_str())
-}
-
 impl Fake {
     fn reply(&mut self, conversation: &[Message]) -> String {
-        let u = last_user(conversation);
-        if u.contains("replied to your yes/no questions") {
-            let fixed = u.lines().find_map(|l| {
-                l.split("Is the answer ")
-                    .nth(1)?
-                    .strip_suffix("? Yes")
-                    .filter(|x| *x != "correct")
-            });
-            let previous = conversation
-                .iter()
-                .rev()
-                .find(|m| m.role == Role::Assistant);
-            fixed.map_or_else(
-                || previous.unwrap().content.clone(),
-                |x| format!("Answer: {x}"),
-            )
-        } else if u.contains("yes/no questions") {
-            let mut s = String::from("Here are my questions:\n");
-            for (i, o) in self.options.iter().enumerate() {
-                let marker = [
-                    format!("{}. ", i + 1),
-                    format!("{})", i + 1),
-                    format!("Q{}: ", i + 1),
-                    "- ".into(),
-                ];
-                s += &format!("{}Is the answer {o}?\n", marker[i % 4]);
+        match read_prompt(conversation) {
+            Prompt::Revise { adopted, previous } => {
+                adopted.map_or_else(|| previous.unwrap().to_string(), |x| format!("Answer: {x}"))
             }
-            s
-        } else if u.contains("plausible final answers") {
-            self.options
+            Prompt::Questions => {
+                let mut s = String::from("Here are my questions:\n");
+                for (i, o) in self.options.iter().enumerate() {
+                    let marker = [
+                        format!("{}. ", i + 1),
+                        format!("{})", i + 1),
+                        format!("Q{}: ", i + 1),
+                        "- ".into(),
+                    ];
+                    s += &format!("{}Is the answer {o}?\n", marker[i % 4]);
+                }
+                s
+            }
+            Prompt::Candidates => self
+                .options
                 .iter()
                 .enumerate()
                 .map(|(i, o)| format!("{}. {o}\n", i + 1))
-                .collect()
-        } else {
-            self.solves += 1;
-            format!(
-                "Answer: {}",
-                section(u, REFERENCE_LABEL).unwrap_or(&self.belief)
-            )
+                .collect(),
+            Prompt::Solve { reference } => {
+                self.solves += 1;
+                format!("Answer: {}", reference.unwrap_or(&self.belief))
+            }
         }
     }
 
     fn yes(&self, conversation: &[Message]) -> f64 {
-        let u = last_user(conversation);
-        let question = u
-            .lines()
-            .find_map(|l| l.strip_prefix("Question: "))
-            .unwrap_or("");
-        let about = if question == VERDICT_QUESTION || question == FALLBACK_QUESTION {
-            section(u, "Proposed answer").map(extract_answer)
-        } else {
-            question
-                .strip_prefix("Is the answer ")
-                .and_then(|q| q.strip_suffix('?'))
-        };
+        let YesNo { about, known } = read_yes_no(conversation);
         let Some(about) = about else { return 0.5 };
-        let known = section(u, REFERENCE_LABEL)
-            .or(section(u, SOLUTION_LABEL))
-            .map(extract_answer);
+        let pick = |same: bool, (yes, no): (f64, f64)| if same { yes } else { no };
         match (known, &self.guess) {
-            (Some(k), _) => {
-                if about == k {
-                    0.9
-                } else {
-                    0.1
-                }
-            }
-            (None, Guess::Good(g)) => {
-                if about == g {
-                    0.9
-                } else {
-                    0.1
-                }
-            }
-            (None, Guess::Adversarial(g)) => {
-                if about == g {
-                    0.01
-                } else {
-                    0.99
-                }
-            }
+            (Some(k), _) => pick(about == k, (0.9, 0.1)),
+            (None, Guess::Good(g)) => pick(about == g, (0.9, 0.1)),
+            (None, Guess::Adversarial(g)) => pick(about == g, (0.01, 0.99)),
         }
     }
 }
