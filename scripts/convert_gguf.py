@@ -89,6 +89,17 @@ default-domain ops of opset 17 are used, so any onnxruntime build runs it;
 Only numpy, onnx and gguf are needed (see scripts/requirements-convert.txt).
 The output is deterministic: converting the same GGUF twice gives
 byte-identical files.
+
+Versioning
+----------
+CONVERTER_VERSION is read from the registry, ``[converter] version`` in
+crates/inference/models.toml, the one place it is defined: setup.py and the
+Rust registry key every converted model's cache directory on it and on the
+model's ``convert_args``, and it is written into config.json and model.onnx.
+**Bump it whenever the converter's output changes** (any byte of model.onnx,
+model.onnx.data, tokenizer.json or config.json, for any input), or stale
+conversions stay in use.  Changes that leave the output identical (comments,
+refactoring) must not bump it, so that nobody reconverts for nothing.
 """
 
 from __future__ import annotations
@@ -101,6 +112,7 @@ import shutil
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,7 +124,11 @@ from gguf import quants as gguf_quants
 
 OPSET = 17
 MS_DOMAIN = "com.microsoft"
-CONVERTER_VERSION = 1
+REGISTRY = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "crates",
+                        "inference", "models.toml")
+with open(REGISTRY, "rb") as _f:
+    # Bump it there whenever the output changes (see "Versioning" above).
+    CONVERTER_VERSION = int(tomllib.load(_f)["converter"]["version"])
 # Used instead of -inf for masked attention scores so that a row that is fully
 # masked (e.g. a padding query) gives a finite softmax rather than NaN.
 MASK_VALUE = float(np.finfo(np.float32).min)

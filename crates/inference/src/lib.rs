@@ -11,7 +11,7 @@
 //! * [`Generator`] — text generation over an [`OnnxModel`]: the model's
 //!   [`ChatTemplate`], seeded [`Sampling`], stop strings, streaming, batches
 //!   of [`Request`]s sharing a prompt prefix, and yes/no scoring.
-//! * [`Registry`] — the models this build knows (`config/models.toml`) and
+//! * [`Registry`] — the models this build knows (the crate's `models.toml`) and
 //!   where the cache keeps them; [`Fingerprint`] identifies a model's files.
 //!
 //! This crate knows nothing of coding or actors.
@@ -49,7 +49,9 @@ pub use generate::{
     Sampling,
 };
 pub use onnx::{runtime_library_path, KvCache, OnnxModel, SessionSettings};
-pub use registry::{cache_dir, ModelEntry, ModelPart, Registry, RuntimeEntry, EMBEDDED_REGISTRY};
+pub use registry::{
+    cache_dir, ConverterEntry, ModelEntry, ModelPart, Registry, RuntimeEntry, EMBEDDED_REGISTRY,
+};
 pub use tokenizer::TextTokenizer;
 
 /// A model that gives next-token logits for a batch of independent streams.

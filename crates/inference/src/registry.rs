@@ -1,10 +1,12 @@
-//! The model registry (`config/models.toml`) and the on-disk cache it points to.
+//! The model registry (`crates/inference/models.toml`) and the on-disk cache
+//! it points to.
 //!
 //! The registry is embedded in the library at compile time, so the binary
 //! knows which runtime library and which models exist without reading the
 //! repository at run time. `scripts/setup.py` reads the same file to fetch
 //! and convert them; both sides derive cache paths from the sha256 values
-//! in it, so a changed entry never picks up a stale file.
+//! and the converter version in it, so a changed entry never picks up a
+//! stale file.
 
 use std::path::{Path, PathBuf};
 
@@ -12,16 +14,15 @@ use serde::Deserialize;
 
 use crate::InferenceError;
 
-/// The registry text shipped with this build.
-pub const EMBEDDED_REGISTRY: &str = include_str!("../../../config/models.toml");
-
-/// The converter shipped with this build; its hash is part of every
-/// converted model's cache key.
-const CONVERTER: &[u8] = include_bytes!("../../../scripts/convert_gguf.py");
+/// The registry text shipped with this build (the crate's `models.toml`).
+pub const EMBEDDED_REGISTRY: &str = include_str!("../models.toml");
 
 /// The parsed registry.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(from = "RawRegistry")]
 pub struct Registry {
+    /// The GGUF converter whose output the cache holds.
+    pub converter: ConverterEntry,
     /// The ONNX Runtime shared library.
     pub runtime: RuntimeEntry,
     /// Registry-wide defaults.
@@ -29,6 +30,41 @@ pub struct Registry {
     /// Every known model, in registry order.
     #[serde(rename = "model")]
     pub models: Vec<ModelEntry>,
+}
+
+/// The registry as written; [`Registry`] is this with the converter
+/// version copied into every model, so [`ModelEntry::cached_dir`] needs
+/// nothing else.
+#[derive(Deserialize)]
+struct RawRegistry {
+    converter: ConverterEntry,
+    runtime: RuntimeEntry,
+    defaults: Defaults,
+    #[serde(rename = "model")]
+    models: Vec<ModelEntry>,
+}
+
+impl From<RawRegistry> for Registry {
+    fn from(raw: RawRegistry) -> Registry {
+        let mut models = raw.models;
+        for model in &mut models {
+            model.converter_version = raw.converter.version;
+        }
+        Registry {
+            converter: raw.converter,
+            runtime: raw.runtime,
+            defaults: raw.defaults,
+            models,
+        }
+    }
+}
+
+/// The GGUF converter (`scripts/convert_gguf.py`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConverterEntry {
+    /// Bumped whenever the converter's output changes; part of every
+    /// converted model's cache key, and read by the converter itself.
+    pub version: u32,
 }
 
 /// Registry-wide defaults.
@@ -69,6 +105,9 @@ pub struct ModelEntry {
     pub convert_args: Vec<String>,
     /// Packages holding the GGUF, concatenated in order.
     pub parts: Vec<ModelPart>,
+    /// The registry's `[converter] version`, filled in by [`Registry`].
+    #[serde(skip)]
+    converter_version: u32,
 }
 
 /// One package holding (part of) a GGUF file.
@@ -91,8 +130,7 @@ impl Registry {
     pub fn embedded() -> Registry {
         // The file is part of the build and covered by a test, so a parse
         // failure here is a build defect, not bad user input.
-        toml::from_str(EMBEDDED_REGISTRY)
-            .expect("config/models.toml embedded in the build is valid")
+        toml::from_str(EMBEDDED_REGISTRY).expect("the models.toml embedded in the build is valid")
     }
 
     /// Looks a model up by name.
@@ -147,8 +185,8 @@ impl ModelEntry {
     /// The directory holding the converted model (`model.onnx`,
     /// `tokenizer.json`, `config.json`) inside `cache`:
     /// `models/<name>-<gguf sha256>-<conversion key>`, where the key hashes
-    /// the converter script and its arguments (`scripts/setup.py` derives
-    /// the same name).
+    /// the converter version and the model's `convert_args`
+    /// (`scripts/setup.py` derives the same name; a test checks that).
     pub fn cached_dir(&self, cache: &Path) -> PathBuf {
         cache.join("models").join(format!(
             "{}-{}-{}",
@@ -158,12 +196,12 @@ impl ModelEntry {
         ))
     }
 
-    /// sha256 over the converter script, a NUL, and the arguments each
-    /// followed by a NUL; first 16 hex digits.
+    /// sha256 over the converter version in decimal, a NUL, and the
+    /// arguments each followed by a NUL; first 16 hex digits.
     fn conversion_key(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut hasher = Sha256::new();
-        hasher.update(CONVERTER);
+        hasher.update(self.converter_version.to_string());
         hasher.update([0u8]);
         for arg in &self.convert_args {
             hasher.update(arg.as_bytes());
@@ -210,5 +248,31 @@ mod tests {
         assert!(lib
             .to_string_lossy()
             .contains(&registry.runtime.sha256[..16]));
+    }
+
+    #[test]
+    fn conversion_key_follows_the_converter_version_and_arguments() {
+        let registry = Registry::embedded();
+        assert!(registry
+            .models
+            .iter()
+            .all(|m| m.converter_version == registry.converter.version));
+        let model = registry.model(&registry.defaults.model).unwrap();
+        let key = model.conversion_key();
+        assert_eq!(key.len(), 16);
+        let mut bumped = model.clone();
+        bumped.converter_version += 1;
+        assert_ne!(bumped.conversion_key(), key);
+        let mut other = model.clone();
+        other.convert_args.push("--accuracy-level".into());
+        assert_ne!(other.conversion_key(), key);
+        // The scheme itself, as `scripts/setup.py` computes it.
+        let mut plain = model.clone();
+        plain.converter_version = 1;
+        plain.convert_args = vec!["--weights".into(), "q4".into()];
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(b"1\0--weights\0q4\0");
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(plain.conversion_key(), hex[..16]);
     }
 }
