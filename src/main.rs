@@ -11,7 +11,6 @@ use tenbits_lossless::{Options, Progress};
 
 mod agents;
 mod bench;
-mod bench_swarm;
 mod chat;
 
 #[derive(Parser)]
@@ -281,6 +280,17 @@ impl ModelArgs {
 
 /// A progress bar on stderr, drawn only when stderr is a terminal.
 pub fn token_progress(label: &str) -> (ProgressBar, impl FnMut(Progress)) {
+    let bar = token_bar(label);
+    let handle = bar.clone();
+    let update = move |p: Progress| {
+        handle.set_length(p.total_tokens);
+        handle.set_position(p.done_tokens);
+    };
+    (bar, update)
+}
+
+/// An empty token progress bar labelled `label`.
+pub fn token_bar(label: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -290,12 +300,7 @@ pub fn token_progress(label: &str) -> (ProgressBar, impl FnMut(Progress)) {
         .progress_chars("=> "),
     );
     bar.set_message(label.to_string());
-    let handle = bar.clone();
-    let update = move |p: Progress| {
-        handle.set_length(p.total_tokens);
-        handle.set_position(p.done_tokens);
-    };
-    (bar, update)
+    bar
 }
 
 fn read_input(input: Option<&Path>) -> Result<Vec<u8>> {
@@ -474,28 +479,35 @@ fn run(cli: Cli) -> Result<()> {
             baseline_askers,
             tasks,
             markdown,
-        }) => bench_swarm::swarm(&bench_swarm::SwarmOptions {
-            model: &model,
-            threads: settings(threads).threads,
-            askers: &askers,
-            requests,
-            baseline_askers,
-            tasks: &tasks,
-            markdown: markdown.as_deref(),
-        }),
+        }) => {
+            let options = tenbits_bench::SwarmOptions {
+                model: &model,
+                threads: settings(threads).threads,
+                askers: &askers,
+                requests,
+                baseline_askers,
+                tasks: &tasks,
+            };
+            let report = tenbits_bench::swarm(&options, &mut bench::TerminalSink::default())?;
+            report.save(markdown.as_deref())
+        }
         Command::Bench(BenchCommand::Models {
             models,
             threads,
             prefill_tokens,
             decode_steps,
             markdown,
-        }) => bench::models(
-            &models,
-            threads,
-            prefill_tokens,
-            decode_steps,
-            markdown.as_deref(),
-        ),
+        }) => {
+            let options = tenbits_bench::ModelsOptions {
+                names: &models,
+                settings: settings(threads),
+                prefill_tokens,
+                decode_steps,
+                sample: include_bytes!("../examples/data/sample.txt"),
+            };
+            let report = tenbits_bench::models(&options, &mut bench::TerminalSink::default())?;
+            report.save(markdown.as_deref())
+        }
         Command::Bench(BenchCommand::Lossless {
             files,
             model,
@@ -504,13 +516,11 @@ fn run(cli: Cli) -> Result<()> {
         }) => {
             let mut loaded = model.load()?;
             let options = coding.options(&loaded);
-            bench::lossless(
-                &mut loaded,
-                &files,
-                &options,
-                model.threads,
-                markdown.as_deref(),
-            )
+            let threads = settings(model.threads).threads;
+            let mut sink = bench::TerminalSink::default();
+            let report =
+                tenbits_bench::lossless(&mut loaded.model, threads, &files, &options, &mut sink)?;
+            report.save(markdown.as_deref())
         }
     }
 }

@@ -190,9 +190,18 @@ fn rejects_malformed_frames() {
             view: BLIND,
         }
     );
-    assert!(matches!(err(&questions(&[2, 0, 2])), WireError::Malformed(_)));
-    assert!(matches!(err(&questions(&[0, 0, 3])), WireError::Malformed(_)));
-    assert!(matches!(err(&raw(&[1, 0, 0, 0, 7])), WireError::Malformed(_)));
+    assert!(matches!(
+        err(&questions(&[2, 0, 2])),
+        WireError::Malformed(_)
+    ));
+    assert!(matches!(
+        err(&questions(&[0, 0, 3])),
+        WireError::Malformed(_)
+    ));
+    assert!(matches!(
+        err(&raw(&[1, 0, 0, 0, 7])),
+        WireError::Malformed(_)
+    ));
     assert!(matches!(
         err(&raw(&[3, 1, 1, 0xff])),
         WireError::Malformed(_)
@@ -497,14 +506,24 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
             proptest::collection::vec(arb_string(), 0..5)
         )
             .prop_map(
-                |((session, first_question_id, sees_answer, verdict), task, problem, draft, questions)| {
+                |(
+                    (session, first_question_id, sees_answer, verdict),
+                    task,
+                    problem,
+                    draft,
+                    questions,
+                )| {
                     Frame::Questions {
                         session,
                         first_question_id,
                         problem,
                         draft,
                         questions,
-                        view: View { sees_answer, verdict, task },
+                        view: View {
+                            sees_answer,
+                            verdict,
+                            task,
+                        },
                     }
                 }
             ),

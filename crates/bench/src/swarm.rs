@@ -19,7 +19,7 @@ use tenbits_agents::{load_tasks, onnx_factory, DeploymentConfig, ModelFactory};
 use tenbits_qa::answerer::AnswerRequest;
 use tenbits_qa::{Problem, Task};
 
-use crate::bench::Report;
+use crate::{Report, Sink};
 
 /// The askers' questions: the same ten for every problem.
 const QUESTIONS: [&str; 10] = [
@@ -59,17 +59,27 @@ impl Run {
     }
 }
 
+/// What `tenbits bench swarm` runs.
+#[derive(Debug, Clone)]
 pub struct SwarmOptions<'a> {
+    /// The answerer's registered model.
     pub model: &'a str,
+    /// Its intra-op threads.
     pub threads: usize,
+    /// Asker counts of the batched runs.
     pub askers: &'a [usize],
+    /// Requests (of ten questions) per asker.
     pub requests: usize,
+    /// Askers of the one-question-per-pass baseline run; 0 skips it.
     pub baseline_askers: usize,
+    /// Task file whose problems and gold answers the askers use.
     pub tasks: &'a Path,
-    pub markdown: Option<&'a Path>,
 }
 
-pub fn swarm(options: &SwarmOptions) -> Result<()> {
+/// `tenbits bench swarm`: one run per asker count (and the baseline), each
+/// with a fresh answerer, reporting questions/s, latency quantiles, batch
+/// sizes and wire bytes per answer bit.
+pub fn swarm(options: &SwarmOptions, sink: &mut dyn Sink) -> Result<Report> {
     let tasks = load_tasks(options.tasks)
         .with_context(|| format!("cannot read {}", options.tasks.display()))?;
     let tasks: Vec<(String, String)> = tasks
@@ -102,7 +112,7 @@ pub fn swarm(options: &SwarmOptions) -> Result<()> {
         plan.push((options.baseline_askers, false));
     }
     for (askers, batched) in plan {
-        eprintln!(
+        sink.note(&format!(
             "{} askers, {}: loading {}",
             askers,
             if batched {
@@ -111,7 +121,7 @@ pub fn swarm(options: &SwarmOptions) -> Result<()> {
                 "one question per pass"
             },
             options.model
-        );
+        ));
         let run = rt.block_on(run_swarm(
             &cfg,
             &factory,
@@ -120,47 +130,56 @@ pub fn swarm(options: &SwarmOptions) -> Result<()> {
             batched,
             options.requests,
         ))?;
-        eprintln!("  {:.1} questions/s", run.rate());
+        sink.note(&format!("  {:.1} questions/s", run.rate()));
         runs.push(run);
     }
 
     let mut report = Report::default();
-    report.line(format!(
+    report.line(
+        sink,
+        format!(
         "answerer {} ({} threads), TCP on loopback; each asker sends {} request(s) of {} questions",
         options.model,
         options.threads,
         options.requests,
         QUESTIONS.len()
-    ));
-    report.line(String::new());
-    report.line("| askers | answering | questions | questions/s | speed-up | p50 latency ms | p99 latency ms | passes | largest batch | wire bytes per answer bit |".into());
-    report.line("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|".into());
+    ),
+    );
+    report.line(sink, String::new());
+    report.line(sink, "| askers | answering | questions | questions/s | speed-up | p50 latency ms | p99 latency ms | passes | largest batch | wire bytes per answer bit |".into());
+    report.line(
+        sink,
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|".into(),
+    );
     let baseline = runs.iter().find(|r| !r.batched).map(Run::rate);
     for r in &runs {
         let speedup = baseline.map_or("".into(), |b| format!("{:.1}×", r.rate() / b));
-        report.line(format!(
-            "| {} | {} | {} | {:.1} | {} | {:.0} | {:.0} | {} | {} | {:.1} |",
-            r.askers,
-            if r.batched {
-                "batched"
-            } else {
-                "one at a time"
-            },
-            r.questions,
-            r.rate(),
-            speedup,
-            r.quantile(0.5).as_secs_f64() * 1e3,
-            r.quantile(0.99).as_secs_f64() * 1e3,
-            r.batches,
-            r.largest_batch,
-            r.wire_bytes as f64 / r.bits.max(1) as f64
-        ));
+        report.line(
+            sink,
+            format!(
+                "| {} | {} | {} | {:.1} | {} | {:.0} | {:.0} | {} | {} | {:.1} |",
+                r.askers,
+                if r.batched {
+                    "batched"
+                } else {
+                    "one at a time"
+                },
+                r.questions,
+                r.rate(),
+                speedup,
+                r.quantile(0.5).as_secs_f64() * 1e3,
+                r.quantile(0.99).as_secs_f64() * 1e3,
+                r.batches,
+                r.largest_batch,
+                r.wire_bytes as f64 / r.bits.max(1) as f64
+            ),
+        );
     }
-    report.line(String::new());
-    report.line("- latency: from sending a request (10 questions) to receiving its bits; every bit of a request arrives together.".into());
-    report.line("- speed-up: questions/s over the one-at-a-time run (the answerer runs one forward pass per question, max_batch = 1).".into());
-    report.line("- wire bytes: both directions of every connection (handshake, question text, answers, bye) over the answer bits received.".into());
-    report.save(options.markdown)
+    report.line(sink, String::new());
+    report.line(sink, "- latency: from sending a request (10 questions) to receiving its bits; every bit of a request arrives together.".into());
+    report.line(sink, "- speed-up: questions/s over the one-at-a-time run (the answerer runs one forward pass per question, max_batch = 1).".into());
+    report.line(sink, "- wire bytes: both directions of every connection (handshake, question text, answers, bye) over the answer bits received.".into());
+    Ok(report)
 }
 
 async fn run_swarm(
