@@ -5,8 +5,9 @@ Usage
 -----
     python scripts/reference_forward.py MODEL.gguf [--prompt TEXT | --ids 1,2,3] [--out FILE]
 
-It shares only the GGUF reading / dequantization helpers with
-convert_gguf.py.  Everything else is written differently on purpose:
+It shares only the GGUF reading / dequantization helpers with the
+converter (tenbits_convert.gguf_io).  Everything else is written
+differently on purpose:
 
 * computation is in float64, one sequence, no KV cache;
 * for arch "llama" the q/k weights are used exactly as stored in the GGUF
@@ -42,7 +43,8 @@ import unicodedata
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from convert_gguf import GGUFModel, HParams, bytes_to_unicode, sha256_file  # noqa: E402
+from tenbits_convert.gguf_io import GGUFModel, HParams, sha256_file  # noqa: E402
+from tenbits_convert.tokenizer import bytes_to_unicode  # noqa: E402
 
 
 # ---------------------------------------------------------------- tokenizer

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Unit tests of scripts/convert_gguf.py's GGML block handling (numpy, onnx, gguf only).
+"""Unit tests of the converter's GGML block handling (scripts/tenbits_convert; numpy, onnx, gguf only).
 
     python scripts/test_convert_gguf.py -v        # with the converter's venv python
 
@@ -39,7 +39,12 @@ import gguf
 from gguf import quants as gguf_quants
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import convert_gguf as cg  # noqa: E402
+from make_fixtures import tiny_bpe  # noqa: E402
+from tenbits_convert.blocks import (  # noqa: E402
+    BLOCK_LAYOUT, BLOCK_TYPES, QuantLinear, decompose, k_scales_mins)
+from tenbits_convert.convert import convert  # noqa: E402
+from tenbits_convert.gguf_io import LINEAR_TENSORS, GGUFModel  # noqa: E402
+from tenbits_convert.graph import pack_nibbles  # noqa: E402
 
 T = gguf.GGMLQuantizationType
 
@@ -146,7 +151,7 @@ class HandMadeBlocks(unittest.TestCase):
     def test_hand_computed_values(self):
         for qtype, (raw, expected, bits, bs) in hand_blocks().items():
             with self.subTest(qtype=qtype.name):
-                ql = cg.decompose(raw, qtype)
+                ql = decompose(raw, qtype)
                 w = ql.weight()[0]
                 ref = gguf_quants.dequantize(raw[0], qtype).reshape(-1)
                 self.assertEqual(w.shape, ref.shape)
@@ -161,7 +166,7 @@ class HandMadeBlocks(unittest.TestCase):
                     self.assertTrue((ql.zp == 128).all())
 
     def test_k_scale_unpacking(self):
-        sc, m = cg.k_scales_mins(np.array(K_SCALES, np.uint8))
+        sc, m = k_scales_mins(np.array(K_SCALES, np.uint8))
         self.assertEqual(sc.tolist(), K_SC)
         self.assertEqual(m.tolist(), K_M)
         # and ggml's own unpacking agrees
@@ -172,19 +177,19 @@ class HandMadeBlocks(unittest.TestCase):
     def test_stored_values(self):
         cases = hand_blocks()
         # Q6_K stores q + 96 (zero point 128): element 0 has q 15, element 224 q 63
-        q = cg.decompose(cases[T.Q6_K][0], T.Q6_K).q.reshape(-1)
+        q = decompose(cases[T.Q6_K][0], T.Q6_K).q.reshape(-1)
         self.assertEqual((int(q[0]), int(q[224]), int(q[240])), (111, 159, 96))
         # Q5_0 stores q + 112: element 31 has q 31, element 1 q 0
-        q = cg.decompose(cases[T.Q5_0][0], T.Q5_0).q.reshape(-1)
+        q = decompose(cases[T.Q5_0][0], T.Q5_0).q.reshape(-1)
         self.assertEqual((int(q[31]), int(q[1])), (143, 112))
         # Q4_K keeps q (0..15), centred: zero point 8 and mins 8 d sc - dmin m
-        ql = cg.decompose(cases[T.Q4_K][0], T.Q4_K)
+        ql = decompose(cases[T.Q4_K][0], T.Q4_K)
         self.assertEqual(int(ql.q[0, 7, 5]), 15)
         self.assertEqual(ql.d[0].tolist(), [float(s) for s in K_SC])
         self.assertEqual(ql.mins[0].tolist(), [8.0 * s - 0.5 * m for s, m in zip(K_SC, K_M)])
         self.assertTrue((ql.zp == 8).all())
         # Q5_K stores q + 112 (q - 16 + 128): element 0 has q 26
-        self.assertEqual(int(cg.decompose(cases[T.Q5_K][0], T.Q5_K).q.reshape(-1)[0]), 138)
+        self.assertEqual(int(decompose(cases[T.Q5_K][0], T.Q5_K).q.reshape(-1)[0]), 138)
 
     def test_centring_falls_back_when_inexact(self):
         # d = 1024, dmin = 2^-10: 8 d sc - dmin m needs more than float32's 24 bits
@@ -192,7 +197,7 @@ class HandMadeBlocks(unittest.TestCase):
         raw = raw.copy()
         raw[0, 0:2] = np.frombuffer(f16(1024.0), np.uint8)
         raw[0, 2:4] = np.frombuffer(f16(2.0 ** -10), np.uint8)
-        ql = cg.decompose(raw, T.Q4_K)
+        ql = decompose(raw, T.Q4_K)
         self.assertEqual(ql.centre, 0)
         self.assertFalse(ql.zp.any())
         ref = gguf_quants.dequantize(raw[0], T.Q4_K).reshape(-1)
@@ -203,16 +208,16 @@ class HandMadeBlocks(unittest.TestCase):
         self.assertEqual(float(ql.weight()[0, 97]), 20479.9375)
         self.assertTrue(np.array_equal(ql.weight()[0].view(np.uint32), ref.view(np.uint32)))
         # and the usual case is centred
-        self.assertEqual(cg.decompose(hand_blocks()[T.Q4_K][0], T.Q4_K).centre, 8)
+        self.assertEqual(decompose(hand_blocks()[T.Q4_K][0], T.Q4_K).centre, 8)
 
     def test_pack_nibbles_puts_the_first_value_low(self):
-        packed = cg.pack_nibbles(np.array([[1, 2, 15, 0, 7]], np.uint8))
+        packed = pack_nibbles(np.array([[1, 2, 15, 0, 7]], np.uint8))
         self.assertEqual(packed.tolist(), [[0x21, 0x0F, 0x07]])
 
 
 def random_blocks(qtype, rows: int, blocks_per_row: int, rng) -> np.ndarray:
     """Random raw blocks with finite float16 fields (uint8 [rows, bytes])."""
-    nbytes, _ = cg.BLOCK_LAYOUT[qtype]
+    nbytes, _ = BLOCK_LAYOUT[qtype]
     raw = rng.integers(0, 256, (rows, blocks_per_row, nbytes), dtype=np.uint8)
     f16_at = {T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2], T.Q8_0: [0],
               T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208]}[qtype]
@@ -225,11 +230,11 @@ def random_blocks(qtype, rows: int, blocks_per_row: int, rng) -> np.ndarray:
 class RandomBlocks(unittest.TestCase):
     def test_decomposition_matches_gguf_dequantize_bit_for_bit(self):
         rng = np.random.default_rng(1234)
-        for qtype in cg.BLOCK_TYPES:
+        for qtype in BLOCK_TYPES:
             with self.subTest(qtype=qtype.name):
-                _, per = cg.BLOCK_LAYOUT[qtype]
+                _, per = BLOCK_LAYOUT[qtype]
                 raw = random_blocks(qtype, 16, 1024 // per, rng)
-                ql = cg.decompose(raw, qtype)
+                ql = decompose(raw, qtype)
                 ref = gguf_quants.dequantize(raw, qtype).reshape(16, 1024).astype(np.float32)
                 w = ql.weight()
                 # The same floats (NaN-free; a centred K-quant may give +0.0 where
@@ -253,18 +258,18 @@ class RandomBlocks(unittest.TestCase):
 
     def test_rows_and_concat_keep_the_weight(self):
         rng = np.random.default_rng(5)
-        a = cg.decompose(random_blocks(T.Q4_K, 8, 2, rng), T.Q4_K)
-        b = cg.decompose(random_blocks(T.Q4_K, 4, 2, rng), T.Q4_K)
-        cat = cg.QuantLinear.concat([a, b])
+        a = decompose(random_blocks(T.Q4_K, 8, 2, rng), T.Q4_K)
+        b = decompose(random_blocks(T.Q4_K, 4, 2, rng), T.Q4_K)
+        cat = QuantLinear.concat([a, b])
         self.assertTrue(np.array_equal(cat.weight(), np.concatenate([a.weight(), b.weight()])))
         self.assertIsNotNone(cat.d_parts)
         self.assertIsNotNone(cat.min_parts)
         flipped = a.rows(lambda x: x[::-1])
         self.assertTrue(np.array_equal(flipped.weight(), a.weight()[::-1]))
         # Q5_0 + Q8_0 (both 8-bit, block 32) fuse; their float16 scales stay compact
-        c = cg.decompose(random_blocks(T.Q5_0, 4, 8, rng), T.Q5_0)
-        d = cg.decompose(random_blocks(T.Q8_0, 4, 8, rng), T.Q8_0)
-        cat = cg.QuantLinear.concat([c, d])
+        c = decompose(random_blocks(T.Q5_0, 4, 8, rng), T.Q5_0)
+        d = decompose(random_blocks(T.Q8_0, 4, 8, rng), T.Q8_0)
+        cat = QuantLinear.concat([c, d])
         self.assertTrue(np.array_equal(cat.weight(), np.concatenate([c.weight(), d.weight()])))
         self.assertIsNotNone(cat.d_parts)
 
@@ -286,7 +291,7 @@ LAYER_TYPES = [
 
 
 def write_all_types_gguf(path: str, rng) -> None:
-    tokens, types, merges = cg.tiny_bpe()
+    tokens, types, merges = tiny_bpe()
     w = gguf.GGUFWriter(path, "qwen2")
     w.add_name("all-types")
     w.add_block_count(len(LAYER_TYPES))
@@ -309,7 +314,7 @@ def write_all_types_gguf(path: str, rng) -> None:
               "ffn_gate": (FFN, HIDDEN), "ffn_up": (FFN, HIDDEN), "ffn_down": (HIDDEN, FFN)}
 
     def add_q(name, rows, cols, qtype):
-        _, per = cg.BLOCK_LAYOUT[qtype]
+        _, per = BLOCK_LAYOUT[qtype]
         w.add_tensor(name, random_blocks(qtype, rows, cols // per, rng), raw_dtype=qtype)
 
     add_q("token_embd.weight", len(tokens), HIDDEN, T.Q4_K)
@@ -382,11 +387,11 @@ class ConvertedGraph(unittest.TestCase):
         cls.tmp = tempfile.TemporaryDirectory()
         path = os.path.join(cls.tmp.name, "all.gguf")
         write_all_types_gguf(path, rng)
-        cls.gguf = cg.GGUFModel(path)
+        cls.gguf = GGUFModel(path)
         out = os.path.join(cls.tmp.name, "out")
         with contextlib.redirect_stderr(io.StringIO()):  # the converter's progress lines
-            cg.convert(path, out, weights="q4", kv_cache="static")
-            cg.convert(path, os.path.join(cls.tmp.name, "again"), weights="q4",
+            convert(path, out, weights="q4", kv_cache="static")
+            convert(path, os.path.join(cls.tmp.name, "again"), weights="q4",
                        kv_cache="static")
         cls.model = onnx.load(os.path.join(out, "model.onnx"))
         cls.folder = ConstFolder(cls.model)
@@ -407,7 +412,7 @@ class ConvertedGraph(unittest.TestCase):
         rest = weight_name.split(".")[5:]
         if rest:
             keys = rest[0].split("_")
-        return np.concatenate([self.gguf.tensor(f"blk.{layer}.{cg.LINEAR_TENSORS[k]}.weight")
+        return np.concatenate([self.gguf.tensor(f"blk.{layer}.{LINEAR_TENSORS[k]}.weight")
                                for k in keys])
 
     def test_every_linear_is_bit_exact_matmulnbits(self):

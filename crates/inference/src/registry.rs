@@ -59,7 +59,7 @@ impl From<RawRegistry> for Registry {
     }
 }
 
-/// The GGUF converter (`scripts/convert_gguf.py`).
+/// The GGUF converter (`scripts/tenbits_convert`, run as `scripts/convert_gguf.py`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ConverterEntry {
     /// Bumped whenever the converter's output changes; part of every
