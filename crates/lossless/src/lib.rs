@@ -26,7 +26,11 @@
 //! # Ok(()) }
 //! ```
 
-use tenbits_coding::{read_container, write_container, ContainerError, Decoder, Encoder, Header};
+#![warn(missing_docs)]
+
+use tenbits_coding::{
+    read_container, write_container, CodingError, ContainerError, Decoder, Encoder, Header,
+};
 use tenbits_inference::{Fingerprint, InferenceError, LanguageModel};
 
 pub use tenbits_coding::Header as ContainerHeader;
@@ -64,15 +68,20 @@ const MAX_BATCH_LIMIT: usize = 4096;
 /// Progress of a run, in tokens.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
+    /// Tokens coded so far.
     pub done_tokens: u64,
+    /// Tokens in the whole input.
     pub total_tokens: u64,
 }
 
 /// What a compression run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
+    /// Tokens coded (escapes included).
     pub tokens: u64,
+    /// Chunks the tokens were cut into.
     pub chunks: usize,
+    /// Lockstep batches the chunks ran in.
     pub batches: usize,
     /// Bytes of the range-coded payload.
     pub payload_bytes: usize,
@@ -89,25 +98,48 @@ pub struct Stats {
 /// Everything that can go wrong compressing or decompressing.
 #[derive(Debug, thiserror::Error)]
 pub enum LosslessError {
+    /// The `.tb` container is damaged, truncated or not one.
     #[error(transparent)]
     Container(#[from] ContainerError),
+    /// The model failed.
     #[error(transparent)]
     Inference(#[from] InferenceError),
+    /// The file names another model than the one loaded.
     #[error("this file was compressed with model `{file_model}` (fingerprint {file_fp}), but `{loaded_model}` (fingerprint {loaded_fp}) is loaded; decompress with `--model {file_model}` and the same model files")]
     WrongModel {
+        /// The model named in the file.
         file_model: String,
+        /// Its fingerprint, as recorded.
         file_fp: String,
+        /// The model loaded.
         loaded_model: String,
+        /// Its fingerprint.
         loaded_fp: String,
     },
+    /// The file was made with another tokenizer.
     #[error("this file's tokenizer (hash {file}) differs from the loaded model's ({loaded}); use the same model files it was compressed with")]
-    WrongTokenizer { file: String, loaded: String },
+    WrongTokenizer {
+        /// The tokenizer hash recorded in the file.
+        file: String,
+        /// The loaded tokenizer's hash.
+        loaded: String,
+    },
+    /// The header is consistent but describes something impossible (a
+    /// batch larger than allowed, a checksum that does not match, ...).
     #[error("corrupted file: {0}")]
     Corrupted(String),
+    /// The payload does not decode under the model's probabilities: the
+    /// file is damaged, or the runtime computes other floats.
+    #[error("corrupted file: {0}")]
+    CorruptPayload(#[source] CodingError),
+    /// The options cannot work (zero-length chunks, a model without
+    /// context, ...).
     #[error("invalid options: {0}")]
     Options(String),
+    /// The range coder refused a symbol while encoding (a frequency table
+    /// that cannot code the token: a bug, not bad input).
     #[error("range coder: {0}")]
-    Coding(String),
+    Coding(#[from] CodingError),
 }
 
 /// How tokens are cut into chunks and chunks into lockstep batches.
@@ -251,8 +283,7 @@ impl TokenCoder for EncodeCoder<'_> {
         let token = self.tokens[self.layout.chunks[chunk].0 + pos];
         symbol_table(logits, self.table_len, &mut self.freqs);
         self.encoder
-            .encode(token as usize, &self.freqs)
-            .map_err(|e| LosslessError::Coding(e.to_string()))?;
+            .encode(token as usize, &self.freqs)?;
         let cost = table_cost(&self.freqs, token as usize, self.table_len, logits.len());
         self.model_bits += if (token as usize) < logits.len() {
             tenbits_coding::log2_prob(logits, token as usize)
@@ -280,7 +311,7 @@ impl TokenCoder for DecodeCoder<'_, '_> {
         let token = self
             .decoder
             .decode(&self.freqs)
-            .map_err(|e| LosslessError::Coding(e.to_string()))? as u32;
+            .map_err(LosslessError::CorruptPayload)? as u32;
         self.tokens[self.layout.chunks[chunk].0 + pos] = token;
         Ok(token)
     }
@@ -390,7 +421,7 @@ pub fn decompress<M: LanguageModel>(
     let token_count = header.token_count as usize;
     let layout = Layout::new(token_count, chunk_tokens, max_batch);
     let mut tokens = vec![0u32; token_count];
-    let decoder = Decoder::new(payload).map_err(|e| LosslessError::Corrupted(e.to_string()))?;
+    let decoder = Decoder::new(payload).map_err(LosslessError::CorruptPayload)?;
     let table_len = model.tokenizer().symbol_count();
     let mut coder = DecodeCoder {
         tokens: &mut tokens,
