@@ -141,7 +141,7 @@ fn truncated_file_is_refused_and_output_untouched() {
             "--model-dir",
             TINY,
         ]);
-        assert_clean_failure(&out, "");
+        assert_clean_failure(&out, "is truncated");
         assert_eq!(std::fs::read(dir.path("out.txt")).unwrap(), b"precious");
         assert_eq!(
             std::fs::read(dir.path("cut.tb")).unwrap(),
@@ -160,7 +160,13 @@ fn corrupted_files_are_refused() {
     );
     // A flipped bit anywhere: in the header (caught by its checksum) or in
     // the payload (caught by the checksum of the decoded bytes).
-    for pos in [0, 5, 20, tb.len() / 2] {
+    let damage = [
+        (0, "not a tenbits"),
+        (5, "unsupported .tb format version"),
+        (20, "is corrupted"),
+        (tb.len() / 2, "is corrupted"),
+    ];
+    for (pos, message) in damage {
         let mut bad = tb.clone();
         bad[pos] ^= 0x10;
         std::fs::write(dir.path("bad.tb"), &bad).unwrap();
@@ -172,7 +178,7 @@ fn corrupted_files_are_refused() {
             "--model-dir",
             TINY,
         ]);
-        assert_clean_failure(&out, "");
+        assert_clean_failure(&out, message);
         assert!(
             !dir.path("out.txt").exists(),
             "no output may be left behind"
@@ -198,7 +204,7 @@ fn corrupted_files_are_refused() {
             b"the payload of this file will be damaged. ".repeat(30)
         );
     } else {
-        assert_clean_failure(&out, "");
+        assert_clean_failure(&out, "is corrupted");
     }
     std::fs::write(dir.path("junk.tb"), b"this is not a tenbits file at all").unwrap();
     assert_clean_failure(
