@@ -392,7 +392,7 @@ class ConvertedGraph(unittest.TestCase):
         with contextlib.redirect_stderr(io.StringIO()):  # the converter's progress lines
             convert(path, out, weights="q4", kv_cache="static")
             convert(path, os.path.join(cls.tmp.name, "again"), weights="q4",
-                       kv_cache="static")
+                    kv_cache="static")
         cls.model = onnx.load(os.path.join(out, "model.onnx"))
         cls.folder = ConstFolder(cls.model)
         cls.out = out
