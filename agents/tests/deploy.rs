@@ -428,6 +428,16 @@ fn bad_requests_get_error_frames() {
     );
 }
 
+/// A remote answerer over an in-process channel to `server`.
+fn connect_local(
+    rt: &tokio::runtime::Runtime,
+    server: &tenbits_agents::ServerHandle,
+) -> RemoteAnswerer {
+    let connection = server.connect_local();
+    rt.block_on(RemoteAnswerer::connect(connection, [1; 16], 9, None, None))
+        .unwrap()
+}
+
 #[test]
 fn remote_answerer_is_an_answerer() {
     // The seam used directly, over an in-process channel.
@@ -436,15 +446,7 @@ fn remote_answerer_is_an_answerer() {
     let mut cfg = config("local.toml");
     cfg.answerer.knowledge = Knowledge::ReferenceElseOwn;
     let server = rt.block_on(serve(&cfg, world.factory())).unwrap();
-    let mut remote = rt
-        .block_on(RemoteAnswerer::connect(
-            server.connect_local(),
-            [1; 16],
-            9,
-            None,
-            None,
-        ))
-        .unwrap();
+    let mut remote = connect_local(&rt, &server);
     let request = AnswerRequest {
         problem: Problem::new(Task::ShortAnswer, "What is 3 cubed?"),
         current_answer: "Answer: 270".into(),
@@ -462,15 +464,7 @@ fn remote_answerer_is_an_answerer() {
     // A strict reference view refuses the problem instead of guessing.
     cfg.answerer.knowledge = Knowledge::Reference;
     let server = rt.block_on(serve(&cfg, world.factory())).unwrap();
-    let mut remote = rt
-        .block_on(RemoteAnswerer::connect(
-            server.connect_local(),
-            [1; 16],
-            9,
-            None,
-            None,
-        ))
-        .unwrap();
+    let mut remote = connect_local(&rt, &server);
     let err = tenbits_qa::Answerer::answer(&mut remote, &request).unwrap_err();
     assert!(
         err.to_string().contains("needs a reference answer"),
