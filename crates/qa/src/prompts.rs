@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::Message;
 
 /// Version of the wording below; bump on any change.
-pub const PROMPT_VERSION: u32 = 2;
+///
+/// 3: questions are cut at their '?', non-questions and repeats dropped.
+pub const PROMPT_VERSION: u32 = 3;
 
 /// The kind of problem, which picks the solver's system prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -223,17 +225,43 @@ pub fn parse_list(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Words a yes/no question starts with; a marked list item that starts
+/// with one is a question even when the model dropped its '?'.
+const QUESTION_WORDS: [&str; 17] = [
+    "is", "are", "does", "do", "did", "can", "could", "should", "would", "will", "was", "were",
+    "has", "have", "had", "may", "might",
+];
+
+/// The question in a list item: the text up to and including its first
+/// '?' (anything after it, such as the asker answering itself, is
+/// dropped), or the whole item plus '?' when it is marked and starts with a
+/// yes/no question word; `None` for anything else ("Yes", statements).
+fn as_question(item: &str, marked: bool) -> Option<String> {
+    if let Some(end) = item.find('?') {
+        let q = item[..=end].trim();
+        return (q.len() > 1).then(|| q.to_string());
+    }
+    let first = item.split_whitespace().next()?.to_ascii_lowercase();
+    let asks = marked && QUESTION_WORDS.contains(&first.as_str());
+    asks.then(|| format!("{}?", item.trim_end_matches(['.', ':', ' '])))
+}
+
 /// Exactly `n` questions from a model's reply.
 ///
-/// Marked list items are kept whether or not they end with '?' (small models
-/// often drop it, and the item is still meant as a question). Only when no
-/// line has a marker are lines filtered, to those ending with '?'. Missing
-/// questions are padded with [`FALLBACK_QUESTION`]; extra ones are dropped.
+/// Each list item is cut after its first '?'; an item without one counts
+/// only if it is marked and starts like a yes/no question ("Is", "Does",
+/// ...), and gets the '?' back. Anything else ("Yes", statements) is
+/// dropped, and so are repeats (compared without case and punctuation).
+/// Missing questions are padded with [`FALLBACK_QUESTION`]; extra ones are
+/// dropped.
 pub fn parse_questions(text: &str, n: usize) -> Vec<String> {
-    let mut items = parse_list(text);
-    if !text.lines().any(|l| strip_marker(l).is_some()) {
-        items.retain(|q| q.ends_with('?'));
-    }
+    let marked = text.lines().any(|l| strip_marker(l).is_some());
+    let mut seen = std::collections::HashSet::new();
+    let mut items: Vec<String> = parse_list(text)
+        .iter()
+        .filter_map(|item| as_question(item, marked))
+        .filter(|q| seen.insert(crate::eval::normalize(q)))
+        .collect();
     items.resize(n, FALLBACK_QUESTION.to_string());
     items
 }
@@ -246,7 +274,7 @@ mod tests {
     fn templates_are_pinned_to_the_version() {
         // A failure here means a template changed: bump PROMPT_VERSION and
         // update the pinned fingerprint together.
-        assert_eq!((PROMPT_VERSION, fingerprint()), (2, 0x1f67_8fbe_d4f5_fef6));
+        assert_eq!((PROMPT_VERSION, fingerprint()), (3, 0x1f67_8fbe_d4f5_fef6));
     }
 
     #[test]
@@ -259,7 +287,7 @@ mod tests {
             q[..9],
             [
                 "Is it even?",
-                "Is it prime",
+                "Is it prime?",
                 "Is it > 3?",
                 "Is it 42?",
                 "Is it odd?",
@@ -270,7 +298,25 @@ mod tests {
             ]
         );
         assert_eq!(q[9..], [FALLBACK_QUESTION; 3]);
-        assert_eq!(parse_questions(text, 2), ["Is it even?", "Is it prime"]);
+        assert_eq!(parse_questions(text, 2), ["Is it even?", "Is it prime?"]);
+    }
+
+    #[test]
+    fn questions_are_cut_checked_and_deduplicated() {
+        let text = "1. Is the proposed answer correct? Yes, the answer is correct.\n\
+                    2. Yes\n3. The answer is 390.\n4. is 15% of 260 equal to 39? (I think so)\n\
+                    5. Is the proposed answer correct?\n6. IS 15% OF 260 EQUAL TO 39?\n\
+                    7. Does the draft add the tax\n8. ?\n";
+        assert_eq!(
+            parse_questions(text, 5),
+            [
+                "Is the proposed answer correct?",
+                "is 15% of 260 equal to 39?",
+                "Does the draft add the tax?",
+                FALLBACK_QUESTION,
+                FALLBACK_QUESTION,
+            ]
+        );
     }
 
     #[test]
