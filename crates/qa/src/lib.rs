@@ -112,6 +112,56 @@ pub trait ChatModel {
         conversation: &[Message],
         candidates: &[String],
     ) -> Result<Vec<f64>, ModelError>;
+    /// As [`ChatModel::generate`], with how each completion ended. Models
+    /// that know override it; the default says nothing was cut off.
+    fn complete(&mut self, requests: &[(Vec<Message>, Sampling)]) -> Result<Vec<Reply>, ModelError> {
+        let texts = self.generate(requests)?;
+        let reply = |text| Reply {
+            text,
+            truncated: false,
+        };
+        Ok(texts.into_iter().map(reply).collect())
+    }
+    /// The work done since the last call (tokens through the model), for
+    /// compute accounting; models that do not count return zeros.
+    fn take_usage(&mut self) -> Usage {
+        Usage::default()
+    }
+}
+
+/// One completion and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The completion.
+    pub text: String,
+    /// Whether it ended at the token limit rather than on its own.
+    pub truncated: bool,
+}
+
+/// Tokens a model computed: what [`ChatModel::take_usage`] reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// Prompt tokens run through the model (a shared prefix once).
+    pub prompt_tokens: u64,
+    /// Tokens generated, one forward step each.
+    pub generated_tokens: u64,
+    /// Time in the model.
+    pub seconds: f64,
+}
+
+impl Usage {
+    /// Every token that went through the model.
+    pub fn tokens(&self) -> u64 {
+        self.prompt_tokens + self.generated_tokens
+    }
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.generated_tokens += other.generated_tokens;
+        self.seconds += other.seconds;
+    }
 }
 
 /// A failure inside a [`ChatModel`] implementation.
