@@ -118,7 +118,7 @@ pub trait ChatModel {
         let texts = self.generate(requests)?;
         let reply = |text| Reply {
             text,
-            truncated: false,
+            ..Reply::default()
         };
         Ok(texts.into_iter().map(reply).collect())
     }
@@ -130,12 +130,16 @@ pub trait ChatModel {
 }
 
 /// One completion and how it ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reply {
     /// The completion.
     pub text: String,
     /// Whether it ended at the token limit rather than on its own.
     pub truncated: bool,
+    /// Tokens of its prompt (0 where the model does not count).
+    pub prompt_tokens: u64,
+    /// Tokens generated (0 where the model does not count).
+    pub new_tokens: u64,
 }
 
 /// Tokens a model computed: what [`ChatModel::take_usage`] reports.
