@@ -1,5 +1,6 @@
-//! Text generation on an [`OnnxModel`]: chat templates, seeded sampling,
-//! stop strings, streaming, batching and a shared-prefix cache.
+//! Text generation on a [`BatchedModel`] (an [`OnnxModel`] by default):
+//! chat templates, seeded sampling, stop strings, streaming, batching and a
+//! shared-prefix cache.
 //!
 //! A [`Generator`] owns one model. [`Generator::generate`] takes a batch of
 //! independent [`Request`]s (token prompts, each with its own [`Sampling`])
@@ -19,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use tenbits_chat::{Message, Role, Sampling};
 
-use crate::{InferenceError, KvCache, LanguageModel, OnnxModel};
+use crate::{BatchCache, BatchedModel, InferenceError, LanguageModel, OnnxModel};
 
 /// How a model formats conversations: ChatML (`<|im_start|>role\n…<|im_end|>\n`),
 /// which SmolLM2 and Qwen2.5 both use, with the default system prompt their
@@ -136,7 +137,9 @@ fn default_system_prompt(template: &str) -> Option<String> {
 /// One generation request: a rendered prompt and how to continue it.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// The prompt's token ids (from [`Generator::prompt`], or any ids).
     pub prompt: Vec<u32>,
+    /// How to pick the new tokens, and when to stop.
     pub sampling: Sampling,
 }
 
@@ -158,7 +161,9 @@ pub struct Completion {
     pub text: String,
     /// The new tokens, including a final end-of-turn token if any.
     pub tokens: Vec<u32>,
+    /// Why generation ended.
     pub finish: FinishReason,
+    /// Tokens in the request's prompt.
     pub prompt_tokens: usize,
 }
 
@@ -169,11 +174,13 @@ pub struct GenerationStats {
     pub prefill_tokens: usize,
     /// Prompt tokens whose computation a shared prefix saved.
     pub reused_tokens: usize,
+    /// Time spent computing prompts.
     pub prefill_seconds: f64,
     /// Tokens generated, over all streams.
     pub decode_tokens: usize,
     /// Forward passes of one token per stream.
     pub decode_steps: usize,
+    /// Time spent generating.
     pub decode_seconds: f64,
 }
 
@@ -194,7 +201,8 @@ const MAX_GROUP: usize = 16;
 /// Most rows one pass computes logits for when scoring candidates.
 const MAX_ROWS_PER_PASS: usize = 256;
 
-/// Generates text with one model. See the [module docs](self).
+/// Generates text with one model: an [`OnnxModel`] unless another
+/// [`BatchedModel`] is given. See the [module docs](self).
 ///
 /// ```no_run
 /// use tenbits_inference::{Generator, Message, OnnxModel, Registry, Sampling, SessionSettings};
@@ -206,8 +214,8 @@ const MAX_ROWS_PER_PASS: usize = 256;
 /// println!("{}", reply.text);
 /// # Ok(()) }
 /// ```
-pub struct Generator {
-    model: OnnxModel,
+pub struct Generator<M = OnnxModel> {
+    model: M,
     template: ChatTemplate,
     stop_tokens: Vec<u32>,
     pad: u32,
@@ -215,9 +223,9 @@ pub struct Generator {
     stats: GenerationStats,
 }
 
-impl Generator {
+impl<M: BatchedModel> Generator<M> {
     /// Wraps a loaded model; fails if its chat template is not understood.
-    pub fn new(model: OnnxModel) -> Result<Generator, InferenceError> {
+    pub fn new(model: M) -> Result<Generator<M>, InferenceError> {
         let template = ChatTemplate::for_model(&model)?;
         let tokenizer = model.tokenizer();
         let mut stop_tokens = vec![template.end_of_turn()];
@@ -248,10 +256,12 @@ impl Generator {
         })
     }
 
-    pub fn model(&self) -> &OnnxModel {
+    /// The model.
+    pub fn model(&self) -> &M {
         &self.model
     }
 
+    /// The model's chat template.
     pub fn template(&self) -> &ChatTemplate {
         &self.template
     }
@@ -312,7 +322,7 @@ impl Generator {
             .unwrap_or(0);
         let prompts: Vec<&[u32]> = requests.iter().map(|r| r.prompt.as_slice()).collect();
         let (mut cache, mut last_logits) = self.prefill(&prompts, longest_new)?;
-        if cache.batch() == 1 && self.model.config().kv_cache == crate::KvLayout::Static {
+        if cache.batch() == 1 && self.model.can_fork() {
             // A one-row pass takes another kernel path than a batch (see
             // BLOCK); a second, all-padding stream keeps a request's tokens
             // the same alone as in a batch.
@@ -486,7 +496,7 @@ impl Generator {
         &mut self,
         prompts: &[&[u32]],
         extra: usize,
-    ) -> Result<(KvCache, Vec<f32>), InferenceError> {
+    ) -> Result<(M::Cache, Vec<f32>), InferenceError> {
         let started = std::time::Instant::now();
         let batch = prompts.len();
         let shortest = prompts.iter().map(|p| p.len()).min().unwrap_or(0);
@@ -497,8 +507,7 @@ impl Generator {
         // Forks happen on block boundaries, so a stream's blocks are the
         // same whether or not its prefix was shared.
         shared -= shared % BLOCK;
-        let can_fork = self.model.config().kv_cache == crate::KvLayout::Static;
-        if batch == 1 || shared == 0 || !can_fork {
+        if batch == 1 || shared == 0 || !self.model.can_fork() {
             shared = 0;
         }
         let longest = prompts.iter().map(|p| p.len()).max().unwrap_or(0);
@@ -778,5 +787,384 @@ mod tests {
         assert!((0..50).all(|_| s.pick(&logits, &tight) == 4));
         let mut g = StreamState::new(&Sampling::default(), 0);
         assert_eq!(g.pick(&logits, &Sampling::default()), 4);
+    }
+
+    // The generation logic through the model seam, on the fake model.
+
+    use crate::fake::{self, FakeModel};
+
+    const ENDOFTEXT: u32 = 0;
+    const IM_END: u32 = 2;
+
+    fn ids(text: &str) -> Vec<u32> {
+        fake::tokenizer().encode_bytes(text.as_bytes()).unwrap()
+    }
+
+    fn request(prompt: &[u32], sampling: Sampling) -> Request {
+        Request {
+            prompt: prompt.to_vec(),
+            sampling,
+        }
+    }
+
+    /// Prompts of several lengths (none shares a block with another), and
+    /// samplings of several kinds.
+    fn mixed_requests() -> Vec<Request> {
+        let sampled = |seed| Sampling {
+            temperature: 0.9,
+            top_p: 0.95,
+            seed,
+            ..Sampling::greedy(12)
+        };
+        vec![
+            request(&ids("a"), Sampling::greedy(9)),
+            request(&ids("bravo, a prompt of more than one block"), sampled(1)),
+            request(&ids("charlie"), sampled(2)),
+            request(
+                &ids("delta delta delta delta delta delta delta"),
+                Sampling::greedy(3),
+            ),
+            request(&ids("echo"), Sampling::greedy(0)),
+        ]
+    }
+
+    fn alone(model: FakeModel, requests: &[Request]) -> Vec<Completion> {
+        let mut g = Generator::new(model).unwrap();
+        requests
+            .iter()
+            .map(|r| {
+                g.generate(std::slice::from_ref(r), |_, _| {})
+                    .unwrap()
+                    .remove(0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batched_requests_give_the_tokens_they_give_alone() {
+        let requests = mixed_requests();
+        let mut g = Generator::new(FakeModel::new()).unwrap();
+        let batched = g.generate(&requests, |_, _| {}).unwrap();
+        assert_eq!(batched, alone(FakeModel::new(), &requests));
+        // A model that cannot fork computes the same (it is exact).
+        let mut plain = Generator::new(FakeModel::without_fork()).unwrap();
+        assert_eq!(plain.generate(&requests, |_, _| {}).unwrap(), batched);
+        assert_eq!(batched, alone(FakeModel::without_fork(), &requests));
+        // Reproducible, and the seeds matter.
+        assert_eq!(g.generate(&requests, |_, _| {}).unwrap(), batched);
+        let mut reseeded = requests.clone();
+        reseeded[1].sampling.seed = 99;
+        let other = g.generate(&reseeded, |_, _| {}).unwrap();
+        assert_ne!(other[1].tokens, batched[1].tokens);
+        assert_eq!(other[0], batched[0]);
+    }
+
+    #[test]
+    fn prompts_run_in_aligned_blocks_into_caches_of_whole_blocks() {
+        let requests = mixed_requests();
+        let mut g = Generator::new(FakeModel::new()).unwrap();
+        g.generate(&requests, |_, _| {}).unwrap();
+        let longest = requests.iter().map(|r| r.prompt.len()).max().unwrap();
+        let log = g.model().log.borrow();
+        assert!(
+            log.caches.iter().all(|&(_, cap)| cap % BLOCK == 0),
+            "{:?}",
+            log.caches
+        );
+        // Room for the longest prompt in whole blocks, then the most new tokens.
+        assert_eq!(
+            log.caches[0],
+            (
+                requests.len(),
+                (longest.div_ceil(BLOCK) * BLOCK + 12).next_multiple_of(BLOCK)
+            )
+        );
+        let (prefill, decode): (Vec<_>, Vec<_>) = log.calls.iter().partition(|c| c.seq() > 1);
+        assert_eq!(prefill.len(), longest.div_ceil(BLOCK));
+        for (k, call) in prefill.iter().enumerate() {
+            assert_eq!((call.seq(), call.past_len), (BLOCK, k * BLOCK));
+            // Right-padded: each stream's real tokens come first.
+            for row in call.real.chunks(BLOCK) {
+                assert!(row.windows(2).all(|w| w[0] >= w[1]));
+            }
+        }
+        assert!(decode.iter().all(|c| c.batch == requests.len()));
+    }
+
+    #[test]
+    fn a_shared_prompt_prefix_is_computed_once_and_forked() {
+        let system = ids("A system prompt that every one of these requests shares.");
+        assert!(system.len() > 2 * BLOCK + 8);
+        let requests: Vec<Request> = ["one", "two, longer", "three, the longest of them"]
+            .iter()
+            .map(|q| {
+                let mut prompt = system.clone();
+                prompt.extend(ids(q));
+                request(&prompt, Sampling::greedy(5))
+            })
+            .collect();
+        let mut g = Generator::new(FakeModel::new()).unwrap();
+        let batched = g.generate(&requests, |_, _| {}).unwrap();
+        let stats = g.take_stats();
+        let shared = system.len() / BLOCK * BLOCK;
+        {
+            let log = g.model().log.borrow();
+            // The prefix's blocks once, in one stream, then forked into three.
+            assert!(log.calls[..shared / BLOCK]
+                .iter()
+                .all(|c| c.batch == 1 && c.seq() == BLOCK));
+            assert_eq!(
+                log.calls[..shared / BLOCK]
+                    .iter()
+                    .flat_map(|c| c.tokens.clone())
+                    .collect::<Vec<_>>(),
+                system[..shared]
+            );
+            assert_eq!(log.forks.len(), 1);
+            assert_eq!(log.forks[0].1, 3);
+            assert!(log.calls[shared / BLOCK..].iter().all(|c| c.batch == 3));
+            let prompt_tokens: usize = requests.iter().map(|r| r.prompt.len()).sum();
+            assert_eq!(stats.prefill_tokens, prompt_tokens - 2 * shared);
+            assert_eq!(stats.reused_tokens, 2 * shared);
+            assert_eq!(
+                log.real_tokens(),
+                stats.prefill_tokens + stats.decode_tokens
+            );
+        }
+        assert_eq!(batched, alone(FakeModel::new(), &requests));
+        // Without forking, every prompt is computed in full.
+        let mut plain = Generator::new(FakeModel::without_fork()).unwrap();
+        assert_eq!(plain.generate(&requests, |_, _| {}).unwrap(), batched);
+        assert_eq!(plain.take_stats().reused_tokens, 0);
+        assert!(plain.model().log.borrow().forks.is_empty());
+    }
+
+    #[test]
+    fn a_lone_request_runs_beside_a_padding_stream() {
+        let requests = [request(&ids("a lone request"), Sampling::greedy(6))];
+        let mut g = Generator::new(FakeModel::new()).unwrap();
+        g.generate(&requests, |_, _| {}).unwrap();
+        let log = g.model().log.borrow();
+        assert_eq!(log.forks.len(), 1);
+        assert_eq!(log.forks[0].1, 2);
+        let decode: Vec<_> = log.calls.iter().filter(|c| c.seq() == 1).collect();
+        assert_eq!(decode.len(), 5);
+        for call in decode {
+            assert_eq!((call.batch, call.real.as_slice()), (2, &[true, false][..]));
+        }
+        // A model that cannot fork runs it alone.
+        let mut plain = Generator::new(FakeModel::without_fork()).unwrap();
+        plain.generate(&requests, |_, _| {}).unwrap();
+        assert!(plain
+            .model()
+            .log
+            .borrow()
+            .calls
+            .iter()
+            .all(|c| c.batch == 1));
+    }
+
+    /// A fake that answers every prompt of `prompts` with `reply`.
+    fn scripted(prompts: &[Vec<u32>], reply: &[u32]) -> Generator<FakeModel> {
+        let mut model = FakeModel::new();
+        for p in prompts {
+            model.script(p, reply);
+        }
+        Generator::new(model).unwrap()
+    }
+
+    #[test]
+    fn max_tokens_ends_each_stream_where_it_reaches_it() {
+        let prompts: Vec<Vec<u32>> = ["p", "q", "r", "s"].iter().map(|p| ids(p)).collect();
+        let mut g = scripted(&prompts, &ids("abcdefghijklmnopqrstuvwxyz"));
+        let requests: Vec<Request> = prompts
+            .iter()
+            .zip([0, 1, 5, 9])
+            .map(|(p, max)| request(p, Sampling::greedy(max)))
+            .collect();
+        let done = g.generate(&requests, |_, _| {}).unwrap();
+        for (c, (max, text)) in done
+            .iter()
+            .zip([(0, ""), (1, "a"), (5, "abcde"), (9, "abcdefghi")])
+        {
+            assert_eq!(
+                (c.tokens.len(), c.text.as_str(), c.finish),
+                (max, text, FinishReason::Length)
+            );
+            assert_eq!(c.prompt_tokens, 1);
+        }
+        // A stream stops being fed where it ends: 4 + 8 tokens in 8 steps.
+        let stats = g.take_stats();
+        assert_eq!((stats.decode_tokens, stats.decode_steps), (12, 8));
+    }
+
+    #[test]
+    fn the_end_of_turn_token_ends_a_reply_and_is_not_text() {
+        let prompts = [ids("hello"), ids("bye")];
+        let mut reply = ids("Hi there");
+        reply.push(IM_END);
+        let mut model = FakeModel::new();
+        model.script(&prompts[0], &reply);
+        model.script(&prompts[1], &[ids("ok")[0], ids("ok")[1], ENDOFTEXT]);
+        let mut g = Generator::new(model).unwrap();
+        let done = g
+            .generate(
+                &[
+                    request(&prompts[0], Sampling::greedy(50)),
+                    request(&prompts[1], Sampling::greedy(50)),
+                ],
+                |_, _| {},
+            )
+            .unwrap();
+        assert_eq!(
+            (done[0].text.as_str(), done[0].finish),
+            ("Hi there", FinishReason::EndOfTurn)
+        );
+        assert_eq!(done[0].tokens, reply);
+        assert_eq!(
+            (done[1].text.as_str(), done[1].finish),
+            ("ok", FinishReason::EndOfTurn)
+        );
+        assert_eq!(g.template().end_of_turn(), IM_END);
+    }
+
+    #[test]
+    fn stop_strings_cut_the_text_and_are_held_back_until_ruled_out() {
+        let prompt = ids("count");
+        let mut g = scripted(std::slice::from_ref(&prompt), &ids("one\ntwo\n\nthree"));
+        let sampling = Sampling {
+            stop: vec!["\n\n".into(), "wrong".into()],
+            ..Sampling::greedy(40)
+        };
+        let mut pieces = Vec::new();
+        let done = g
+            .generate(&[request(&prompt, sampling)], |i, piece| {
+                assert_eq!(i, 0);
+                pieces.push(piece.to_string());
+            })
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            (done.text.as_str(), done.finish),
+            ("one\ntwo", FinishReason::StopString)
+        );
+        // "\n" waits until "t" rules out "\n\n", "w" until "o" rules out
+        // "wrong"; the "\n\n" itself never shows.
+        assert_eq!(pieces, ["o", "n", "e", "\nt", "wo"]);
+        assert_eq!(done.tokens, ids("one\ntwo\n\n"));
+    }
+
+    #[test]
+    fn streamed_pieces_are_whole_characters_that_add_up_to_the_completion() {
+        // One token per byte, so every non-ASCII character spans tokens.
+        let prompt = ids("say");
+        let text = "héllo wörld ✓ 日本 🦀";
+        let mut reply = ids(text);
+        reply.push(IM_END);
+        let mut g = scripted(std::slice::from_ref(&prompt), &reply);
+        let mut requests = mixed_requests();
+        requests.push(request(&prompt, Sampling::greedy(100)));
+        let mut streamed = vec![String::new(); requests.len()];
+        let done = g
+            .generate(&requests, |i, piece| {
+                if i == requests.len() - 1 {
+                    assert!(!piece.contains(char::REPLACEMENT_CHARACTER), "{piece:?}");
+                }
+                streamed[i].push_str(piece);
+            })
+            .unwrap();
+        assert_eq!(done.last().unwrap().text, text);
+        // The unscripted ones say random bytes, invalid UTF-8 included.
+        for (s, c) in streamed.iter().zip(&done) {
+            assert_eq!(s, &c.text);
+            let bytes = g.model().tokenizer().decode_bytes(&c.tokens);
+            let ended = c.finish == FinishReason::EndOfTurn;
+            let bytes = if ended {
+                &bytes[..bytes.len()
+                    - g.model()
+                        .tokenizer()
+                        .token_bytes(*c.tokens.last().unwrap())
+                        .len()]
+            } else {
+                &bytes[..]
+            };
+            assert_eq!(c.text, String::from_utf8_lossy(bytes));
+        }
+    }
+
+    #[test]
+    fn p_yes_compares_the_yes_and_no_logits_after_each_prompt() {
+        let (yes, no) = (ids("Y")[0], ids("N")[0]);
+        let mut g = Generator::new(FakeModel::new()).unwrap();
+        assert_eq!(g.yes_no_tokens(), Some((yes, no)));
+        let system = "Answer Yes or No to every question about the problem below, which is long enough to share.";
+        let conversations: Vec<Vec<Message>> = [
+            "Is it red?",
+            "Is it blue?",
+            "Is it?",
+            "Is the sky green today?",
+        ]
+        .iter()
+        .map(|q| vec![Message::system(system), Message::user(*q)])
+        .chain([vec![Message::user("Unrelated?")]])
+        .collect();
+        let together = g.p_yes(&conversations).unwrap();
+        assert!(
+            !g.model().log.borrow().forks.is_empty(),
+            "neighbours share their prefix"
+        );
+        for (c, &p) in conversations.iter().zip(&together) {
+            let row = g.model().logits_after(&g.prompt(c).unwrap());
+            let expected =
+                1.0 / (1.0 + (f64::from(row[no as usize]) - f64::from(row[yes as usize])).exp());
+            assert_eq!(p, expected);
+            assert_eq!(g.p_yes(std::slice::from_ref(c)).unwrap(), [p]);
+        }
+    }
+
+    #[test]
+    fn candidate_scores_are_the_log_probabilities_of_each_reply() {
+        let mut g = Generator::new(FakeModel::new()).unwrap();
+        let messages = [Message::user("pick one")];
+        let candidates: Vec<String> = ["a", "the", "fox"].iter().map(|s| s.to_string()).collect();
+        let scores = g.score_candidates(&messages, &candidates).unwrap();
+        let prompt = g.prompt(&messages).unwrap();
+        for (c, &score) in candidates.iter().zip(&scores) {
+            let mut full = prompt.clone();
+            full.extend(ids(c));
+            full.push(IM_END);
+            let expected: f64 = (prompt.len()..full.len())
+                .map(|k| log_softmax_at(&g.model().logits_after(&full[..k]), full[k] as usize))
+                .sum();
+            assert!((score - expected).abs() < 1e-9, "{score} vs {expected}");
+        }
+        assert_eq!(
+            g.score_candidates(&messages, &candidates[1..2]).unwrap(),
+            [scores[1]]
+        );
+    }
+
+    #[test]
+    fn chat_renders_the_models_template_and_replies() {
+        let mut g = Generator::new(FakeModel::new()).unwrap();
+        let prompt = g.prompt(&[Message::user("Hi")]).unwrap();
+        let mut expected = vec![1];
+        expected.extend(ids(
+            "system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face",
+        ));
+        expected.extend([2, 7 + b'\n' as u32, 1]);
+        expected.extend(ids("user\nHi"));
+        expected.extend([2, 7 + b'\n' as u32, 1]);
+        expected.extend(ids("assistant\n"));
+        assert_eq!(prompt, expected);
+        let reply = g
+            .chat(&[Message::user("Hi")], &Sampling::greedy(4))
+            .unwrap();
+        assert_eq!(
+            reply,
+            g.generate(&[request(&prompt, Sampling::greedy(4))], |_, _| {})
+                .unwrap()[0]
+        );
+        assert_eq!(reply.prompt_tokens, prompt.len());
     }
 }

@@ -8,7 +8,7 @@
 //! * [`OnnxModel`] — the implementation on ONNX Runtime (`ort`, loaded
 //!   dynamically from the library `scripts/setup.py` fetched).
 //! * [`TextTokenizer`] — byte-exact tokenization over a `tokenizer.json`.
-//! * [`Generator`] — text generation over an [`OnnxModel`]: the model's
+//! * [`Generator`] — text generation over a [`BatchedModel`] (an [`OnnxModel`] by default): the model's
 //!   [`ChatTemplate`], seeded [`Sampling`], stop strings, streaming, batches
 //!   of [`Request`]s sharing a prompt prefix, and yes/no scoring.
 //! * [`Registry`] — the models this build knows (the crate's `models.toml`) and
@@ -39,6 +39,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+#[cfg(test)]
+mod fake;
 mod generate;
 mod onnx;
 mod registry;
@@ -87,6 +89,52 @@ pub trait LanguageModel {
         tokens: &[u32],
         logits: &mut Vec<f32>,
     ) -> Result<(), InferenceError>;
+}
+
+/// The cache of a [`BatchedModel`]: `batch` streams of `capacity` slots,
+/// the first `past_len` of which are used (by real tokens or padding).
+pub trait BatchCache: Sized {
+    /// Number of streams.
+    fn batch(&self) -> usize;
+
+    /// Slots already used by each stream (real tokens and padding).
+    fn past_len(&self) -> usize;
+
+    /// Most slots each stream can hold.
+    fn capacity(&self) -> usize;
+
+    /// A new cache of `batch` streams and `capacity` slots whose every
+    /// stream starts as a copy of stream `row` of this one: a prompt prefix
+    /// computed once and shared by many requests. Fails where the model
+    /// cannot fork (see [`BatchedModel::can_fork`]).
+    fn fork(&self, row: usize, batch: usize, capacity: usize) -> Result<Self, InferenceError>;
+}
+
+/// What [`Generator`] needs of a model beyond [`LanguageModel`]: streams of
+/// different lengths side by side in one batch (padding), and caches that
+/// fork so a shared prompt prefix is computed once.
+///
+/// [`OnnxModel`] is the implementation; the generation logic is tested
+/// against a small deterministic fake through this trait.
+pub trait BatchedModel: LanguageModel<Cache: BatchCache> {
+    /// [`LanguageModel::forward`] where some fed tokens may be padding:
+    /// `real[i]` says whether `tokens[i]` is a real token (all are when
+    /// `real` is `None`). Padding takes a slot but no position, and no later
+    /// token attends to it; its logits are meaningless. This is how requests
+    /// of different lengths share a batch.
+    fn forward_padded(
+        &mut self,
+        cache: &mut Self::Cache,
+        tokens: &[u32],
+        real: Option<&[bool]>,
+        logits: &mut Vec<f32>,
+    ) -> Result<(), InferenceError>;
+
+    /// Whether this model's caches can [`BatchCache::fork`] (for
+    /// [`OnnxModel`], those of [`KvLayout::Static`] models). Where they
+    /// cannot, [`Generator`] computes every prompt in full, and runs a lone
+    /// request as a batch of one.
+    fn can_fork(&self) -> bool;
 }
 
 /// What `config.json` beside a converted model says about it.

@@ -12,7 +12,10 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorRef};
 
-use crate::{Fingerprint, InferenceError, KvLayout, LanguageModel, ModelConfig, TextTokenizer};
+use crate::{
+    BatchCache, BatchedModel, Fingerprint, InferenceError, KvLayout, LanguageModel, ModelConfig,
+    TextTokenizer,
+};
 
 /// ONNX Runtime allows one environment per process; every session shares it.
 static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
@@ -81,7 +84,7 @@ pub struct OnnxModel {
 ///
 /// Every stream advances by the same number of slots per call, but a slot
 /// may hold a padding token that no later token attends to (see
-/// [`OnnxModel::forward_padded`]), so streams of different lengths share one
+/// [`BatchedModel::forward_padded`]), so streams of different lengths share one
 /// batch. Each stream keeps its own position counter.
 pub struct KvCache {
     batch: usize,
@@ -105,31 +108,24 @@ enum KvStorage {
     Static(Vec<Vec<f32>>),
 }
 
-impl KvCache {
+impl BatchCache for KvCache {
     /// Number of streams.
-    pub fn batch(&self) -> usize {
+    fn batch(&self) -> usize {
         self.batch
     }
 
     /// Slots already used by each stream (real tokens and padding).
-    pub fn past_len(&self) -> usize {
+    fn past_len(&self) -> usize {
         self.past_len
     }
 
     /// Most tokens each stream can hold.
-    pub fn capacity(&self) -> usize {
+    fn capacity(&self) -> usize {
         self.capacity
     }
 
-    /// A new cache of `batch` streams and `capacity` slots whose every stream
-    /// starts as a copy of stream `row` of this one: a prompt prefix computed
-    /// once and shared by many requests. Only static-cache models can fork.
-    pub fn fork(
-        &self,
-        row: usize,
-        batch: usize,
-        capacity: usize,
-    ) -> Result<KvCache, InferenceError> {
+    /// Only caches of [`KvLayout::Static`] models fork.
+    fn fork(&self, row: usize, batch: usize, capacity: usize) -> Result<KvCache, InferenceError> {
         let KvStorage::Static(buffers) = &self.storage else {
             return Err(InferenceError::Runtime("sharing a prompt prefix needs a static-cache model (convert with --kv-cache static)".into()));
         };
@@ -318,13 +314,12 @@ impl LanguageModel for OnnxModel {
     }
 }
 
-impl OnnxModel {
-    /// [`LanguageModel::forward`] where some fed tokens may be padding:
-    /// `real[i]` says whether `tokens[i]` is a real token (all are when
-    /// `real` is `None`). Padding takes a slot but no position, and no later
-    /// token attends to it; its logits are meaningless. This is how requests
-    /// of different lengths share a batch.
-    pub fn forward_padded(
+impl BatchedModel for OnnxModel {
+    fn can_fork(&self) -> bool {
+        self.layout == KvLayout::Static
+    }
+
+    fn forward_padded(
         &mut self,
         cache: &mut KvCache,
         tokens: &[u32],
