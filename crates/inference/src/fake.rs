@@ -229,13 +229,15 @@ impl BatchCache for FakeCache {
 
     fn fork(&self, row: usize, batch: usize, capacity: usize) -> Result<FakeCache, InferenceError> {
         if !self.forkable {
-            return Err(InferenceError::Runtime("the fake cannot fork".into()));
+            return Err(InferenceError::ForkUnsupported);
         }
         if row >= self.batch || capacity < self.past_len {
-            return Err(InferenceError::Runtime(format!(
-                "cannot fork stream {row} of {}",
-                self.batch
-            )));
+            return Err(InferenceError::ForkOutOfRange {
+                row,
+                batch: self.batch,
+                past_len: self.past_len,
+                capacity,
+            });
         }
         let mut log = self.log.borrow_mut();
         log.forks.push((row, batch, capacity));
@@ -302,18 +304,19 @@ impl BatchedModel for FakeModel {
     ) -> Result<(), InferenceError> {
         let batch = cache.batch;
         if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
-            return Err(InferenceError::Runtime(format!(
-                "{} tokens do not split into {batch} streams",
-                tokens.len()
-            )));
+            return Err(InferenceError::BatchMismatch {
+                tokens: tokens.len(),
+                batch,
+            });
         }
         let real: Vec<bool> = real.map_or_else(|| vec![true; tokens.len()], <[bool]>::to_vec);
         let seq = tokens.len() / batch;
         if self.forkable && cache.past_len + seq > cache.capacity {
-            return Err(InferenceError::Runtime(format!(
-                "the cache holds {} tokens per stream",
-                cache.capacity
-            )));
+            return Err(InferenceError::CacheFull {
+                capacity: cache.capacity,
+                past: cache.past_len,
+                seq,
+            });
         }
         self.log.borrow_mut().calls.push(Call {
             batch,

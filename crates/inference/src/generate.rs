@@ -310,10 +310,8 @@ impl<M: BatchedModel> Generator<M> {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(i) = requests.iter().position(|r| r.prompt.is_empty()) {
-            return Err(InferenceError::Runtime(format!(
-                "request {i} has an empty prompt"
-            )));
+        if let Some(index) = requests.iter().position(|r| r.prompt.is_empty()) {
+            return Err(InferenceError::EmptyPrompt { index });
         }
         let longest_new = requests
             .iter()
@@ -399,11 +397,7 @@ impl<M: BatchedModel> Generator<M> {
     /// first tokens, where a vocabulary splits them):
     /// P(yes) = e^yes / (e^yes + e^no). The answer bit is `P(yes) >= 0.5`.
     pub fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, InferenceError> {
-        let (yes, no) = self.yes_no.ok_or_else(|| {
-            InferenceError::Tokenizer(
-                "\"Yes\" and \"No\" start with the same token in this vocabulary".into(),
-            )
-        })?;
+        let (yes, no) = self.yes_no.ok_or(InferenceError::YesNoIndistinct)?;
         let prompts: Vec<Vec<u32>> = conversations
             .iter()
             .map(|c| self.prompt(c))
@@ -1166,5 +1160,24 @@ mod tests {
                 .unwrap()[0]
         );
         assert_eq!(reply.prompt_tokens, prompt.len());
+    }
+
+    #[test]
+    fn caller_mistakes_are_typed_errors() {
+        let mut g = Generator::new(FakeModel::new()).unwrap();
+        let err = g
+            .generate(
+                &[
+                    request(&ids("x"), Sampling::greedy(1)),
+                    request(&[], Sampling::greedy(1)),
+                ],
+                |_, _| {},
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, InferenceError::EmptyPrompt { index: 1 }),
+            "{err}"
+        );
+        assert!(g.generate(&[], |_, _| {}).unwrap().is_empty());
     }
 }

@@ -105,8 +105,9 @@ pub trait BatchCache: Sized {
 
     /// A new cache of `batch` streams and `capacity` slots whose every
     /// stream starts as a copy of stream `row` of this one: a prompt prefix
-    /// computed once and shared by many requests. Fails where the model
-    /// cannot fork (see [`BatchedModel::can_fork`]).
+    /// computed once and shared by many requests. Fails with
+    /// [`InferenceError::ForkUnsupported`] where the model cannot fork (see
+    /// [`BatchedModel::can_fork`]).
     fn fork(&self, row: usize, batch: usize, capacity: usize) -> Result<Self, InferenceError>;
 }
 
@@ -174,11 +175,9 @@ impl ModelConfig {
     /// Reads a `config.json`.
     pub fn load(path: &Path) -> Result<ModelConfig, InferenceError> {
         let bytes = std::fs::read(path).map_err(|e| InferenceError::io(path, e))?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            InferenceError::Tokenizer(format!(
-                "{} is not a valid model config: {e}",
-                path.display()
-            ))
+        serde_json::from_slice(&bytes).map_err(|source| InferenceError::Config {
+            path: path.to_path_buf(),
+            source,
         })
     }
 }
@@ -270,7 +269,6 @@ pub fn sha256_file(path: &Path) -> Result<[u8; 32], InferenceError> {
     Ok(hasher.finalize().into())
 }
 
-/// Everything that can go wrong loading or running a model.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,23 +295,160 @@ mod tests {
     }
 }
 
+/// Everything that can go wrong loading or running a model.
+///
+/// Setting up ([`InferenceError::MissingModelFile`],
+/// [`InferenceError::RuntimeUnavailable`], …), ONNX Runtime failures
+/// ([`InferenceError::Session`], [`InferenceError::Runtime`], with the
+/// `ort` error as source), caller mistakes ([`InferenceError::BatchMismatch`],
+/// [`InferenceError::CacheFull`], [`InferenceError::EmptyPrompt`], …) are
+/// told apart, so callers can match on what went wrong.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InferenceError {
+    /// The registry has no model of this name.
     #[error("unknown model `{name}` (known: {known})")]
-    UnknownModel { name: String, known: String },
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+        /// The registered names, comma-separated.
+        known: String,
+    },
+    /// A model file is not in the cache (or the directory given).
     #[error("model file {path} is missing; run `python3 scripts/setup.py --model NAME` to fetch and convert the model")]
-    MissingModelFile { path: PathBuf },
+    MissingModelFile {
+        /// The file looked for.
+        path: PathBuf,
+    },
+    /// The ONNX graph lacks an input or output a decoder-with-past needs.
     #[error("{path}: not a decoder-with-past model in the expected layout: {what}")]
-    ModelLayout { path: PathBuf, what: String },
+    ModelLayout {
+        /// The model file.
+        path: PathBuf,
+        /// What is missing or malformed.
+        what: String,
+    },
+    /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// A `config.json` does not parse as a [`ModelConfig`].
+    #[error("{path} is not a valid model config: {source}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// A `tokenizer.json` does not load.
+    #[error("cannot parse tokenizer.json: {source}")]
+    TokenizerFile {
+        /// The `tokenizers` crate's error.
+        source: tokenizers::Error,
+    },
+    /// A tokenizer loads but is not one [`TextTokenizer`] supports.
+    #[error("tokenizer: {what}")]
+    UnsupportedTokenizer {
+        /// What is missing.
+        what: String,
+    },
+    /// The tokenizer failed on some text.
+    #[error("tokenization failed: {source}")]
+    Tokenization {
+        /// The `tokenizers` crate's error.
+        source: tokenizers::Error,
+    },
+    /// The ONNX Runtime library could not be found, loaded or started.
+    #[error("{what}")]
+    RuntimeUnavailable {
+        /// What failed, with the library's path.
+        what: String,
+        /// ONNX Runtime's error, where it gave one.
+        source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+    },
+    /// ONNX Runtime refused a model file or a session setting.
+    #[error("{path}: {source}")]
+    Session {
+        /// The model file.
+        path: PathBuf,
+        /// ONNX Runtime's error.
+        source: ort::Error,
+    },
+    /// ONNX Runtime failed while running the model.
+    #[error("ONNX Runtime: forward pass failed: {0}")]
+    Runtime(#[from] ort::Error),
+    /// The model returned outputs of another shape than its config says.
+    #[error("the model's output does not match its config: {what}")]
+    UnexpectedOutput {
+        /// What differs.
+        what: String,
+    },
+    /// The tokens fed do not split evenly into the cache's streams.
+    #[error("{tokens} tokens do not split into {batch} streams")]
+    BatchMismatch {
+        /// Tokens fed.
+        tokens: usize,
+        /// Streams in the cache.
+        batch: usize,
+    },
+    /// [`BatchedModel::forward_padded`] got other than one flag per token.
+    #[error("{flags} padding flags for {tokens} tokens; one per token is needed")]
+    PaddingMismatch {
+        /// Tokens fed.
+        tokens: usize,
+        /// Flags given.
+        flags: usize,
+    },
+    /// A fed token id is not one of the model's.
+    #[error("token id {token} is outside the model's {vocab} ids")]
+    TokenOutOfRange {
+        /// The id.
+        token: u32,
+        /// The model's vocabulary size.
+        vocab: usize,
+    },
+    /// The fed tokens do not fit in the cache.
+    #[error("the cache holds {capacity} tokens per stream; {past} + {seq} do not fit")]
+    CacheFull {
+        /// Slots per stream.
+        capacity: usize,
+        /// Slots already used.
+        past: usize,
+        /// Slots asked for.
+        seq: usize,
+    },
+    /// The model's caches cannot fork (see [`BatchedModel::can_fork`]).
+    #[error("sharing a prompt prefix needs a static-cache model (convert with --kv-cache static)")]
+    ForkUnsupported,
+    /// [`BatchCache::fork`] was asked for a stream or size the cache lacks.
+    #[error("cannot fork stream {row} of {batch} ({past_len} slots) into {capacity} slots")]
+    ForkOutOfRange {
+        /// The stream asked for.
+        row: usize,
+        /// Streams in the cache.
+        batch: usize,
+        /// Slots used in the cache.
+        past_len: usize,
+        /// Slots asked for.
+        capacity: usize,
+    },
+    /// A generation request has no prompt tokens.
+    #[error("request {index} has an empty prompt")]
+    EmptyPrompt {
+        /// Its index among the requests.
+        index: usize,
+    },
+    /// The model's chat template is not one this build understands (only
+    /// ChatML is).
     #[error("tokenizer: {0}")]
     Tokenizer(String),
-    #[error("ONNX Runtime: {0}")]
-    Runtime(String),
+    /// [`Generator::p_yes`] cannot compare "Yes" and "No".
+    #[error("\"Yes\" and \"No\" start with the same token in this vocabulary")]
+    YesNoIndistinct,
 }
 
 impl InferenceError {

@@ -6,7 +6,7 @@
 //! a user's own export loads through the same code as ours.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
@@ -17,8 +17,11 @@ use crate::{
     TextTokenizer,
 };
 
+/// Why ONNX Runtime could not be started, kept for every later caller.
+type StartError = (String, Option<Arc<dyn std::error::Error + Send + Sync>>);
+
 /// ONNX Runtime allows one environment per process; every session shares it.
-static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, StartError>> = OnceLock::new();
 
 /// Where the ONNX Runtime shared library is looked for: `ORT_DYLIB_PATH`,
 /// else the copy `scripts/setup.py` put in the cache.
@@ -35,15 +38,30 @@ fn environment() -> Result<&'static ort::environment::Environment, InferenceErro
     let env = ENVIRONMENT.get_or_init(|| {
         let path = runtime_library_path();
         if !path.is_file() {
-            return Err(format!(
+            return Err((format!(
                 "ONNX Runtime library not found at {}; run `python3 scripts/setup.py` to fetch it, or set ORT_DYLIB_PATH",
                 path.display()
-            ));
+            ), None));
         }
-        let builder = ort::init_from(&path).map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?;
-        builder.with_name("tenbits").build().map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+        let builder = ort::init_from(&path).map_err(|e| {
+            (
+                format!("cannot load ONNX Runtime from {}: {e}", path.display()),
+                Some(Arc::new(e) as Arc<dyn std::error::Error + Send + Sync>),
+            )
+        })?;
+        builder
+            .with_name("tenbits")
+            .build()
+            .map_err(|e| {
+                let what = format!("cannot start ONNX Runtime: {e}");
+                (what, Some(Arc::new(e) as Arc<dyn std::error::Error + Send + Sync>))
+            })
     });
-    env.as_ref().map_err(|e| InferenceError::Runtime(e.clone()))
+    env.as_ref()
+        .map_err(|(what, source)| InferenceError::RuntimeUnavailable {
+            what: what.clone(),
+            source: source.clone(),
+        })
 }
 
 /// Settings that fix how the model computes, so results can be reproduced.
@@ -127,13 +145,15 @@ impl BatchCache for KvCache {
     /// Only caches of [`KvLayout::Static`] models fork.
     fn fork(&self, row: usize, batch: usize, capacity: usize) -> Result<KvCache, InferenceError> {
         let KvStorage::Static(buffers) = &self.storage else {
-            return Err(InferenceError::Runtime("sharing a prompt prefix needs a static-cache model (convert with --kv-cache static)".into()));
+            return Err(InferenceError::ForkUnsupported);
         };
         if row >= self.batch || capacity < self.past_len {
-            return Err(InferenceError::Runtime(format!(
-                "cannot fork stream {row} of {} ({} slots) into {capacity} slots",
-                self.batch, self.past_len
-            )));
+            return Err(InferenceError::ForkOutOfRange {
+                row,
+                batch: self.batch,
+                past_len: self.past_len,
+                capacity,
+            });
         }
         let (heads, dim, old_cap, len) =
             (self.kv_heads, self.head_dim, self.capacity, self.past_len);
@@ -179,8 +199,10 @@ impl OnnxModel {
         let fingerprint = Fingerprint::of_files(&model_path, &tokenizer_path)?;
 
         let env = environment()?;
-        let ort_err =
-            |e: ort::Error| InferenceError::Runtime(format!("{}: {e}", model_path.display()));
+        let ort_err = |source: ort::Error| InferenceError::Session {
+            path: model_path.clone(),
+            source,
+        };
         let session = Session::builder(env)
             .map_err(ort_err)?
             .with_optimization_level(GraphOptimizationLevel::All)
@@ -328,31 +350,34 @@ impl BatchedModel for OnnxModel {
     ) -> Result<(), InferenceError> {
         let batch = cache.batch;
         if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
-            return Err(InferenceError::Runtime(format!(
-                "{} tokens do not split into {batch} streams",
-                tokens.len()
-            )));
+            return Err(InferenceError::BatchMismatch {
+                tokens: tokens.len(),
+                batch,
+            });
         }
-        if real.is_some_and(|r| r.len() != tokens.len()) {
-            return Err(InferenceError::Runtime(
-                "one padding flag per token is needed".into(),
-            ));
+        if let Some(r) = real.filter(|r| r.len() != tokens.len()) {
+            return Err(InferenceError::PaddingMismatch {
+                tokens: tokens.len(),
+                flags: r.len(),
+            });
         }
         let is_real = |i: usize| real.is_none_or(|r| r[i]);
         let seq = tokens.len() / batch;
         let past = cache.past_len;
         let (kv_heads, head_dim, capacity) = (self.kv_heads, self.head_dim, cache.capacity);
-        let run_err = |e: ort::Error| InferenceError::Runtime(format!("forward pass failed: {e}"));
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.vocab) {
-            return Err(InferenceError::Runtime(format!(
-                "token id {bad} is outside the model's {} ids",
-                self.vocab
-            )));
+        let run_err = InferenceError::Runtime;
+        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= self.vocab) {
+            return Err(InferenceError::TokenOutOfRange {
+                token,
+                vocab: self.vocab,
+            });
         }
         if matches!(cache.storage, KvStorage::Static(_)) && past + seq > capacity {
-            return Err(InferenceError::Runtime(format!(
-                "the cache holds {capacity} tokens per stream; {past} + {seq} do not fit"
-            )));
+            return Err(InferenceError::CacheFull {
+                capacity,
+                past,
+                seq,
+            });
         }
 
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
@@ -433,16 +458,18 @@ impl BatchedModel for OnnxModel {
                 .try_extract_tensor::<f32>()
                 .map_err(run_err)?;
             if shape.len() != 3 || shape[0] as usize != batch || shape[1] as usize != seq {
-                return Err(InferenceError::Runtime(format!(
-                    "logits have shape {shape:?}, expected [{batch}, {seq}, vocab]"
-                )));
+                return Err(InferenceError::UnexpectedOutput {
+                    what: format!("logits have shape {shape:?}, expected [{batch}, {seq}, vocab]"),
+                });
             }
             let vocab = shape[2] as usize;
             if vocab != self.vocab {
-                return Err(InferenceError::Runtime(format!(
-                    "logits have {vocab} entries per token but config.json says vocab_size = {}",
-                    self.vocab
-                )));
+                return Err(InferenceError::UnexpectedOutput {
+                    what: format!(
+                        "logits have {vocab} entries per token but config.json says vocab_size = {}",
+                        self.vocab
+                    ),
+                });
             }
             logits.clear();
             logits.extend_from_slice(data);
@@ -450,9 +477,11 @@ impl BatchedModel for OnnxModel {
         match &mut cache.storage {
             KvStorage::Concat(values) => {
                 for name in &self.present_names {
-                    let value = outputs
-                        .remove(name.as_str())
-                        .ok_or_else(|| InferenceError::Runtime(format!("no output `{name}`")))?;
+                    let value = outputs.remove(name.as_str()).ok_or_else(|| {
+                        InferenceError::UnexpectedOutput {
+                            what: format!("no output `{name}`"),
+                        }
+                    })?;
                     values.push(value);
                 }
             }
@@ -462,9 +491,9 @@ impl BatchedModel for OnnxModel {
                         .try_extract_tensor::<f32>()
                         .map_err(run_err)?;
                     if **shape != [batch as i64, kv_heads as i64, seq as i64, head_dim as i64] {
-                        return Err(InferenceError::Runtime(format!(
-                            "`{name}` has shape {shape:?}; a static-cache model returns only the new tokens"
-                        )));
+                        return Err(InferenceError::UnexpectedOutput {
+                            what: format!("`{name}` has shape {shape:?}; a static-cache model returns only the new tokens"),
+                        });
                     }
                     // Rows of `seq × head_dim` go to slots past..past+seq of
                     // each (stream, head).

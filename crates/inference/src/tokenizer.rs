@@ -62,7 +62,7 @@ impl TextTokenizer {
     /// Builds from the bytes of a `tokenizer.json`.
     pub fn from_bytes(json: &[u8]) -> Result<TextTokenizer, InferenceError> {
         let inner = tokenizers::Tokenizer::from_bytes(json)
-            .map_err(|e| InferenceError::Tokenizer(format!("cannot parse tokenizer.json: {e}")))?;
+            .map_err(|source| InferenceError::TokenizerFile { source })?;
         let char_to_byte: std::collections::HashMap<char, u8> = byte_to_char_table()
             .iter()
             .enumerate()
@@ -101,9 +101,9 @@ impl TextTokenizer {
             byte_tokens[b] = inner.token_to_id(&c.to_string());
         }
         if byte_tokens.iter().all(Option::is_none) {
-            return Err(InferenceError::Tokenizer(
-                "the vocabulary has no single-byte tokens; only byte-level BPE tokenizers are supported".into(),
-            ));
+            return Err(InferenceError::UnsupportedTokenizer {
+                what: "the vocabulary has no single-byte tokens; only byte-level BPE tokenizers are supported".into(),
+            });
         }
         let all_bytes = std::array::from_fn(|b| b as u8);
         Ok(TextTokenizer {
@@ -200,7 +200,7 @@ impl TextTokenizer {
         let encoding = self
             .inner
             .encode(text, false)
-            .map_err(|e| InferenceError::Tokenizer(format!("tokenization failed: {e}")))?;
+            .map_err(|source| InferenceError::Tokenization { source })?;
         let piece = encoding.get_ids();
         let mut rebuilt = Vec::with_capacity(text.len());
         for &id in piece {
