@@ -20,119 +20,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use tenbits_chat::{Message, Role, Sampling};
 
-use crate::{BatchCache, BatchedModel, InferenceError, LanguageModel, OnnxModel};
-
-/// How a model formats conversations: ChatML (`<|im_start|>role\n…<|im_end|>\n`),
-/// which SmolLM2 and Qwen2.5 both use, with the default system prompt their
-/// template inserts when a conversation has none.
-#[derive(Debug, Clone)]
-pub struct ChatTemplate {
-    im_start: u32,
-    im_end: u32,
-    default_system: Option<String>,
-}
-
-impl ChatTemplate {
-    /// The template of `model`, read from the `tokenizer.chat_template` its
-    /// GGUF carried (kept in `config.json`). Only ChatML templates are
-    /// understood; others are refused rather than guessed.
-    pub fn for_model<M: LanguageModel>(model: &M) -> Result<ChatTemplate, InferenceError> {
-        let tokenizer = model.tokenizer();
-        let (Some(im_start), Some(im_end)) = (
-            tokenizer.token_id("<|im_start|>"),
-            tokenizer.token_id("<|im_end|>"),
-        ) else {
-            return Err(InferenceError::Tokenizer(format!(
-                "{} has no <|im_start|>/<|im_end|> tokens; only ChatML chat templates are supported",
-                model.config().name
-            )));
-        };
-        let template = model.config().chat_template.as_deref().unwrap_or("");
-        if !template.is_empty() && !template.contains("<|im_start|>") {
-            return Err(InferenceError::Tokenizer(format!(
-                "the chat template of {} is not ChatML; only ChatML chat templates are supported",
-                model.config().name
-            )));
-        }
-        Ok(ChatTemplate {
-            im_start,
-            im_end,
-            default_system: default_system_prompt(template),
-        })
-    }
-
-    /// The system prompt used when a conversation does not start with one.
-    pub fn default_system(&self) -> Option<&str> {
-        self.default_system.as_deref()
-    }
-
-    /// The token that ends a turn; generation stops on it.
-    pub fn end_of_turn(&self) -> u32 {
-        self.im_end
-    }
-
-    /// Token ids of `messages`, followed by the opening of an assistant turn
-    /// when `generation_prompt` is set. Control bytes the vocabulary cannot
-    /// spell are dropped (the model cannot read them).
-    pub fn render(
-        &self,
-        tokenizer: &crate::TextTokenizer,
-        messages: &[Message],
-        generation_prompt: bool,
-    ) -> Result<Vec<u32>, InferenceError> {
-        let mut ids = Vec::new();
-        let vocab = tokenizer.vocab_size() as u32;
-        let text = |ids: &mut Vec<u32>, s: &str| -> Result<(), InferenceError> {
-            ids.extend(
-                tokenizer
-                    .encode_bytes(s.as_bytes())?
-                    .into_iter()
-                    .filter(|&t| t < vocab),
-            );
-            Ok(())
-        };
-        let turn = |ids: &mut Vec<u32>, role: &str, content: &str| -> Result<(), InferenceError> {
-            ids.push(self.im_start);
-            text(ids, &format!("{role}\n{content}"))?;
-            ids.push(self.im_end);
-            text(ids, "\n")
-        };
-        if messages.first().is_none_or(|m| m.role != Role::System) {
-            if let Some(system) = &self.default_system {
-                turn(&mut ids, "system", system)?;
-            }
-        }
-        for m in messages {
-            turn(&mut ids, m.role.as_str(), &m.content)?;
-        }
-        if generation_prompt {
-            ids.push(self.im_start);
-            ids.extend(tokenizer.encode_bytes(b"assistant\n")?);
-        }
-        Ok(ids)
-    }
-}
-
-/// The literal system prompt a ChatML template inserts by default: the text
-/// between `<|im_start|>system\n` and `<|im_end|>` inside a string literal.
-fn default_system_prompt(template: &str) -> Option<String> {
-    const OPEN: &str = "<|im_start|>system";
-    let mut rest = template;
-    while let Some(at) = rest.find(OPEN) {
-        rest = &rest[at + OPEN.len()..];
-        let body = rest.strip_prefix("\\n").or_else(|| rest.strip_prefix('\n'));
-        if let Some(body) = body {
-            if let Some(end) = body.find("<|im_end|>") {
-                let text = &body[..end];
-                // A literal, not an expression such as `' + message['content'] + '`.
-                if !text.is_empty() && !text.contains(['\'', '"', '{', '}', '+']) {
-                    return Some(text.replace("\\n", "\n"));
-                }
-            }
-        }
-    }
-    None
-}
+use crate::{BatchCache, BatchedModel, ChatTemplate, InferenceError, OnnxModel};
 
 /// One generation request: a rendered prompt and how to continue it.
 #[derive(Debug, Clone)]
@@ -224,7 +112,8 @@ pub struct Generator<M = OnnxModel> {
 }
 
 impl<M: BatchedModel> Generator<M> {
-    /// Wraps a loaded model; fails if its chat template is not understood.
+    /// Wraps a loaded model; fails if its chat template does not compile
+    /// (see [`ChatTemplate::for_model`]).
     pub fn new(model: M) -> Result<Generator<M>, InferenceError> {
         let template = ChatTemplate::for_model(&model)?;
         let tokenizer = model.tokenizer();
@@ -708,26 +597,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_system_prompts_are_read_from_both_template_styles() {
-        let smol = "{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}";
-        assert_eq!(
-            default_system_prompt(smol).as_deref(),
-            Some("You are a helpful AI assistant named SmolLM, trained by Hugging Face")
-        );
-        let qwen = r"{{- '<|im_start|>system\n' }}{{- messages[0]['content'] }}{%- else %}{{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}";
-        assert_eq!(
-            default_system_prompt(qwen).as_deref(),
-            Some("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.")
-        );
-        assert_eq!(
-            default_system_prompt(
-                "{{ '<|im_start|>system\n' + message['content'] + '<|im_end|>' }}"
-            ),
-            None
-        );
-    }
-
-    #[test]
     fn stop_strings_are_cut_and_held_back_until_ruled_out() {
         let sampling = Sampling {
             stop: vec!["\n\n".into()],
@@ -786,6 +655,7 @@ mod tests {
     // The generation logic through the model seam, on the fake model.
 
     use crate::fake::{self, FakeModel};
+    use crate::LanguageModel;
 
     const ENDOFTEXT: u32 = 0;
     const IM_END: u32 = 2;

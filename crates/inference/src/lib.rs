@@ -44,16 +44,17 @@ mod fake;
 mod generate;
 mod onnx;
 mod registry;
+mod template;
 mod tokenizer;
 
 pub use generate::{
-    ChatTemplate, Completion, FinishReason, GenerationStats, Generator, Message, Request, Role,
-    Sampling,
+    Completion, FinishReason, GenerationStats, Generator, Message, Request, Role, Sampling,
 };
 pub use onnx::{runtime_library_path, KvCache, OnnxModel, SessionSettings};
 pub use registry::{
     cache_dir, ConverterEntry, ModelEntry, ModelPart, Registry, RuntimeEntry, EMBEDDED_REGISTRY,
 };
+pub use template::{ChatTemplate, CHATML_TEMPLATE};
 pub use tokenizer::TextTokenizer;
 
 /// A model that gives next-token logits for a batch of independent streams.
@@ -143,11 +144,18 @@ pub trait BatchedModel: LanguageModel<Cache: BatchCache> {
 pub struct ModelConfig {
     /// Name from the source file's metadata.
     pub name: String,
+    /// The GGUF's `general.architecture` (`llama`, `qwen2`, …).
     pub architecture: String,
+    /// Number of logits per position (may exceed the tokenizer's ids).
     pub vocab_size: usize,
+    /// Most positions the model was trained on.
     pub context_length: usize,
+    /// The beginning-of-text token, if the model has one.
     pub bos_token_id: Option<u32>,
+    /// The end-of-text token, if the model has one.
     pub eos_token_id: Option<u32>,
+    /// The Jinja chat template the GGUF carried
+    /// (`tokenizer.chat_template`), rendered by [`ChatTemplate`].
     #[serde(default)]
     pub chat_template: Option<String>,
     /// How the model takes its key/value cache (see [`KvLayout`]).
@@ -301,8 +309,9 @@ mod tests {
 /// [`InferenceError::RuntimeUnavailable`], …), ONNX Runtime failures
 /// ([`InferenceError::Session`], [`InferenceError::Runtime`], with the
 /// `ort` error as source), caller mistakes ([`InferenceError::BatchMismatch`],
-/// [`InferenceError::CacheFull`], [`InferenceError::EmptyPrompt`], …) are
-/// told apart, so callers can match on what went wrong.
+/// [`InferenceError::CacheFull`], [`InferenceError::EmptyPrompt`], …) and
+/// chat templates ([`InferenceError::Template`], with the `minijinja` error
+/// as source) are told apart, so callers can match on what went wrong.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InferenceError {
@@ -442,10 +451,29 @@ pub enum InferenceError {
         /// Its index among the requests.
         index: usize,
     },
-    /// The model's chat template is not one this build understands (only
-    /// ChatML is).
-    #[error("tokenizer: {0}")]
-    Tokenizer(String),
+    /// The chat template does not parse, or failed rendering a
+    /// conversation (including a template's own `raise_exception`).
+    #[error("the chat template of {model}: {source}")]
+    Template {
+        /// The model's name.
+        model: String,
+        /// `minijinja`'s error.
+        source: minijinja::Error,
+    },
+    /// The model carries no chat template, and has no ChatML tokens to
+    /// fall back on.
+    #[error("{model} has no chat template (and no <|im_start|>/<|im_end|> tokens)")]
+    NoChatTemplate {
+        /// The model's name.
+        model: String,
+    },
+    /// Neither the chat template nor the config tells which token ends a
+    /// turn.
+    #[error("cannot tell which token ends a turn in {model}: its chat template puts no special token after a reply, and it has no end-of-text token")]
+    NoEndOfTurn {
+        /// The model's name.
+        model: String,
+    },
     /// [`Generator::p_yes`] cannot compare "Yes" and "No".
     #[error("\"Yes\" and \"No\" start with the same token in this vocabulary")]
     YesNoIndistinct,

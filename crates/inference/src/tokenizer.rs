@@ -29,6 +29,9 @@ pub struct TextTokenizer {
     byte_tokens: [Option<u32>; 256],
     /// Every byte value, so escape symbols can hand out one-byte slices.
     all_bytes: [u8; 256],
+    /// The special added tokens (`<|im_start|>`, `</s>`, …) and their ids,
+    /// longest first.
+    special_tokens: Vec<(String, u32)>,
 }
 
 /// Largest piece of text handed to the tokenizer at once; pieces are cut at
@@ -72,12 +75,15 @@ impl TextTokenizer {
         let vocab = inner.get_vocab(true);
         let size = vocab.values().map(|&id| id as usize + 1).max().unwrap_or(0);
         let mut token_bytes = vec![Vec::new(); size];
-        let special: std::collections::HashSet<u32> = inner
+        let mut special_tokens: Vec<(String, u32)> = inner
             .get_added_tokens_decoder()
             .iter()
-            .filter(|(_, t)| t.special)
-            .map(|(&id, _)| id)
+            .filter(|(_, t)| t.special && !t.content.is_empty())
+            .map(|(&id, t)| (t.content.clone(), id))
             .collect();
+        special_tokens.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        let special: std::collections::HashSet<u32> =
+            special_tokens.iter().map(|&(_, id)| id).collect();
         for (text, &id) in &vocab {
             let bytes = if special.contains(&id) {
                 // Special tokens are matched verbatim in text, so their bytes
@@ -111,6 +117,7 @@ impl TextTokenizer {
             token_bytes,
             byte_tokens,
             all_bytes,
+            special_tokens,
         })
     }
 
@@ -134,6 +141,13 @@ impl TextTokenizer {
     /// The id of a token given its text, such as `"<|endoftext|>"`.
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
+    }
+
+    /// The special tokens (`<|im_start|>`, `</s>`, …) with their ids, longest
+    /// text first: what a chat template's text is split on before the rest
+    /// is tokenized.
+    pub fn special_tokens(&self) -> &[(String, u32)] {
+        &self.special_tokens
     }
 
     /// The bytes a token id or escape symbol stands for (empty for an
