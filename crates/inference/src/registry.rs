@@ -77,14 +77,19 @@ pub struct Defaults {
 /// Where the ONNX Runtime library comes from.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RuntimeEntry {
+    /// The PyPI package shipping the library (`onnxruntime`).
     pub package: String,
+    /// Its version.
     pub version: String,
+    /// The wheel's file name.
     pub wheel: String,
+    /// sha256 of the wheel.
     pub wheel_sha256: String,
     /// Path of the shared library inside the wheel.
     pub file: String,
     /// sha256 of the shared library itself.
     pub sha256: String,
+    /// The library's license.
     pub license: String,
 }
 
@@ -93,10 +98,15 @@ pub struct RuntimeEntry {
 pub struct ModelEntry {
     /// Short name used on the command line and in `.tb` headers.
     pub name: String,
+    /// The model's name as its authors write it.
     pub display_name: String,
+    /// What the model is for here (`small`, `medium`, `large`).
     pub role: String,
+    /// The GGUF's architecture (`llama`, `qwen2`).
     pub architecture: String,
+    /// The weights' license.
     pub license: String,
+    /// The GGUF's quantization, for people (`GGUF Q4_1`).
     pub format: String,
     /// sha256 of the complete GGUF file.
     pub sha256: String,
@@ -113,10 +123,15 @@ pub struct ModelEntry {
 /// One package holding (part of) a GGUF file.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ModelPart {
+    /// The PyPI package holding the part.
     pub package: String,
+    /// Its version.
     pub version: String,
+    /// The wheel's file name.
     pub wheel: String,
+    /// sha256 of the wheel.
     pub wheel_sha256: String,
+    /// Path of the part inside the wheel.
     pub file: String,
 }
 
