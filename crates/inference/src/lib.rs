@@ -1,37 +1,57 @@
-//! Next-token distributions from real language models.
+//! Next-token distributions from real language models, and text generation
+//! over them.
 //!
 //! The principal types:
 //!
 //! * [`LanguageModel`] — the seam the rest of tenbits codes against: feed one
 //!   or more tokens to each stream of a batch, get logits back, with the
 //!   key/value cache kept in a [`LanguageModel::Cache`].
-//! * [`OnnxModel`] — the implementation on ONNX Runtime (`ort`, loaded
-//!   dynamically from the library `scripts/setup.py` fetched).
+//! * [`BatchedModel`] — what generation needs on top: padded batches of
+//!   streams of different lengths ([`BatchedModel::forward_padded`]) and
+//!   caches that fork a shared prefix ([`BatchCache::fork`]).
+//! * [`OnnxModel`] — the implementation of both on ONNX Runtime (`ort`,
+//!   loaded dynamically from the library `scripts/setup.py` fetched), with
+//!   its [`KvCache`].
 //! * [`TextTokenizer`] — byte-exact tokenization over a `tokenizer.json`.
-//! * [`Generator`] — text generation over a [`BatchedModel`] (an [`OnnxModel`] by default): the model's
-//!   [`ChatTemplate`], seeded [`Sampling`], stop strings, streaming, batches
-//!   of [`Request`]s sharing a prompt prefix, and yes/no scoring.
+//! * [`ChatTemplate`] — the model's own Jinja chat template (from its GGUF),
+//!   rendered with `minijinja` as Hugging Face renders it, then tokenized.
+//! * [`Generator`] — text generation over a [`BatchedModel`] (an
+//!   [`OnnxModel`] unless told otherwise): seeded [`Sampling`], stop strings,
+//!   streaming, batches of [`Request`]s sharing a prompt prefix, yes/no
+//!   scoring ([`Generator::p_yes`]) and candidate scoring.
 //! * [`Registry`] — the models this build knows (the crate's `models.toml`) and
 //!   where the cache keeps them; [`Fingerprint`] identifies a model's files.
+//! * [`InferenceError`] — what can go wrong, by kind: set-up, ONNX Runtime
+//!   (with `ort`'s error as source), caller mistakes, chat templates.
 //!
 //! This crate knows nothing of coding or actors.
 //!
-//! ```no_run
-//! use tenbits_inference::{LanguageModel, OnnxModel, Registry, SessionSettings};
+//! ```
+//! use std::path::Path;
+//! use tenbits_inference::{Generator, LanguageModel, Message, OnnxModel, Sampling, SessionSettings};
 //!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let registry = Registry::embedded();
-//! let dir = registry.model("smollm2-135m")?.cached_dir(&tenbits_inference::cache_dir());
-//! let mut model = OnnxModel::load(&dir, SessionSettings::default())?;
+//! # fn main() -> Result<(), tenbits_inference::InferenceError> {
+//! // The repository's tiny random-weight model; a registered one is at
+//! // `Registry::embedded().model("smollm2-135m")?.cached_dir(&cache_dir())`.
+//! let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny");
+//! let mut model = OnnxModel::load(&dir, SessionSettings { threads: 1 })?;
+//!
+//! // Next-token logits for every fed position, as the lossless coder uses them.
 //! let prompt = model.tokenizer().encode_bytes(b"The capital of France is")?;
 //! let mut cache = model.new_cache(1, prompt.len());
 //! let mut logits = Vec::new();
 //! model.forward(&mut cache, &prompt, &mut logits)?;
-//! let last = &logits[logits.len() - model.vocab_size()..];
-//! let best = (0..last.len()).max_by(|&a, &b| last[a].total_cmp(&last[b])).unwrap();
-//! println!("{:?}", String::from_utf8_lossy(model.tokenizer().token_bytes(best as u32)));
+//! assert_eq!(logits.len(), prompt.len() * model.vocab_size());
+//!
+//! // A reply through the model's chat template, greedy, at most 8 tokens.
+//! let mut generator = Generator::new(model)?;
+//! let reply = generator.chat(&[Message::user("Hi")], &Sampling::greedy(8))?;
+//! assert!(reply.tokens.len() <= 8);
+//! println!("{:?}", reply.text);
 //! # Ok(()) }
 //! ```
+
+#![warn(missing_docs)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
