@@ -6,7 +6,7 @@
 //! cargo run --release --example roundtrip -- examples/data/sample.txt
 //! ```
 
-use tenbits_inference::{cache_dir, LanguageModel, OnnxModel, Registry, SessionSettings};
+use tenbits_inference::{LanguageModel, Registry, SessionSettings};
 use tenbits_lossless::{compress, decompress, Options};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,8 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let registry = Registry::embedded();
     let name = registry.defaults.model.clone();
-    let dir = registry.model(&name)?.cached_dir(&cache_dir());
-    let mut model = OnnxModel::load(&dir, SessionSettings::default())?;
+    let mut model = registry.load(&name, SessionSettings::default())?;
 
     let options = Options {
         model_name: name,

@@ -238,11 +238,7 @@ fn load_model(
         None => {
             let registry = Registry::embedded();
             let name = name.unwrap_or(&registry.defaults.model).to_string();
-            let entry = registry.model(&name)?;
-            let dir = entry.cached_dir(&tenbits_inference::cache_dir());
-            if !dir.join("model.onnx").is_file() {
-                bail!("model `{name}` is not set up in {}; run `python3 scripts/setup.py --model {name}`", dir.display());
-            }
+            let dir = registry.set_up_dir(&name)?;
             (name, dir)
         }
     };

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use tenbits_inference::{
-    cache_dir, FinishReason, Generator, LanguageModel, Message, OnnxModel, Registry, Request,
-    Sampling, SessionSettings,
+    FinishReason, Generator, LanguageModel, Message, OnnxModel, Registry, Request, Sampling,
+    SessionSettings,
 };
 
 fn tiny() -> Generator {
@@ -18,16 +18,8 @@ fn tiny() -> Generator {
 }
 
 fn smollm2() -> Generator {
-    let dir = Registry::embedded()
-        .model("smollm2-135m")
-        .unwrap()
-        .cached_dir(&cache_dir());
-    assert!(
-        dir.join("model.onnx").is_file(),
-        "run `python3 scripts/setup.py` first: {} is missing",
-        dir.display()
-    );
-    Generator::new(OnnxModel::load(&dir, SessionSettings { threads: 2 }).unwrap()).unwrap()
+    let model = Registry::embedded().load("smollm2-135m", SessionSettings { threads: 2 });
+    Generator::new(model.unwrap_or_else(|e| panic!("{e}"))).unwrap()
 }
 
 /// A system turn long enough (over one 32-token block) to be shared.
@@ -246,17 +238,8 @@ fn real_model_greedy_is_reproducible_and_batching_does_not_change_it() {
 
 #[test]
 fn the_large_model_says_yes_to_true_and_no_to_false_statements() {
-    let dir = Registry::embedded()
-        .model("qwen2.5-coder-1.5b")
-        .unwrap()
-        .cached_dir(&cache_dir());
-    assert!(
-        dir.join("model.onnx").is_file(),
-        "run `python3 scripts/setup.py --all` first: {} is missing",
-        dir.display()
-    );
-    let mut g =
-        Generator::new(OnnxModel::load(&dir, SessionSettings { threads: 2 }).unwrap()).unwrap();
+    let model = Registry::embedded().load("qwen2.5-coder-1.5b", SessionSettings { threads: 2 });
+    let mut g = Generator::new(model.unwrap_or_else(|e| panic!("{e}"))).unwrap();
     let ask = |q: &str| {
         vec![
             Message::system("You answer questions truthfully, with a single word: Yes or No."),

@@ -17,17 +17,12 @@
 //! centred 4-bit K-quants, 8-bit Q6_K); each tolerance is about 2.5 times
 //! that.
 
-use tenbits_inference::{cache_dir, LanguageModel, OnnxModel, Registry, SessionSettings};
+use tenbits_inference::{LanguageModel, OnnxModel, Registry, SessionSettings};
 
 fn check_against_reference(name: &str, tolerance: f64) {
     let registry = Registry::embedded();
     let entry = registry.model(name).unwrap();
-    let dir = entry.cached_dir(&cache_dir());
-    assert!(
-        dir.join("model.onnx").is_file(),
-        "{name} is not converted in the cache ({} is missing): run `python3 scripts/setup.py --all`",
-        dir.display()
-    );
+    let dir = registry.set_up_dir(name).unwrap_or_else(|e| panic!("{e}"));
     let path = format!("tests/fixtures/reference/{name}.json");
     let reference: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")),

@@ -21,17 +21,9 @@ pub struct OnnxChatModel {
 impl OnnxChatModel {
     /// Loads a registered model from the cache; the error says how to set it up.
     pub fn load(name: &str, threads: usize) -> Result<OnnxChatModel, ModelError> {
-        let registry = Registry::embedded();
-        let entry = registry
-            .model(name)
+        let dir = Registry::embedded()
+            .set_up_dir(name)
             .map_err(|e| ModelError(e.to_string()))?;
-        let dir = entry.cached_dir(&tenbits_inference::cache_dir());
-        if !dir.join("model.onnx").is_file() {
-            return Err(ModelError(format!(
-                "model `{name}` is not set up in {}; run `python3 scripts/setup.py --model {name}`",
-                dir.display()
-            )));
-        }
         Self::load_dir(name, &dir, threads)
     }
 

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use tenbits_inference::{cache_dir, LanguageModel, OnnxModel, Registry, SessionSettings};
+use tenbits_inference::{LanguageModel, OnnxModel, Registry, SessionSettings};
 
 use crate::memory::{current_rss, peak_rss, reset_peak};
 use crate::{Report, Sink};
@@ -107,14 +107,8 @@ pub fn models(options: &ModelsOptions, sink: &mut dyn Sink) -> Result<Report> {
         sample,
     } = options.clone();
     let registry = Registry::embedded();
-    let cache = cache_dir();
     let names: Vec<String> = if names.is_empty() {
-        registry
-            .models
-            .iter()
-            .filter(|m| m.cached_dir(&cache).join("model.onnx").is_file())
-            .map(|m| m.name.clone())
-            .collect()
+        registry.set_up_models().map(|m| m.name.clone()).collect()
     } else {
         names.to_vec()
     };
@@ -128,11 +122,7 @@ pub fn models(options: &ModelsOptions, sink: &mut dyn Sink) -> Result<Report> {
     let mut rows = Vec::new();
 
     for name in &names {
-        let entry = registry.model(name)?;
-        let dir = entry.cached_dir(&cache);
-        if !dir.join("model.onnx").is_file() {
-            bail!("model `{name}` is not set up; run `python3 scripts/setup.py --model {name}`");
-        }
+        let dir = registry.set_up_dir(name)?;
         let config: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("config.json"))?)?;
         let weight_bytes: u64 = std::fs::read_dir(&dir)?

@@ -343,6 +343,16 @@ pub enum InferenceError {
         /// The registered names, comma-separated.
         known: String,
     },
+    /// A registered model has not been fetched and converted into the cache.
+    #[error(
+        "model `{name}` is not set up in {dir}; run `python3 scripts/setup.py --model {name}`"
+    )]
+    NotSetUp {
+        /// The model's registry name.
+        name: String,
+        /// Where it would be.
+        dir: PathBuf,
+    },
     /// A model file is not in the cache (or the directory given).
     #[error("model file {path} is missing; run `python3 scripts/setup.py --model NAME` to fetch and convert the model")]
     MissingModelFile {

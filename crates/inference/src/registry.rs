@@ -163,6 +163,36 @@ impl Registry {
                     .join(", "),
             })
     }
+
+    /// The cache directory of a registered model that is set up; else
+    /// [`InferenceError::NotSetUp`], which says what to run.
+    pub fn set_up_dir(&self, name: &str) -> Result<PathBuf, InferenceError> {
+        let dir = self.model(name)?.cached_dir(&cache_dir());
+        if dir.join("model.onnx").is_file() {
+            Ok(dir)
+        } else {
+            let name = name.to_string();
+            Err(InferenceError::NotSetUp { name, dir })
+        }
+    }
+
+    /// The registered models that are set up in the cache, in registry order.
+    pub fn set_up_models(&self) -> impl Iterator<Item = &ModelEntry> {
+        let cache = cache_dir();
+        self.models
+            .iter()
+            .filter(move |m| m.cached_dir(&cache).join("model.onnx").is_file())
+    }
+
+    /// Loads a registered model from the cache: the one place that checks
+    /// a model is set up (see [`Registry::set_up_dir`]).
+    pub fn load(
+        &self,
+        name: &str,
+        settings: crate::SessionSettings,
+    ) -> Result<crate::OnnxModel, InferenceError> {
+        crate::OnnxModel::load(&self.set_up_dir(name)?, settings)
+    }
 }
 
 /// The cache directory: `$TENBITS_CACHE`, else `$XDG_CACHE_HOME/tenbits`,
