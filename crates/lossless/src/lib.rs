@@ -282,8 +282,7 @@ impl TokenCoder for EncodeCoder<'_> {
     fn code(&mut self, chunk: usize, pos: usize, logits: &[f32]) -> Result<u32, LosslessError> {
         let token = self.tokens[self.layout.chunks[chunk].0 + pos];
         symbol_table(logits, self.table_len, &mut self.freqs);
-        self.encoder
-            .encode(token as usize, &self.freqs)?;
+        self.encoder.encode(token as usize, &self.freqs)?;
         let cost = table_cost(&self.freqs, token as usize, self.table_len, logits.len());
         self.model_bits += if (token as usize) < logits.len() {
             tenbits_coding::log2_prob(logits, token as usize)

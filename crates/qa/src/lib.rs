@@ -114,7 +114,10 @@ pub trait ChatModel {
     ) -> Result<Vec<f64>, ModelError>;
     /// As [`ChatModel::generate`], with how each completion ended. Models
     /// that know override it; the default says nothing was cut off.
-    fn complete(&mut self, requests: &[(Vec<Message>, Sampling)]) -> Result<Vec<Reply>, ModelError> {
+    fn complete(
+        &mut self,
+        requests: &[(Vec<Message>, Sampling)],
+    ) -> Result<Vec<Reply>, ModelError> {
         let texts = self.generate(requests)?;
         let reply = |text| Reply {
             text,
