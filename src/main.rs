@@ -12,6 +12,7 @@ use tenbits_lossless::{Options, Progress};
 mod agents;
 mod bench;
 mod chat;
+mod eval;
 
 #[derive(Parser)]
 #[command(
@@ -112,6 +113,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Measure what the bits carry: each method (small, large, blc, qa,
+    /// qa+, coded, select) on a benchmark, with accuracy and intervals, the
+    /// share of the small-to-large gap recovered, bits and compute. Results
+    /// are appended as they finish; a rerun resumes.
+    Eval(Box<eval::EvalArgs>),
     /// Measure tenbits: compression against classic compressors, model speed.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -467,6 +473,7 @@ fn run(cli: Cli) -> Result<()> {
             sampling,
         } => chat::generate_command(&model, &prompt, raw, &sampling),
         Command::Chat { model, sampling } => chat::chat_command(&model, &sampling),
+        Command::Eval(args) => eval::eval_command(&args),
         Command::Bench(BenchCommand::Swarm {
             model,
             threads,

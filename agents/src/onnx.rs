@@ -5,8 +5,10 @@
 
 use std::path::Path;
 
-use tenbits_inference::{Generator, LanguageModel, OnnxModel, Registry, Request, SessionSettings};
-use tenbits_qa::{ChatModel, Message, ModelError, Sampling};
+use tenbits_inference::{
+    FinishReason, Generator, LanguageModel, OnnxModel, Registry, Request, SessionSettings,
+};
+use tenbits_qa::{ChatModel, Message, ModelError, Reply, Sampling, Usage};
 
 /// An ONNX model from the registry (or a directory) behind [`ChatModel`].
 ///
@@ -64,6 +66,14 @@ impl ChatModel for OnnxChatModel {
         &mut self,
         requests: &[(Vec<Message>, Sampling)],
     ) -> Result<Vec<String>, ModelError> {
+        let replies = self.complete(requests)?;
+        Ok(replies.into_iter().map(|r| r.text).collect())
+    }
+
+    fn complete(
+        &mut self,
+        requests: &[(Vec<Message>, Sampling)],
+    ) -> Result<Vec<Reply>, ModelError> {
         let requests: Vec<Request> = requests
             .iter()
             .map(|(conversation, s)| {
@@ -77,10 +87,22 @@ impl ChatModel for OnnxChatModel {
             .generator
             .generate(&requests, |_, _| {})
             .map_err(model_error)?;
-        Ok(completions
-            .into_iter()
-            .map(|c| c.text.trim().to_string())
-            .collect())
+        let reply = |c: tenbits_inference::Completion| Reply {
+            text: c.text.trim().to_string(),
+            truncated: c.finish == FinishReason::Length,
+            prompt_tokens: c.prompt_tokens as u64,
+            new_tokens: c.tokens.len() as u64,
+        };
+        Ok(completions.into_iter().map(reply).collect())
+    }
+
+    fn take_usage(&mut self) -> Usage {
+        let stats = self.generator.take_stats();
+        Usage {
+            prompt_tokens: stats.prefill_tokens as u64,
+            generated_tokens: stats.decode_tokens as u64,
+            seconds: stats.prefill_seconds + stats.decode_seconds,
+        }
     }
 
     fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {

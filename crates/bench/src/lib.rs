@@ -53,7 +53,7 @@ mod swarm;
 
 pub use baselines::{baselines, Baseline};
 pub use lossless::lossless;
-pub use models::{models, ModelsOptions};
+pub use models::{models, weights_per_token, ModelsOptions};
 pub use swarm::{swarm, SwarmOptions};
 pub use tenbits_lossless::Progress;
 

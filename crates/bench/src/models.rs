@@ -64,7 +64,7 @@ fn measure_hardware(threads: usize) -> Hardware {
 
 /// Multiply-accumulate weights of one token's pass, from `config.json`:
 /// attention and MLP projections of every layer plus the LM head.
-fn weights_per_token(config: &serde_json::Value) -> Option<f64> {
+pub fn weights_per_token(config: &serde_json::Value) -> Option<f64> {
     let get = |k: &str| config.get(k)?.as_f64();
     let (layers, hidden, ffn, heads, kv_heads, head_dim, vocab) = (
         get("num_layers")?,

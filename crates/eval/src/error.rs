@@ -54,6 +54,17 @@ pub enum EvalError {
     /// The sandbox could not start or watch a checker process.
     #[error("sandbox: {0}")]
     Sandbox(String),
+    /// A model failed during an evaluation.
+    #[error("model: {0}")]
+    Model(#[from] tenbits_qa::ModelError),
+    /// The protocol failed on a problem.
+    #[error("{problem}: {source}")]
+    Protocol {
+        /// The problem's id.
+        problem: String,
+        /// What failed.
+        source: tenbits_qa::QaError,
+    },
     /// Arguments that do not fit together (e.g. score lists of different
     /// lengths).
     #[error("invalid input: {0}")]

@@ -63,9 +63,12 @@ pub mod bench;
 pub mod datasets;
 pub mod error;
 pub mod extract;
+pub mod metered;
 pub mod results;
+pub mod run;
 pub mod sandbox;
 pub mod stats;
+pub mod summary;
 
 pub use bench::{
     load, load_bigbench, load_bigbench_named, load_humaneval, load_task_file, Benchmark, CodeTest,
@@ -78,8 +81,11 @@ pub use extract::{
     grade, normalize, numbers_equal, parse_number, text_matches, Extracted, Grade, Outcome, Rule,
     Tally,
 };
+pub use metered::Metered;
 pub use results::{finished_keys, hex, read_results, Results, ResultsWriter, RunKey};
+pub use run::{AskerNotes, EvalSettings, Evaluator, Method, Record, RunProgress};
 pub use sandbox::{humaneval_program, CheckResult, Isolation, Sandbox, SandboxConfig, Verdict};
 pub use stats::{
     accuracy, gap_recovered, mean, wilson, Accuracy, Bootstrap, GapRecovered, Interval,
 };
+pub use summary::{markdown, summarize, MethodSummary, ModelFacts, Summary};

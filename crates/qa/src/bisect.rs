@@ -85,7 +85,45 @@ pub fn bisect(
     let probs = softmax(&score(asker, None)?);
     let theirs = score(answerer, reference)?;
     let best = (0..theirs.len()).fold(0, |b, i| if theirs[i] > theirs[b] { i } else { b });
+    Ok(split_toward(candidates, &probs, best, max_bits))
+}
 
+/// The asker's probabilities of `candidates` as its reply to the problem
+/// (normalized over them): the order [`bisect_to`] asks in.
+pub fn asker_probabilities(
+    asker: &mut dyn ChatModel,
+    problem: &Problem,
+    candidates: &[String],
+) -> Result<Vec<f64>, QaError> {
+    let replies: Vec<String> = candidates
+        .iter()
+        .map(|c| prompts::candidate_reply(c))
+        .collect();
+    let conversation = prompts::solve(problem.task, &problem.text, None);
+    let out = asker.score_candidates(&conversation, &replies)?;
+    Ok(softmax(&check_count(asker, replies.len(), out)?))
+}
+
+/// Bisects `candidates` toward `best`, the answerer's own choice among
+/// them (made elsewhere, e.g. by comparing them with its own solution),
+/// asking in the order of the asker's `probs`: the bits the answerer would
+/// send, at most `max_bits`.
+pub fn bisect_to(
+    candidates: &[String],
+    probs: &[f64],
+    best: usize,
+    max_bits: usize,
+) -> Result<Bisection, QaError> {
+    if candidates.is_empty() || probs.len() != candidates.len() || best >= candidates.len() {
+        return Err(QaError::Invalid(
+            "bisection needs candidates, one probability each and a choice among them",
+        ));
+    }
+    Ok(split_toward(candidates, probs, best, max_bits))
+}
+
+/// The bisection itself: halve the asker's remaining mass each question.
+fn split_toward(candidates: &[String], probs: &[f64], best: usize, max_bits: usize) -> Bisection {
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
     let (mut lo, mut hi, mut bits) = (0, order.len(), Vec::new());
@@ -102,13 +140,13 @@ pub fn bisect(
         bits.push(yes);
         (lo, hi) = if yes { (lo, split) } else { (split, hi) };
     }
-    Ok(Bisection {
+    Bisection {
         answer: candidates[order[lo]].clone(),
         candidates: order.iter().map(|&i| candidates[i].clone()).collect(),
         asker_probs: order.iter().map(|&i| probs[i]).collect(),
         bits,
         remaining: lo..hi,
-    })
+    }
 }
 
 /// Probabilities from log-probabilities (uniform if none is finite).

@@ -81,7 +81,7 @@ pub use answerer::{
     answer_batch, answerer_conversations, own_solution_prompt, AnswerBook, AnswerRequest, Answerer,
     Known, LocalAnswerer,
 };
-pub use bisect::{bisect, list_candidates, Bisection};
+pub use bisect::{asker_probabilities, bisect, bisect_to, list_candidates, Bisection};
 pub use eval::{grade, Tally};
 pub use prompts::{parse_questions, Task, PROMPT_VERSION};
 pub use protocol::{run, run_remote, Config, Receiver, Round, Sender, Setting, Transcript};
@@ -146,7 +146,7 @@ pub struct Reply {
 }
 
 /// Tokens a model computed: what [`ChatModel::take_usage`] reports.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     /// Prompt tokens run through the model (a shared prefix once).
     pub prompt_tokens: u64,

@@ -1,0 +1,657 @@
+//! The evaluation itself: every method on every problem, shared work done
+//! once, one result line per (problem, method) as it finishes.
+//!
+//! Methods ([`Method`]):
+//! - `small`, `large`: each model alone, greedy.
+//! - `blc`: the small model asks N questions and answers them itself (the
+//!   control for "more compute, no knowledge").
+//! - `qa`, `qa+`: the published protocol with the answerer's view named by
+//!   [`EvalSettings::view`]: `OwnSolution` (the large model solves first and
+//!   answers from that: honest) or `Reference` (it sees the gold answer: an
+//!   oracle). `qa+`: the large model also writes the questions.
+//! - `coded`: the `qa` session with its answers range-coded under the
+//!   asker's own predictions; its bits are what that code costs.
+//! - `select`: the small model proposes candidates (option letters; the
+//!   final answers of K sampled drafts and of its listed answers; K sampled
+//!   programs) and the large model's bits bisect them toward its own choice
+//!   (the candidate matching its own final answer, or for code the one it
+//!   judges most likely correct given its own solution; never the hidden
+//!   tests).
+//!
+//! The models are wrapped in [`Metered`], so the small model's draft and the
+//! large model's own solution are computed once per problem (in batches
+//! across problems, [`EvalSettings::batch`]) and charged to every method
+//! that uses them.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tenbits_qa::prompts::{self, FALLBACK_QUESTION, SOLUTION_LABEL, VERDICT_QUESTION};
+use tenbits_qa::{
+    asker_probabilities, bisect_to, list_candidates, run, AnswererView, ChatModel, Config,
+    Knowledge, Problem, Sampling, Setting, Transcript, Usage,
+};
+
+use crate::bench::{Gold, Item};
+use crate::error::{EvalError, Result};
+use crate::extract::{extract_choice, extract_code, grade, numbers_equal, parse_number};
+use crate::metered::Metered;
+use crate::results::{hex, read_results, ResultsWriter, RunKey};
+use crate::sandbox::Sandbox;
+
+/// One way of answering a problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Method {
+    /// The small model alone.
+    Small,
+    /// The large model alone.
+    Large,
+    /// The small model asks and answers itself.
+    Blc,
+    /// The small model asks, the large one answers.
+    Qa,
+    /// The large model writes the questions and answers them.
+    QaPlus,
+    /// `qa` with answers range-coded under the asker's predictions.
+    Coded,
+    /// The large model's bits choose among the small model's candidates.
+    Select,
+}
+
+impl Method {
+    /// Every method, in report order.
+    pub const ALL: [Method; 7] = [
+        Method::Small,
+        Method::Large,
+        Method::Blc,
+        Method::Qa,
+        Method::QaPlus,
+        Method::Coded,
+        Method::Select,
+    ];
+
+    /// Its name on the command line and in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Small => "small",
+            Method::Large => "large",
+            Method::Blc => "blc",
+            Method::Qa => "qa",
+            Method::QaPlus => "qa+",
+            Method::Coded => "coded",
+            Method::Select => "select",
+        }
+    }
+
+    /// The method named `name`.
+    pub fn parse(name: &str) -> Result<Method> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+                EvalError::Invalid(format!(
+                    "unknown method {name:?}; expected one of {}",
+                    known.join(", ")
+                ))
+            })
+    }
+}
+
+/// What every method of one run shares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalSettings {
+    /// Questions per session, and the most bits `select` may use.
+    pub bits: usize,
+    /// What the answerer knows: `OwnSolution` (honest) or `Reference`
+    /// (the gold answer: an oracle upper bound).
+    pub view: Knowledge,
+    /// Whether the answerer also sees the asker's draft (the published
+    /// protocol keeps it hidden).
+    pub sees_answer: bool,
+    /// Token limit of every generation.
+    pub max_tokens: usize,
+    /// Sampled drafts (or programs) `select` draws candidates from.
+    pub select_samples: usize,
+    /// Temperature of those samples.
+    pub select_temperature: f32,
+    /// Seed of every sampled generation.
+    pub seed: u64,
+    /// Problems whose shared generations run together in one batch.
+    pub batch: usize,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        Self {
+            bits: 10,
+            view: Knowledge::OwnSolution,
+            sees_answer: false,
+            max_tokens: 512,
+            select_samples: 8,
+            select_temperature: 0.8,
+            seed: 0,
+            batch: 8,
+        }
+    }
+}
+
+impl EvalSettings {
+    /// The canonical string results are keyed by (everything but `batch`,
+    /// which changes no result).
+    pub fn key(&self) -> String {
+        format!(
+            "bits={} view={:?} sees_answer={} max_tokens={} select={}@{} seed={}",
+            self.bits,
+            self.view,
+            self.sees_answer,
+            self.max_tokens,
+            self.select_samples,
+            self.select_temperature,
+            self.seed
+        )
+    }
+
+    /// Greedy sampling at the token limit.
+    fn greedy(&self) -> Sampling {
+        Sampling::greedy(self.max_tokens)
+    }
+
+    /// The protocol's configuration for a session.
+    fn config(&self, code_answers: bool) -> Config {
+        Config {
+            questions: self.bits,
+            rounds: 1,
+            iterative: false,
+            view: AnswererView {
+                knowledge: self.view,
+                sees_answer: self.sees_answer,
+            },
+            code_answers,
+            answer_sampling: self.greedy(),
+            question_sampling: self.greedy(),
+        }
+    }
+}
+
+/// The result of one method on one problem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The final reply.
+    pub reply: String,
+    /// What was graded in it, if anything was found.
+    pub extracted: Option<String>,
+    /// Whether it is right (false when ungradable or truncated and wrong).
+    pub correct: bool,
+    /// Whether the problem could be graded at all.
+    pub graded: bool,
+    /// Whether the final reply ended at the token limit.
+    pub truncated: bool,
+    /// One-bit answers the large model sent.
+    pub bits: usize,
+    /// For `coded`: bits actually needed, the mode flag plus the shorter of
+    /// plain bits and the range code under the asker's predictions.
+    pub coded_bits: Option<f64>,
+    /// Bytes of the one-way payload (whole bytes).
+    pub payload_bytes: usize,
+    /// Work charged to the small model.
+    pub small: Usage,
+    /// Work charged to the large model.
+    pub large: Usage,
+    /// Wall time this method added (shared work done earlier is free here).
+    pub wall_seconds: f64,
+    /// For `large`: tokens of its reply (the size of what QA stands in for).
+    pub response_tokens: Option<u64>,
+    /// For sessions: the asker's diagnostics.
+    pub asker: Option<AskerNotes>,
+    /// For `select`: the candidates, the asker's order, and which was chosen.
+    pub candidates: Option<Vec<String>>,
+    /// For sessions: the transcript, without the answerer's private view.
+    pub transcript: Option<Transcript>,
+}
+
+/// How the asker used its questions (for `blc`, `qa`, `qa+`, `coded`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AskerNotes {
+    /// Questions the asker did not write (padding).
+    pub padded: usize,
+    /// Answers whose bit the asker predicted right (P ≥ 0.5 = yes), when
+    /// predictions were made (`coded`).
+    pub predicted_right: Option<usize>,
+    /// Whether the revision differs from the draft.
+    pub revised: bool,
+    /// Answers that were "yes".
+    pub yes: usize,
+}
+
+/// Progress of a run: `done` of `total` (problem, method) results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunProgress {
+    /// Results finished, this run or before.
+    pub done: usize,
+    /// Results asked for.
+    pub total: usize,
+    /// Of `done`, those found finished in the results file.
+    pub skipped: usize,
+}
+
+/// Runs methods over problems with two models, writing results as it goes.
+pub struct Evaluator<S, L> {
+    /// The small model (asker).
+    pub small: Metered<S>,
+    /// The large model (answerer).
+    pub large: Metered<L>,
+    settings: EvalSettings,
+    benchmark: String,
+    sandbox: Option<Sandbox>,
+    writer: ResultsWriter,
+    done: HashSet<RunKey>,
+}
+
+impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
+    /// An evaluator appending to `results` (finished keys found there are
+    /// skipped). `sandbox` grades code problems; without it they fail to
+    /// grade with an error.
+    pub fn new(
+        small: S,
+        large: L,
+        settings: EvalSettings,
+        benchmark: &str,
+        sandbox: Option<Sandbox>,
+        results: &Path,
+    ) -> Result<Self> {
+        let done = if results.exists() {
+            read_results::<Record>(results)?.finished()
+        } else {
+            HashSet::new()
+        };
+        Ok(Self {
+            small: Metered::new(small),
+            large: Metered::new(large),
+            settings,
+            benchmark: benchmark.to_string(),
+            sandbox,
+            writer: ResultsWriter::open(results)?,
+            done,
+        })
+    }
+
+    /// The key of `method` on `item`.
+    pub fn key(&self, item: &Item, method: Method) -> RunKey {
+        RunKey {
+            models: vec![hex(&self.small.model_id()), hex(&self.large.model_id())],
+            prompt_version: tenbits_qa::PROMPT_VERSION,
+            settings: self.settings.key(),
+            benchmark: self.benchmark.clone(),
+            problem: item.id.clone(),
+            method: method.name().to_string(),
+        }
+    }
+
+    /// Runs `methods` on `items`, skipping finished results; `progress` is
+    /// called after each result.
+    pub fn run(
+        &mut self,
+        items: &[Item],
+        methods: &[Method],
+        progress: &mut dyn FnMut(RunProgress),
+    ) -> Result<()> {
+        let total = items.len() * methods.len();
+        let pending: Vec<(&Item, Vec<Method>)> = items
+            .iter()
+            .map(|item| {
+                let todo = methods
+                    .iter()
+                    .copied()
+                    .filter(|&m| !self.done.contains(&self.key(item, m)))
+                    .collect();
+                (item, todo)
+            })
+            .collect();
+        let skipped = total - pending.iter().map(|(_, m)| m.len()).sum::<usize>();
+        let mut state = RunProgress {
+            done: skipped,
+            total,
+            skipped,
+        };
+        progress(state);
+        let pending: Vec<_> = pending.into_iter().filter(|(_, m)| !m.is_empty()).collect();
+        for part in pending.chunks(self.settings.batch.max(1)) {
+            self.prefetch(part)?;
+            for (item, todo) in part {
+                for &method in todo {
+                    let record = self.run_one(item, method)?;
+                    let key = self.key(item, method);
+                    self.writer.append(&key, &record)?;
+                    self.done.insert(key);
+                    state.done += 1;
+                    progress(state);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The small model's drafts and the large model's own solutions of a
+    /// batch of problems, in one batched call each.
+    fn prefetch(&mut self, part: &[(&Item, Vec<Method>)]) -> Result<()> {
+        let solve = |item: &Item| (solve_prompt(item), self.settings.greedy());
+        let needs_large = |m: &Method| {
+            *m == Method::Large
+                || (self.settings.view != Knowledge::Reference
+                    && matches!(
+                        m,
+                        Method::Qa | Method::QaPlus | Method::Coded | Method::Select
+                    ))
+        };
+        let drafts: Vec<_> = part
+            .iter()
+            .filter(|(_, todo)| todo.iter().any(|m| *m != Method::Large))
+            .map(|(item, _)| solve(item))
+            .collect();
+        let solutions: Vec<_> = part
+            .iter()
+            .filter(|(_, todo)| todo.iter().any(needs_large))
+            .map(|(item, _)| solve(item))
+            .collect();
+        let batch = self.settings.batch;
+        self.small.prefetch(&drafts, batch).map_err(model_err)?;
+        self.large.prefetch(&solutions, batch).map_err(model_err)?;
+        Ok(())
+    }
+
+    fn run_one(&mut self, item: &Item, method: Method) -> Result<Record> {
+        let start = Instant::now();
+        self.small.take_charged();
+        self.large.take_charged();
+        let problem = self.problem(item);
+        let mut record = match method {
+            Method::Small | Method::Large => {
+                let sampling = self.settings.greedy();
+                let conversation = solve_prompt(item);
+                let model: &mut dyn ChatModel = match method {
+                    Method::Small => &mut self.small,
+                    _ => &mut self.large,
+                };
+                let reply = model
+                    .complete(&[(conversation, sampling)])
+                    .map_err(model_err)?
+                    .remove(0);
+                let mut r = empty_record(reply.text);
+                r.truncated = reply.truncated;
+                if method == Method::Large {
+                    r.response_tokens = Some(reply.new_tokens);
+                }
+                r
+            }
+            Method::Blc | Method::Qa | Method::QaPlus | Method::Coded => {
+                let setting = match method {
+                    Method::Blc => Setting::Blc,
+                    Method::QaPlus => Setting::QaPlus,
+                    _ => Setting::Qa,
+                };
+                let config = self.settings.config(method == Method::Coded);
+                let t = run(setting, &config, &mut self.small, &mut self.large, &problem).map_err(
+                    |source| EvalError::Protocol {
+                        problem: item.id.clone(),
+                        source,
+                    },
+                )?;
+                let mut r = empty_record(t.answer().to_string());
+                r.truncated = self.small.was_truncated(t.answer());
+                r.bits = t.raw_bits;
+                r.payload_bytes = t.payload.len();
+                if method == Method::Coded {
+                    r.coded_bits = Some(1.0 + t.ideal_bits.min(t.raw_bits as f64));
+                }
+                r.asker = Some(asker_notes(&t));
+                r.transcript = Some(t.public());
+                r
+            }
+            Method::Select => self.select(item, &problem)?,
+        };
+        self.grade(item, &mut record)?;
+        record.small = self.small.take_charged();
+        record.large = self.large.take_charged();
+        record.wall_seconds = start.elapsed().as_secs_f64();
+        Ok(record)
+    }
+
+    /// The protocol's problem: the gold answer as reference only for the
+    /// oracle view.
+    fn problem(&self, item: &Item) -> Problem {
+        let problem = item.problem();
+        match self.settings.view {
+            Knowledge::Reference | Knowledge::ReferenceElseOwn => problem,
+            Knowledge::OwnSolution => Problem {
+                reference: None,
+                ..problem
+            },
+        }
+    }
+
+    fn grade(&self, item: &Item, record: &mut Record) -> Result<()> {
+        if let Gold::Code(code) = &item.gold {
+            let sandbox = self.sandbox.as_ref().ok_or_else(|| {
+                EvalError::Invalid("code problems need a sandbox to be graded".into())
+            })?;
+            let (g, _) = sandbox.grade(code, &record.reply, record.truncated)?;
+            record.correct = g.correct;
+            record.graded = true;
+            record.extracted = g.extracted.map(|e| e.text);
+            return Ok(());
+        }
+        if let Some(g) = grade(&item.gold, &record.reply, record.truncated) {
+            record.correct = g.correct;
+            record.graded = true;
+            record.extracted = g.extracted.map(|e| e.text);
+        }
+        Ok(())
+    }
+
+    /// `select`: candidates from the small model, bits from the large one.
+    fn select(&mut self, item: &Item, problem: &Problem) -> Result<Record> {
+        let s = self.settings.clone();
+        let sampled = |seed: u64| Sampling {
+            temperature: s.select_temperature,
+            seed: s.seed.wrapping_mul(1_000_003).wrapping_add(seed),
+            ..s.greedy()
+        };
+        let solve = solve_prompt(item);
+        let max_candidates = 1usize << s.bits.min(20);
+        // The greedy draft first, then K samples, in one batch.
+        let mut asks = vec![(solve.clone(), s.greedy())];
+        asks.extend((1..=s.select_samples as u64).map(|k| (solve.clone(), sampled(k))));
+        let drafts = self.small.generate(&asks).map_err(model_err)?;
+        let mut candidates: Vec<String> = Vec::new();
+        let mut replies: Vec<String> = Vec::new();
+        let mut push = |c: String, reply: String, out: &mut Vec<String>| {
+            let c = c.trim().to_string();
+            if !c.is_empty() && !out.iter().any(|o| same_answer(o, &c)) {
+                out.push(c);
+                replies.push(reply);
+            }
+        };
+        match &item.gold {
+            Gold::Choice { options, .. } => {
+                for i in 0..options.len() {
+                    let letter = ((b'A' + i as u8) as char).to_string();
+                    push(letter.clone(), format!("Answer: {letter}"), &mut candidates);
+                }
+            }
+            Gold::Code(_) => {
+                for d in &drafts {
+                    push(extract_code(d).text, d.clone(), &mut candidates);
+                }
+            }
+            _ => {
+                for d in &drafts {
+                    if let Some(e) = crate::extract::extract_answer(d) {
+                        push(
+                            e.text.clone(),
+                            format!("Answer: {}", e.text),
+                            &mut candidates,
+                        );
+                    }
+                }
+                let k = s.select_samples.max(1);
+                let listed =
+                    list_candidates(&mut self.small, problem, k, &s.greedy()).map_err(qa_err)?;
+                for c in listed {
+                    push(c.clone(), format!("Answer: {c}"), &mut candidates);
+                }
+            }
+        }
+        candidates.truncate(max_candidates);
+        replies.truncate(max_candidates);
+        if candidates.is_empty() {
+            let mut r = empty_record(drafts[0].clone());
+            r.candidates = Some(Vec::new());
+            return Ok(r);
+        }
+        let probs = match &item.gold {
+            // Programs are long: the asker keeps its own order (greedy
+            // draft first) rather than scoring every program.
+            Gold::Code(_) => {
+                let n = candidates.len() as f64;
+                (0..candidates.len())
+                    .map(|i| (n - i as f64) / (n * (n + 1.0) / 2.0))
+                    .collect()
+            }
+            _ => asker_probabilities(&mut self.small, problem, &candidates).map_err(qa_err)?,
+        };
+        let best = self.answerer_choice(item, problem, &candidates)?;
+        let b = bisect_to(&candidates, &probs, best, self.settings.bits).map_err(qa_err)?;
+        let chosen = candidates.iter().position(|c| *c == b.answer).unwrap_or(0);
+        let mut r = empty_record(replies[chosen].clone());
+        r.truncated = self.small.was_truncated(&replies[chosen]);
+        r.bits = b.bits.len();
+        r.payload_bytes = b.bits.len().div_ceil(8);
+        r.candidates = Some(b.candidates);
+        Ok(r)
+    }
+
+    /// The candidate the large model stands behind: for code, the program
+    /// it most believes correct given its own solution (P(yes)); otherwise
+    /// the candidate matching its own final answer (or the gold, for the
+    /// oracle view), else the one it scores highest.
+    fn answerer_choice(
+        &mut self,
+        item: &Item,
+        problem: &Problem,
+        candidates: &[String],
+    ) -> Result<usize> {
+        let known = match (&problem.reference, self.settings.view) {
+            (Some(r), Knowledge::Reference | Knowledge::ReferenceElseOwn) => r.clone(),
+            _ => {
+                let solve = (solve_prompt(item), self.settings.greedy());
+                self.large.generate(&[solve]).map_err(model_err)?.remove(0)
+            }
+        };
+        if let Gold::Code(_) = item.gold {
+            let label = if problem.reference.is_some() {
+                prompts::REFERENCE_LABEL
+            } else {
+                SOLUTION_LABEL
+            };
+            let views: Vec<_> = candidates
+                .iter()
+                .map(|c| {
+                    prompts::yes_no(
+                        &problem.text,
+                        Some((label, &known)),
+                        Some(c),
+                        VERDICT_QUESTION,
+                    )
+                })
+                .collect();
+            let p = self.large.p_yes(&views).map_err(model_err)?;
+            return Ok(argmax(&p));
+        }
+        let own = match &item.gold {
+            Gold::Choice { options, .. } => extract_choice(&known, options).map(|e| e.text),
+            _ => crate::extract::extract_answer(&known).map(|e| e.text),
+        };
+        if let Some(own) = own {
+            if let Some(i) = candidates.iter().position(|c| same_answer(c, &own)) {
+                return Ok(i);
+            }
+        }
+        let replies: Vec<String> = candidates.iter().map(|c| format!("Answer: {c}")).collect();
+        let conversation = prompts::solve(problem.task, &problem.text, None);
+        let scores = self
+            .large
+            .score_candidates(&conversation, &replies)
+            .map_err(model_err)?;
+        Ok(argmax(&scores))
+    }
+}
+
+/// The solving conversation of an item (the draft's, the own solution's).
+fn solve_prompt(item: &Item) -> Vec<tenbits_qa::Message> {
+    prompts::solve(item.task, &item.prompt, None)
+}
+
+fn empty_record(reply: String) -> Record {
+    Record {
+        reply,
+        extracted: None,
+        correct: false,
+        graded: false,
+        truncated: false,
+        bits: 0,
+        coded_bits: None,
+        payload_bytes: 0,
+        small: Usage::default(),
+        large: Usage::default(),
+        wall_seconds: 0.0,
+        response_tokens: None,
+        asker: None,
+        candidates: None,
+        transcript: None,
+    }
+}
+
+fn asker_notes(t: &Transcript) -> AskerNotes {
+    let answers = t.rounds.iter().flat_map(|r| &r.answers);
+    let predicted: Vec<_> = answers
+        .clone()
+        .filter_map(|a| a.predicted.map(|p| (p >= 0.5) == a.bit))
+        .collect();
+    AskerNotes {
+        padded: t
+            .rounds
+            .iter()
+            .flat_map(|r| &r.questions)
+            .filter(|q| q.as_str() == FALLBACK_QUESTION)
+            .count(),
+        predicted_right: (!predicted.is_empty()).then(|| predicted.iter().filter(|&&x| x).count()),
+        revised: t.answer().trim() != t.draft.trim(),
+        yes: answers.filter(|a| a.bit).count(),
+    }
+}
+
+/// Whether two short answers say the same: numerically, else as text.
+fn same_answer(a: &str, b: &str) -> bool {
+    match (parse_number(a), parse_number(b)) {
+        (Some(x), Some(y)) => numbers_equal(x, y),
+        _ => crate::extract::normalize(a) == crate::extract::normalize(b),
+    }
+}
+
+fn argmax(v: &[f64]) -> usize {
+    (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b })
+}
+
+fn model_err(e: tenbits_qa::ModelError) -> EvalError {
+    EvalError::Model(e)
+}
+
+fn qa_err(e: tenbits_qa::QaError) -> EvalError {
+    match e {
+        tenbits_qa::QaError::Model(e) => EvalError::Model(e),
+        other => EvalError::Invalid(other.to_string()),
+    }
+}

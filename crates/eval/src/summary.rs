@@ -1,0 +1,236 @@
+//! What a run's results say: accuracy per method with intervals, the share
+//! of the small-to-large gap recovered, bits sent, compression ratios and
+//! compute, on all problems and on the published filter.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::results::{Results, RunKey};
+use crate::run::{Method, Record};
+use crate::stats::{accuracy, gap_recovered, Accuracy, Bootstrap, GapRecovered};
+
+/// Facts about the models that turn tokens into ratios and FLOPs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelFacts {
+    /// log2 of the large model's vocabulary: the bits of one of its tokens
+    /// sent plainly (the published ratio's denominator per token).
+    pub large_vocab_bits: f64,
+    /// Multiply-accumulates per token of the small model (2 × = FLOPs).
+    pub small_macs_per_token: f64,
+    /// Multiply-accumulates per token of the large model.
+    pub large_macs_per_token: f64,
+}
+
+/// One method's figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MethodSummary {
+    /// The method.
+    pub method: String,
+    /// Problems with a result for it (and for `small` and `large`).
+    pub problems: usize,
+    /// Right answers.
+    pub correct: usize,
+    /// Accuracy with its 95% Wilson interval.
+    pub accuracy: Option<Accuracy>,
+    /// Final replies cut off by the token limit.
+    pub truncated: usize,
+    /// (method − small) / (large − small), with a paired bootstrap interval.
+    pub gap: Option<GapRecovered>,
+    /// Mean one-bit answers sent.
+    pub bits: f64,
+    /// Mean bits actually needed with coding (`coded`), else `bits`.
+    pub sent_bits: f64,
+    /// Bits over the large model's response in tokens × log2(vocabulary):
+    /// the published compression ratio.
+    pub ratio_tokens: Option<f64>,
+    /// Bits over the large model's response in bits (8 × its bytes).
+    pub ratio_bytes: Option<f64>,
+    /// Mean tokens through the small model (its share of the work).
+    pub small_tokens: f64,
+    /// Mean tokens through the large model.
+    pub large_tokens: f64,
+    /// Mean estimated FLOPs, both models (2 × MACs per token × tokens).
+    pub flops: f64,
+    /// Mean wall seconds this method added.
+    pub wall_seconds: f64,
+}
+
+/// A run's figures, all problems and the published filter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// The benchmark.
+    pub benchmark: String,
+    /// Problems with any result.
+    pub problems: usize,
+    /// Every method on every problem that has `small` and `large`.
+    pub all: Vec<MethodSummary>,
+    /// The same on the problems not both models solve alone.
+    pub filtered: Vec<MethodSummary>,
+    /// Problems in the filtered set.
+    pub filtered_problems: usize,
+}
+
+/// The figures of the results in `results` whose key matches `select`
+/// (same models, prompt version, settings and benchmark; the method and
+/// problem vary).
+pub fn summarize(
+    results: &Results<Record>,
+    matches: impl Fn(&RunKey) -> bool,
+    facts: ModelFacts,
+) -> Summary {
+    let mut by: BTreeMap<String, BTreeMap<String, &Record>> = BTreeMap::new();
+    let mut benchmark = String::new();
+    for (key, record) in results.latest() {
+        if matches(key) {
+            benchmark = key.benchmark.clone();
+            by.entry(key.method.clone())
+                .or_default()
+                .insert(key.problem.clone(), record);
+        }
+    }
+    let problems: BTreeSet<&String> = by.values().flat_map(|m| m.keys()).collect();
+    let base: Vec<String> = match (by.get("small"), by.get("large")) {
+        (Some(s), Some(l)) => s.keys().filter(|p| l.contains_key(*p)).cloned().collect(),
+        _ => Vec::new(),
+    };
+    let solved_by_both = |p: &String| by["small"][p].correct && by["large"][p].correct;
+    let filtered: Vec<String> = base
+        .iter()
+        .filter(|p| !solved_by_both(p))
+        .cloned()
+        .collect();
+    let rows = |set: &[String]| {
+        Method::ALL
+            .iter()
+            .filter_map(|m| by.get(m.name()).map(|r| (m.name(), r)))
+            .map(|(name, records)| method_summary(name, records, &by, set, facts))
+            .collect()
+    };
+    Summary {
+        benchmark,
+        problems: problems.len(),
+        all: rows(&base),
+        filtered: rows(&filtered),
+        filtered_problems: filtered.len(),
+    }
+}
+
+fn method_summary(
+    name: &str,
+    records: &BTreeMap<String, &Record>,
+    by: &BTreeMap<String, BTreeMap<String, &Record>>,
+    set: &[String],
+    facts: ModelFacts,
+) -> MethodSummary {
+    let problems: Vec<&String> = set.iter().filter(|p| records.contains_key(*p)).collect();
+    let n = problems.len();
+    let rec = |p: &String| records[p];
+    let correct = problems.iter().filter(|p| rec(p).correct).count();
+    let outcome = |m: &str| -> Vec<bool> { problems.iter().map(|p| by[m][*p].correct).collect() };
+    let mine: Vec<bool> = problems.iter().map(|p| rec(p).correct).collect();
+    let gap = gap_recovered(
+        &outcome("small"),
+        &mine,
+        &outcome("large"),
+        Bootstrap::default(),
+    )
+    .ok()
+    .flatten();
+    let mean = |f: &dyn Fn(&Record) -> f64| {
+        if n == 0 {
+            0.0
+        } else {
+            problems.iter().map(|p| f(rec(p))).sum::<f64>() / n as f64
+        }
+    };
+    let sent = |r: &Record| r.coded_bits.unwrap_or(r.bits as f64);
+    let response = |p: &String| by["large"][p].response_tokens.unwrap_or(0) as f64;
+    let response_bytes = |p: &String| by["large"][p].reply.len() as f64;
+    let total_sent: f64 = problems.iter().map(|p| sent(rec(p))).sum();
+    let total_tokens: f64 = problems.iter().map(|p| response(p)).sum();
+    let total_bytes: f64 = problems.iter().map(|p| response_bytes(p)).sum();
+    let ratio = |denominator: f64| (denominator > 0.0).then(|| total_sent / denominator);
+    MethodSummary {
+        method: name.to_string(),
+        problems: n,
+        correct,
+        accuracy: accuracy(correct, n),
+        truncated: problems.iter().filter(|p| rec(p).truncated).count(),
+        gap,
+        bits: mean(&|r| r.bits as f64),
+        sent_bits: mean(&sent),
+        ratio_tokens: ratio(total_tokens * facts.large_vocab_bits),
+        ratio_bytes: ratio(total_bytes * 8.0),
+        small_tokens: mean(&|r| r.small.tokens() as f64),
+        large_tokens: mean(&|r| r.large.tokens() as f64),
+        flops: mean(&|r| {
+            2.0 * (facts.small_macs_per_token * r.small.tokens() as f64
+                + facts.large_macs_per_token * r.large.tokens() as f64)
+        }),
+        wall_seconds: mean(&|r| r.wall_seconds),
+    }
+}
+
+/// The summary as Markdown tables.
+pub fn markdown(summary: &Summary, oracle: bool) -> String {
+    let mut out = String::new();
+    let view = if oracle {
+        "answerer sees the gold answer (oracle upper bound)"
+    } else {
+        "answerer answers from its own solution (honest)"
+    };
+    out += &format!(
+        "**{}**: {} problems; {view}\n\n",
+        summary.benchmark, summary.problems
+    );
+    out += &table(&summary.all);
+    out += &format!(
+        "\nPublished filter (problems not both models solve alone): {} problems\n\n",
+        summary.filtered_problems
+    );
+    out += &table(&summary.filtered);
+    out
+}
+
+fn table(rows: &[MethodSummary]) -> String {
+    let mut out = String::from(
+        "| method | n | accuracy (95% CI) | gap recovered (95% CI) | bits | sent bits | ratio (tokens) | ratio (bytes) | small tok | large tok | GFLOP | s | cut off |\n\
+         |---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let acc = r.accuracy.map_or("–".into(), |a| {
+            format!(
+                "{:.1}% ({:.1}–{:.1})",
+                100.0 * a.rate,
+                100.0 * a.ci95.lo,
+                100.0 * a.ci95.hi
+            )
+        });
+        let gap = r.gap.map_or("–".into(), |g| match g.ci95 {
+            Some(ci) => format!(
+                "{:.0}% ({:.0}–{:.0})",
+                100.0 * g.point,
+                100.0 * ci.lo,
+                100.0 * ci.hi
+            ),
+            None => format!("{:.0}%", 100.0 * g.point),
+        });
+        let ratio = |r: Option<f64>| r.map_or("–".into(), |r| format!("{r:.4}"));
+        out += &format!(
+            "| {} | {} | {acc} | {gap} | {:.1} | {:.1} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {} |\n",
+            r.method,
+            r.problems,
+            r.bits,
+            r.sent_bits,
+            ratio(r.ratio_tokens),
+            ratio(r.ratio_bytes),
+            r.small_tokens,
+            r.large_tokens,
+            r.flops / 1e9,
+            r.wall_seconds,
+            r.truncated
+        );
+    }
+    out
+}

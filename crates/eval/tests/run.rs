@@ -1,0 +1,123 @@
+//! The runner over scripted fake models: every method's outcome, the bits
+//! it spends, and resumption.
+
+use tenbits_eval::{load_task_file, EvalSettings, Evaluator, Method, Record};
+use tenbits_qa::testing::Fake;
+use tenbits_qa::Knowledge;
+
+const OPTIONS: [&str; 8] = ["40", "41", "42", "43", "44", "45", "46", "47"];
+
+fn benchmark(dir: &std::path::Path) -> tenbits_eval::Benchmark {
+    let path = dir.join("tasks.jsonl");
+    std::fs::write(
+        &path,
+        "{\"task\":\"short\",\"problem\":\"What is 6 x 7?\",\"answer\":\"42\"}\n",
+    )
+    .unwrap();
+    load_task_file(&path).unwrap()
+}
+
+fn evaluator(results: &std::path::Path, view: Knowledge) -> Evaluator<Fake, Fake> {
+    let small = Fake::new("small", "41", &OPTIONS);
+    let large = Fake::new("large", "42", &["42"]);
+    let settings = EvalSettings {
+        view,
+        ..EvalSettings::default()
+    };
+    Evaluator::new(small, large, settings, "arith", None, results).unwrap()
+}
+
+fn records(path: &std::path::Path) -> Vec<(String, Record)> {
+    let results = tenbits_eval::read_results::<Record>(path).unwrap();
+    results
+        .latest()
+        .into_iter()
+        .map(|(k, r)| (k.method.clone(), r.clone()))
+        .collect()
+}
+
+#[test]
+fn every_method_runs_and_the_bits_carry_the_large_models_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = benchmark(dir.path());
+    let results = dir.path().join("results.jsonl");
+    let mut e = evaluator(&results, Knowledge::OwnSolution);
+    let mut last = None;
+    e.run(&bench.items, &Method::ALL, &mut |p| last = Some(p))
+        .unwrap();
+    assert_eq!(last.map(|p| (p.done, p.total)), Some((7, 7)));
+    let got = records(&results);
+    let of = |m: &str| &got.iter().find(|(k, _)| k == m).unwrap().1;
+    assert!(!of("small").correct && of("large").correct);
+    assert_eq!(of("small").bits, 0);
+    assert!(of("large").response_tokens.is_some());
+    // BLC answers from the small model's own (wrong) belief: no help.
+    assert!(!of("blc").correct);
+    assert_eq!(of("blc").bits, 10);
+    for m in ["qa", "qa+", "coded", "select"] {
+        assert!(of(m).correct, "{m}: {}", of(m).reply);
+        assert!(of(m).graded);
+    }
+    assert_eq!(of("qa").bits, 10);
+    let coded = of("coded").coded_bits.unwrap();
+    assert!(coded <= 11.0, "{coded}");
+    // `select` bisects the small model's candidates toward the large
+    // model's own answer, in at most log2(candidates) bits.
+    let select = of("select");
+    let candidates = select.candidates.as_ref().unwrap();
+    assert!(candidates.contains(&"42".to_string()), "{candidates:?}");
+    assert!(select.bits >= 1 && select.bits <= 4, "{}", select.bits);
+    // The draft and the own solution were computed once and charged to
+    // every method that used them (the fakes count no tokens).
+    assert_eq!(e.large.spent().tokens(), 0);
+    let notes = of("qa").asker.as_ref().unwrap();
+    assert_eq!(notes.padded, 2);
+    assert!(notes.revised);
+
+    let facts = tenbits_eval::ModelFacts {
+        large_vocab_bits: 17.0,
+        small_macs_per_token: 1.0,
+        large_macs_per_token: 10.0,
+    };
+    let all = tenbits_eval::read_results::<Record>(&results).unwrap();
+    let summary = tenbits_eval::summarize(&all, |_| true, facts);
+    assert_eq!((summary.problems, summary.filtered_problems), (1, 1));
+    let row = |m: &str| summary.all.iter().find(|r| r.method == m).unwrap();
+    assert_eq!((row("small").correct, row("large").correct), (0, 1));
+    assert_eq!(row("qa").gap.unwrap().point, 1.0);
+    assert_eq!(row("blc").gap.unwrap().point, 0.0);
+    assert_eq!(row("qa").bits, 10.0);
+    let table = tenbits_eval::markdown(&summary, false);
+    assert!(table.contains("| qa | 1 | 100.0%"), "{table}");
+    assert!(table.contains("own solution (honest)"));
+}
+
+#[test]
+fn a_rerun_skips_finished_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = benchmark(dir.path());
+    let results = dir.path().join("results.jsonl");
+    let mut e = evaluator(&results, Knowledge::OwnSolution);
+    e.run(&bench.items, &[Method::Small, Method::Qa], &mut |_| {})
+        .unwrap();
+    drop(e);
+    let mut e = evaluator(&results, Knowledge::OwnSolution);
+    let mut seen = Vec::new();
+    e.run(
+        &bench.items,
+        &[Method::Small, Method::Qa, Method::Large],
+        &mut |p| seen.push(p),
+    )
+    .unwrap();
+    assert_eq!(seen[0].skipped, 2, "small and qa were done");
+    assert_eq!(seen.last().unwrap().done, 3);
+    assert_eq!(records(&results).len(), 3);
+    // Another view is another computation: nothing is skipped.
+    let mut e = evaluator(&results, Knowledge::Reference);
+    let mut first = None;
+    e.run(&bench.items, &[Method::Qa], &mut |p| {
+        first.get_or_insert(p);
+    })
+    .unwrap();
+    assert_eq!(first.unwrap().skipped, 0);
+}

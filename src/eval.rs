@@ -1,0 +1,221 @@
+//! `tenbits eval`: methods on a benchmark with a small and a large model,
+//! results appended as they finish, then the summary.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use tenbits_agents::onnx::OnnxChatModel;
+use tenbits_eval::{
+    EvalSettings, Evaluator, Method, ModelFacts, Record, Sandbox, SandboxConfig, Split,
+};
+use tenbits_inference::Registry;
+use tenbits_qa::Knowledge;
+
+/// `tenbits eval` options.
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The benchmark: `humaneval` (set up by scripts/setup.py), a BIG-bench
+    /// task directory or task.json, a HumanEval .jsonl(.gz), or a task file.
+    #[arg(long)]
+    bench: String,
+    /// The asker.
+    #[arg(long, default_value = "qwen2.5-coder-0.5b")]
+    small: String,
+    /// The answerer.
+    #[arg(long, default_value = "qwen2.5-coder-1.5b")]
+    large: String,
+    /// Questions per session (and most bits `select` may use).
+    #[arg(long, default_value_t = 10)]
+    bits: usize,
+    /// Problems to run, from the start of the split [default: all].
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Which part: `report` (the reported half), `tune` or `all`.
+    #[arg(long, default_value = "report")]
+    split: Split,
+    /// Methods, comma-separated: small, large, blc, qa, qa+, coded, select.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "small,large,blc,qa,qa+,coded,select"
+    )]
+    methods: Vec<String>,
+    /// What the answerer knows: `own-solution` (honest) or `reference`
+    /// (the gold answer: an oracle upper bound).
+    #[arg(long, default_value = "own-solution")]
+    view: String,
+    /// Show the asker's draft to the answerer too.
+    #[arg(long)]
+    sees_answer: bool,
+    /// Seed of sampled generations (`select`).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Token limit of every generation.
+    #[arg(long, default_value_t = 512)]
+    max_tokens: usize,
+    /// Sampled drafts or programs `select` chooses among.
+    #[arg(long, default_value_t = 8)]
+    select_samples: usize,
+    /// Problems whose drafts and own solutions are generated together.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// ONNX Runtime intra-op threads per model [default: available cores, at most 4].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Results file (JSON lines; a rerun skips what it holds)
+    /// [default: results/<benchmark>-<small>-<large>.jsonl].
+    #[arg(long, value_name = "FILE")]
+    results: Option<PathBuf>,
+    /// Also write the summary (Markdown) here.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Only summarize what the results file holds; run nothing.
+    #[arg(long)]
+    report_only: bool,
+}
+
+fn view(name: &str) -> Result<Knowledge> {
+    Ok(match name {
+        "own-solution" => Knowledge::OwnSolution,
+        "reference" => Knowledge::Reference,
+        other => bail!("unknown view {other:?}; expected own-solution or reference"),
+    })
+}
+
+/// log2 of the vocabulary and multiply-accumulates per token, from a
+/// registered model's config.json.
+fn facts(name: &str) -> Result<(f64, f64)> {
+    let dir = Registry::embedded().set_up_dir(name)?;
+    let path = dir.join("config.json");
+    let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config: serde_json::Value = serde_json::from_slice(&text)?;
+    let vocab = config
+        .get("vocab_size")
+        .and_then(|v| v.as_f64())
+        .context("config.json has no vocab_size")?;
+    let macs = tenbits_bench::weights_per_token(&config).unwrap_or(f64::NAN);
+    Ok((vocab.log2(), macs))
+}
+
+pub fn eval_command(args: &EvalArgs) -> Result<()> {
+    let path = if args.bench == "humaneval" {
+        tenbits_eval::humaneval_path()?
+    } else {
+        PathBuf::from(&args.bench)
+    };
+    let bench = tenbits_eval::load(&path)?;
+    let mut items: Vec<_> = bench.split(args.split).cloned().collect();
+    if let Some(limit) = args.limit {
+        items.truncate(limit);
+    }
+    if items.is_empty() {
+        bail!(
+            "{} has no problems in the {:?} split",
+            path.display(),
+            args.split
+        );
+    }
+    let methods = args
+        .methods
+        .iter()
+        .map(|m| Method::parse(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let settings = EvalSettings {
+        bits: args.bits,
+        view: view(&args.view)?,
+        sees_answer: args.sees_answer,
+        max_tokens: args.max_tokens,
+        select_samples: args.select_samples,
+        seed: args.seed,
+        batch: args.batch,
+        ..EvalSettings::default()
+    };
+    let results = args.results.clone().unwrap_or_else(|| {
+        let name = bench.name.replace('/', "_");
+        Path::new("results").join(format!("{name}-{}-{}.jsonl", args.small, args.large))
+    });
+    if let Some(dir) = results.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let threads = crate::settings(args.threads).threads;
+    eprintln!("loading {} and {}", args.small, args.large);
+    let small = OnnxChatModel::load(&args.small, threads)?;
+    let large = OnnxChatModel::load(&args.large, threads)?;
+    let needs_sandbox = items
+        .iter()
+        .any(|i| matches!(i.gold, tenbits_eval::Gold::Code(_)));
+    let sandbox = if needs_sandbox {
+        Some(Sandbox::new(SandboxConfig::default())?)
+    } else {
+        None
+    };
+    let mut evaluator = Evaluator::new(
+        small,
+        large,
+        settings.clone(),
+        &bench.name,
+        sandbox,
+        &results,
+    )?;
+    let keys: Vec<_> = items
+        .iter()
+        .flat_map(|i| methods.iter().map(|&m| evaluator.key(i, m)))
+        .collect();
+    if !args.report_only {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:>10} [{bar:30}] {pos}/{len} results ({elapsed} elapsed, eta {eta})",
+            )
+            .expect("static template is valid")
+            .progress_chars("=> "),
+        );
+        bar.set_message("eval");
+        let mut skipped = None;
+        evaluator.run(&items, &methods, &mut |p| {
+            if skipped.is_none() {
+                skipped = Some(p.skipped);
+                bar.set_length(p.total as u64);
+                // The ETA counts only this run's pace.
+                bar.reset_eta();
+            }
+            bar.set_position(p.done as u64);
+        })?;
+        bar.finish_and_clear();
+        if let Some(s) = skipped.filter(|&s| s > 0) {
+            eprintln!(
+                "{s} results were already in {} and were skipped",
+                results.display()
+            );
+        }
+    }
+    let (vocab_bits, large_macs) = facts(&args.large)?;
+    let (_, small_macs) = facts(&args.small)?;
+    let facts = ModelFacts {
+        large_vocab_bits: vocab_bits,
+        small_macs_per_token: small_macs,
+        large_macs_per_token: large_macs,
+    };
+    let all = tenbits_eval::read_results::<Record>(&results)?;
+    let wanted: std::collections::HashSet<_> = keys.into_iter().collect();
+    let summary = tenbits_eval::summarize(&all, |k| wanted.contains(k), facts);
+    let mut text = format!(
+        "`tenbits eval --bench {} --small {} --large {} --bits {} --split {:?}{}` ({}; settings: {})\n\n",
+        args.bench,
+        args.small,
+        args.large,
+        args.bits,
+        args.split,
+        args.limit.map_or(String::new(), |l| format!(" --limit {l}")),
+        results.display(),
+        settings.key()
+    );
+    text += &tenbits_eval::markdown(&summary, settings.view == Knowledge::Reference);
+    print!("{text}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
