@@ -49,6 +49,10 @@ pub struct EvalArgs {
     /// Show the asker's draft to the answerer too.
     #[arg(long)]
     sees_answer: bool,
+    /// Decide claims about the final answer ("Is the answer 39?") by
+    /// comparing them with the answerer's own final answer, not by P(yes).
+    #[arg(long)]
+    check_claims: bool,
     /// Seed of sampled generations (`select`).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -126,6 +130,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         bits: args.bits,
         view: view(&args.view)?,
         sees_answer: args.sees_answer,
+        checks_claims: args.check_claims,
         max_tokens: args.max_tokens,
         select_samples: args.select_samples,
         seed: args.seed,

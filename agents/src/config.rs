@@ -80,6 +80,9 @@ pub struct AnswererConfig {
     /// refused), `"own-solution"`, or `"reference-else-own"` (the
     /// reference where the task file has one, else its own solution).
     pub knowledge: Knowledge,
+    /// Decide claims about the final answer ("Is the answer 39?") by
+    /// comparing them with the final answer it knows, not by P(yes).
+    pub checks_claims: bool,
     /// A task file (JSON lines) whose gold answers are the references, keyed
     /// by problem text. [`simulate`](crate::simulate) adds the swarm's tasks.
     pub tasks: Option<PathBuf>,
@@ -94,6 +97,7 @@ impl Default for AnswererConfig {
             max_batch: 32,
             max_wait_ms: 20,
             knowledge: Knowledge::ReferenceElseOwn,
+            checks_claims: false,
             tasks: None,
         }
     }
@@ -365,6 +369,7 @@ impl DeploymentConfig {
             view: AnswererView {
                 knowledge: self.answerer.knowledge,
                 sees_answer: p.sees_answer,
+                checks_claims: self.answerer.checks_claims,
             },
             code_answers: p.coded,
             answer_sampling: sampling.clone(),

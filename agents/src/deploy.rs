@@ -48,8 +48,9 @@ async fn start_answerer(
         }
     }
     let model = load(factory, &a.model, a.threads).await?;
-    let book =
-        AnswerBook::new(a.knowledge, cfg.solution_sampling()).with_references(Arc::new(references));
+    let book = AnswerBook::new(a.knowledge, cfg.solution_sampling())
+        .with_references(Arc::new(references))
+        .checking_claims(a.checks_claims);
     let answerer = AnswererHandle::spawn(AnswererArgs {
         model,
         book,

@@ -97,6 +97,7 @@ fn three_answering_paths_give_the_same_answers() {
                 view: AnswererView {
                     knowledge,
                     sees_answer,
+                    checks_claims: false,
                 },
                 ..Config::default()
             };

@@ -111,6 +111,10 @@ pub struct EvalSettings {
     /// Whether the answerer also sees the asker's draft (the published
     /// protocol keeps it hidden).
     pub sees_answer: bool,
+    /// Whether claims about the final answer are decided by comparison with
+    /// the answerer's known final answer
+    /// ([`AnswererView::checks_claims`]).
+    pub checks_claims: bool,
     /// Token limit of every generation.
     pub max_tokens: usize,
     /// Sampled drafts (or programs) `select` draws candidates from.
@@ -129,6 +133,7 @@ impl Default for EvalSettings {
             bits: 10,
             view: Knowledge::OwnSolution,
             sees_answer: false,
+            checks_claims: false,
             max_tokens: 512,
             select_samples: 8,
             select_temperature: 0.8,
@@ -143,10 +148,11 @@ impl EvalSettings {
     /// which changes no result).
     pub fn key(&self) -> String {
         format!(
-            "bits={} view={:?} sees_answer={} max_tokens={} select={}@{} seed={}",
+            "bits={} view={:?} sees_answer={} checks_claims={} max_tokens={} select={}@{} seed={}",
             self.bits,
             self.view,
             self.sees_answer,
+            self.checks_claims,
             self.max_tokens,
             self.select_samples,
             self.select_temperature,
@@ -168,6 +174,7 @@ impl EvalSettings {
             view: AnswererView {
                 knowledge: self.view,
                 sees_answer: self.sees_answer,
+                checks_claims: self.checks_claims,
             },
             code_answers,
             answer_sampling: self.greedy(),

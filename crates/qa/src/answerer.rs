@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::eval::grade;
 use crate::prompts::{self, REFERENCE_LABEL, SOLUTION_LABEL};
 use crate::types::{Answer, Basis, Knowledge, Problem};
 use crate::{check_count, p_yes, ChatModel, Message, QaError, Sampling};
@@ -107,6 +108,7 @@ pub fn answerer_conversations(request: &AnswerRequest, known: Known<'_>) -> Vec<
 #[derive(Debug, Clone)]
 pub struct AnswerBook {
     knowledge: Knowledge,
+    checks_claims: bool,
     references: Arc<HashMap<String, String>>,
     solutions: HashMap<String, String>,
     sampling: Sampling,
@@ -118,6 +120,7 @@ impl AnswerBook {
     pub fn new(knowledge: Knowledge, sampling: Sampling) -> Self {
         Self {
             knowledge,
+            checks_claims: false,
             references: Arc::default(),
             solutions: HashMap::new(),
             sampling,
@@ -131,9 +134,18 @@ impl AnswerBook {
         self
     }
 
+    /// The same book, deciding claims about the final answer by comparison
+    /// ([`AnswererView::checks_claims`](crate::AnswererView::checks_claims)).
+    pub fn checking_claims(mut self, checks: bool) -> Self {
+        self.checks_claims = checks;
+        self
+    }
+
     /// The same settings and references, without the own solutions.
     pub fn fresh(&self) -> Self {
-        Self::new(self.knowledge, self.sampling.clone()).with_references(self.references.clone())
+        Self::new(self.knowledge, self.sampling.clone())
+            .with_references(self.references.clone())
+            .checking_claims(self.checks_claims)
     }
 
     /// The knowledge setting.
@@ -224,26 +236,107 @@ pub fn answer_batch(
         let texts = missing.iter().map(|p| p.text.clone());
         book.solutions.extend(texts.zip(solutions));
     }
+    // Per question: decided by comparing a claim, or asked of the model.
     let mut conversations = Vec::new();
-    let mut shapes = Vec::with_capacity(requests.len());
+    let mut plans: Vec<(Basis, Vec<Option<bool>>)> = Vec::with_capacity(requests.len());
     for request in requests {
         let known = book.known(&request.problem)?;
-        let c = answerer_conversations(request, known);
-        shapes.push((c.len(), known.basis()));
-        conversations.extend(c);
+        let checked: Vec<Option<bool>> = request
+            .questions
+            .iter()
+            .map(|q| {
+                let decidable = book.checks_claims && states_final_answer(known);
+                let claim = decidable.then(|| claim_of(q, request)).flatten()?;
+                grade(request.problem.task, &claim, known.section().1)
+            })
+            .collect();
+        let asked = answerer_conversations(request, known);
+        let unresolved = asked.into_iter().zip(&checked).filter(|(_, c)| c.is_none());
+        conversations.extend(unresolved.map(|(conversation, _)| conversation));
+        plans.push((known.basis(), checked));
     }
     let p = if conversations.is_empty() {
         Vec::new()
     } else {
         p_yes(model, &conversations)?
     };
-    let mut rest = p.as_slice();
-    let answers = shapes.into_iter().map(|(n, basis)| {
-        let (mine, tail) = rest.split_at(n);
-        rest = tail;
-        mine.iter().map(|&p| Answer::from_p_yes(p, basis)).collect()
+    let mut from_model = p.into_iter();
+    let answers = plans.into_iter().map(|(basis, checked)| {
+        let answer = |c: Option<bool>| match c {
+            Some(bit) => Some(Answer::checked(bit, basis)),
+            None => from_model.next().map(|p| Answer::from_p_yes(p, basis)),
+        };
+        checked.into_iter().map(answer).collect::<Option<Vec<_>>>()
     });
-    Ok(answers.collect())
+    let answers: Option<Vec<Vec<Answer>>> = answers.collect();
+    answers.ok_or(QaError::Invalid(
+        "the answerer's model returned too few answers",
+    ))
+}
+
+/// Whether what the answerer knows states a final answer to compare
+/// claims with: a reference always; an own solution with an "Answer:" line.
+fn states_final_answer(known: Known<'_>) -> bool {
+    match known {
+        Known::Reference(_) => true,
+        Known::OwnSolution(s) => s.to_ascii_lowercase().contains("answer:"),
+    }
+}
+
+/// The final answer a yes/no question claims, if it is such a claim: "Is
+/// the (final) answer X?" (also "... equal to X?", "... X or not?"), or the
+/// verdict and padding questions about a shown answer. `None` for other
+/// questions (steps, properties), which the model answers.
+fn claim_of(question: &str, request: &AnswerRequest) -> Option<String> {
+    let q = question.trim();
+    if q == prompts::VERDICT_QUESTION || q == prompts::FALLBACK_QUESTION {
+        return request.shown_answer().map(String::from);
+    }
+    let lower = q.to_ascii_lowercase();
+    let prefixes = [
+        "is the final answer ",
+        "is the correct answer ",
+        "is the answer to the problem ",
+        "is the answer ",
+    ];
+    let rest = prefixes.iter().find_map(|p| lower.strip_prefix(p))?;
+    let rest = rest.strip_suffix('?')?.trim();
+    let rest = ["equal to ", "exactly ", "option ", "indeed "]
+        .iter()
+        .fold(rest, |r, p| r.strip_prefix(p).unwrap_or(r));
+    let rest = rest.strip_suffix(" or not").unwrap_or(rest).trim();
+    // A value, not a description ("Is the answer a whole number?").
+    const DESCRIBING: [&str; 24] = [
+        "a",
+        "an",
+        "the",
+        "not",
+        "greater",
+        "less",
+        "more",
+        "smaller",
+        "larger",
+        "bigger",
+        "positive",
+        "negative",
+        "even",
+        "odd",
+        "prime",
+        "divisible",
+        "correct",
+        "right",
+        "wrong",
+        "in",
+        "between",
+        "within",
+        "above",
+        "below",
+    ];
+    let first = rest.split_whitespace().next()?;
+    let numeric = rest.starts_with(|c: char| c.is_ascii_digit() || "-$(".contains(c));
+    let value = numeric || (rest.split_whitespace().count() <= 3 && !DESCRIBING.contains(&first));
+    let start = lower.rfind(rest)?;
+    value.then(|| q[start..start + rest.len()].to_string())
 }
 
 /// An [`Answerer`] over a [`ChatModel`] at hand and an [`AnswerBook`]:
@@ -278,5 +371,100 @@ impl Answerer for LocalAnswerer<'_> {
 
     fn own_solution(&self, problem: &str) -> Option<String> {
         self.book.own_solution(problem).map(String::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Message, ModelError, Task};
+
+    /// Writes "... Answer: 39" and says yes to everything it is asked.
+    struct YesMan {
+        asked: Vec<String>,
+    }
+
+    impl ChatModel for YesMan {
+        fn model_id(&self) -> [u8; 16] {
+            [1; 16]
+        }
+        fn name(&self) -> &str {
+            "yes-man"
+        }
+        fn generate(&mut self, r: &[(Vec<Message>, Sampling)]) -> Result<Vec<String>, ModelError> {
+            Ok(vec!["15% of 260 is 39.\nAnswer: 39".into(); r.len()])
+        }
+        fn p_yes(&mut self, c: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
+            let last = |m: &Vec<Message>| m.last().unwrap().content.clone();
+            self.asked.extend(c.iter().map(last));
+            Ok(vec![0.99; c.len()])
+        }
+        fn score_candidates(
+            &mut self,
+            _: &[Message],
+            c: &[String],
+        ) -> Result<Vec<f64>, ModelError> {
+            Ok(vec![0.0; c.len()])
+        }
+    }
+
+    fn request(questions: &[&str], shown: Option<&str>) -> AnswerRequest {
+        AnswerRequest {
+            problem: Problem::new(Task::ShortAnswer, "What is 15% of 260?"),
+            current_answer: shown.unwrap_or_default().to_string(),
+            questions: questions.iter().map(|q| q.to_string()).collect(),
+            sees_answer: shown.is_some(),
+            verdict: false,
+        }
+    }
+
+    #[test]
+    fn claims_about_the_final_answer_are_checked_against_the_own_solution() {
+        let questions = [
+            "Is the answer 390?",
+            "Is the answer 39?",
+            "Is the final answer equal to 39.0?",
+            "Is the answer a whole number?",
+            "Is the proposed answer correct?",
+        ];
+        let mut model = YesMan { asked: Vec::new() };
+        let mut book =
+            AnswerBook::new(Knowledge::OwnSolution, Sampling::default()).checking_claims(true);
+        let r = request(&questions, Some("Answer: 390"));
+        let answers = answer_batch(&mut book, &mut model, &[&r])
+            .unwrap()
+            .remove(0);
+        let bits: Vec<bool> = answers.iter().map(|a| a.bit).collect();
+        assert_eq!(bits, [false, true, true, true, false]);
+        assert_eq!(model.asked.len(), 1, "only the property goes to the model");
+        assert!(model.asked[0].contains("Is the answer a whole number?"));
+        assert!(answers.iter().all(|a| a.basis == Some(Basis::OwnSolution)));
+
+        // Without claim checks the model's yes stands for every question.
+        let mut book = AnswerBook::new(Knowledge::OwnSolution, Sampling::default());
+        let answers = answer_batch(&mut book, &mut model, &[&r])
+            .unwrap()
+            .remove(0);
+        assert!(answers.iter().all(|a| a.bit));
+    }
+
+    #[test]
+    fn only_value_claims_are_claims() {
+        let r = request(&[], None);
+        let claim = |q: &str| claim_of(q, &r);
+        assert_eq!(claim("Is the answer 1,250?").as_deref(), Some("1,250"));
+        assert_eq!(claim("Is the answer (B)?").as_deref(), Some("(B)"));
+        assert_eq!(
+            claim("is the correct answer Paris?").as_deref(),
+            Some("Paris")
+        );
+        assert_eq!(claim("Is the answer greater than 10?"), None);
+        assert_eq!(claim("Is the answer an even number?"), None);
+        assert_eq!(claim("Does the draft add the tax?"), None);
+        assert_eq!(
+            claim("Is the proposed answer correct?"),
+            None,
+            "nothing shown"
+        );
     }
 }

@@ -335,7 +335,8 @@ impl<'a> Session<'a> {
             problem,
             models,
             bits,
-            book: AnswerBook::new(config.view.knowledge, config.answer_sampling.clone()),
+            book: AnswerBook::new(config.view.knowledge, config.answer_sampling.clone())
+                .checking_claims(config.view.checks_claims),
             sent: Vec::new(),
         }
     }
@@ -579,6 +580,7 @@ mod tests {
         let view = AnswererView {
             knowledge: Knowledge::OwnSolution,
             sees_answer: false,
+            checks_claims: false,
         };
         let config = Config {
             iterative: true,
@@ -611,6 +613,7 @@ mod tests {
         let own = AnswererView {
             knowledge: Knowledge::OwnSolution,
             sees_answer: false,
+            checks_claims: false,
         };
         let configs = [
             Config::default(),

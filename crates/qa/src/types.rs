@@ -70,14 +70,21 @@ pub struct AnswererView {
     /// Whether it also sees the asker's current answer (the verdict question
     /// always shows it).
     pub sees_answer: bool,
+    /// Whether a claim about the final answer ("Is the answer 39?", and the
+    /// verdict on a shown answer) is decided by comparing it with the final
+    /// answer of what the answerer knows, instead of by the model's P(yes).
+    #[serde(default)]
+    pub checks_claims: bool,
 }
 
 impl Default for AnswererView {
-    /// The reference, and the asker's answer (questions refer to it).
+    /// The reference, and the asker's answer (questions refer to it);
+    /// every bit from the model.
     fn default() -> Self {
         Self {
             knowledge: Knowledge::Reference,
             sees_answer: true,
+            checks_claims: false,
         }
     }
 }
@@ -107,5 +114,11 @@ impl Answer {
             predicted: None,
             basis: Some(basis),
         }
+    }
+
+    /// An answer decided by comparing a claim with the known final answer
+    /// (P(yes) recorded as 1 or 0).
+    pub fn checked(bit: bool, basis: Basis) -> Self {
+        Self::from_p_yes(if bit { 1.0 } else { 0.0 }, basis)
     }
 }
