@@ -58,11 +58,15 @@ pub enum Method {
     Coded,
     /// The large model's bits choose among the small model's candidates.
     Select,
+    /// Not a method but a check of the answerer alone: "Is the answer X?"
+    /// with the gold X and with a wrong X (the small model's, else a
+    /// changed gold), answered from its view; graded on the answers.
+    Probe,
 }
 
 impl Method {
     /// Every method, in report order.
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
         Method::Small,
         Method::Large,
         Method::Blc,
@@ -70,6 +74,7 @@ impl Method {
         Method::QaPlus,
         Method::Coded,
         Method::Select,
+        Method::Probe,
     ];
 
     /// Its name on the command line and in results.
@@ -82,6 +87,7 @@ impl Method {
             Method::QaPlus => "qa+",
             Method::Coded => "coded",
             Method::Select => "select",
+            Method::Probe => "probe",
         }
     }
 
@@ -217,6 +223,22 @@ pub struct Record {
     pub candidates: Option<Vec<String>>,
     /// For sessions: the transcript, without the answerer's private view.
     pub transcript: Option<Transcript>,
+    /// For `probe`: each claim, whether it is true, and the answer.
+    #[serde(default)]
+    pub probe: Vec<ProbeClaim>,
+}
+
+/// One claim of known truth put to the answerer (`probe`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeClaim {
+    /// The question.
+    pub question: String,
+    /// Whether its claim is true.
+    pub truth: bool,
+    /// The answerer's P(yes) (1 or 0 when decided by comparison).
+    pub p_yes: f64,
+    /// Its bit.
+    pub bit: bool,
 }
 
 /// How the asker used its questions (for `blc`, `qa`, `qa+`, `coded`).
@@ -350,7 +372,11 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
                 || (self.settings.view != Knowledge::Reference
                     && matches!(
                         m,
-                        Method::Qa | Method::QaPlus | Method::Coded | Method::Select
+                        Method::Qa
+                            | Method::QaPlus
+                            | Method::Coded
+                            | Method::Select
+                            | Method::Probe
                     ))
         };
         let drafts: Vec<_> = part
@@ -418,8 +444,14 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
                 r
             }
             Method::Select => self.select(item, &problem)?,
+            Method::Probe => self.probe(item, &problem)?,
         };
-        self.grade(item, &mut record)?;
+        if method == Method::Probe {
+            record.graded = !record.probe.is_empty();
+            record.correct = record.graded && record.probe.iter().all(|c| c.bit == c.truth);
+        } else {
+            self.grade(item, &mut record)?;
+        }
         record.small = self.small.take_charged();
         record.large = self.large.take_charged();
         record.wall_seconds = start.elapsed().as_secs_f64();
@@ -456,6 +488,61 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
             record.extracted = g.extracted.map(|e| e.text);
         }
         Ok(())
+    }
+
+    /// `probe`: the gold claim and a wrong claim, answered from the view.
+    fn probe(&mut self, item: &Item, problem: &Problem) -> Result<Record> {
+        let gold = match &item.gold {
+            Gold::Number { text, .. } => text.clone(),
+            Gold::Text(t) if !t.is_empty() => t[0].clone(),
+            Gold::Choice { letter, .. } => letter.to_string(),
+            Gold::YesNo { yes, .. } => (if *yes { "Yes" } else { "No" }).to_string(),
+            _ => return Ok(empty_record(String::new())),
+        };
+        let draft = self
+            .small
+            .generate(&[(solve_prompt(item), self.settings.greedy())])
+            .map_err(model_err)?
+            .remove(0);
+        let theirs = match &item.gold {
+            Gold::Choice { options, .. } => extract_choice(&draft, options).map(|e| e.text),
+            _ => crate::extract::extract_answer(&draft).map(|e| e.text),
+        };
+        let wrong = theirs
+            .filter(|t| !same_answer(t, &gold))
+            .unwrap_or_else(|| changed(&item.gold, &gold));
+        let claims = [(gold, true), (wrong, false)];
+        let questions: Vec<String> = claims
+            .iter()
+            .map(|(c, _)| format!("Is the answer {c}?"))
+            .collect();
+        let request = tenbits_qa::AnswerRequest {
+            problem: problem.clone(),
+            current_answer: String::new(),
+            questions: questions.clone(),
+            sees_answer: false,
+            verdict: false,
+        };
+        let config = self.settings.config(false);
+        let mut book = tenbits_qa::AnswerBook::new(config.view.knowledge, config.answer_sampling)
+            .checking_claims(config.view.checks_claims);
+        let answers = tenbits_qa::answer_batch(&mut book, &mut self.large, &[&request])
+            .map_err(qa_err)?
+            .remove(0);
+        let mut r = empty_record(String::new());
+        r.probe = questions
+            .into_iter()
+            .zip(claims)
+            .zip(answers)
+            .map(|((question, (_, truth)), a)| ProbeClaim {
+                question,
+                truth,
+                p_yes: a.p_yes.unwrap_or(f64::NAN),
+                bit: a.bit,
+            })
+            .collect();
+        r.bits = r.probe.len();
+        Ok(r)
     }
 
     /// `select`: candidates from the small model, bits from the large one.
@@ -601,6 +688,22 @@ fn solve_prompt(item: &Item) -> Vec<tenbits_qa::Message> {
     prompts::solve(item.task, &item.prompt, None)
 }
 
+/// A wrong answer near the gold: the next option, the number plus one, or
+/// the other of yes and no.
+fn changed(gold: &Gold, text: &str) -> String {
+    match gold {
+        Gold::Choice {
+            options, letter, ..
+        } => {
+            let i = (*letter as u8 - b'A') as usize;
+            ((b'A' + ((i + 1) % options.len().max(2)) as u8) as char).to_string()
+        }
+        Gold::Number { value, .. } => format!("{}", value + 1.0),
+        Gold::YesNo { yes, .. } => (if *yes { "No" } else { "Yes" }).to_string(),
+        _ => format!("not {text}"),
+    }
+}
+
 fn empty_record(reply: String) -> Record {
     Record {
         reply,
@@ -618,6 +721,7 @@ fn empty_record(reply: String) -> Record {
         asker: None,
         candidates: None,
         transcript: None,
+        probe: Vec::new(),
     }
 }
 

@@ -69,6 +69,24 @@ pub struct Summary {
     pub filtered: Vec<MethodSummary>,
     /// Problems in the filtered set.
     pub filtered_problems: usize,
+    /// The answerer alone on claims of known truth, on the problems the
+    /// large model solves alone (if `probe` ran).
+    pub probe: Option<ProbeSummary>,
+}
+
+/// The answerer on claims of known truth.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ProbeSummary {
+    /// Claims put (two per problem: the gold and a wrong answer).
+    pub claims: usize,
+    /// Share answered right, with its interval.
+    pub accuracy: Option<Accuracy>,
+    /// Share of "yes" answers (0.5 if unbiased).
+    pub yes_rate: f64,
+    /// Mean P(yes) on true claims.
+    pub p_yes_true: f64,
+    /// Mean P(yes) on false claims.
+    pub p_yes_false: f64,
 }
 
 /// The figures of the results in `results` whose key matches `select`
@@ -103,16 +121,42 @@ pub fn summarize(
     let rows = |set: &[String]| {
         Method::ALL
             .iter()
+            .filter(|m| **m != Method::Probe)
             .filter_map(|m| by.get(m.name()).map(|r| (m.name(), r)))
             .map(|(name, records)| method_summary(name, records, &by, set, facts))
             .collect()
     };
+    let probe = by.get("probe").map(|records| {
+        let claims: Vec<_> = base
+            .iter()
+            .filter(|p| by["large"][*p].correct)
+            .filter_map(|p| records.get(p))
+            .flat_map(|r| &r.probe)
+            .collect();
+        let right = claims.iter().filter(|c| c.bit == c.truth).count();
+        let mean = |truth: bool| {
+            let ps: Vec<f64> = claims
+                .iter()
+                .filter(|c| c.truth == truth)
+                .map(|c| c.p_yes)
+                .collect();
+            ps.iter().sum::<f64>() / ps.len().max(1) as f64
+        };
+        ProbeSummary {
+            claims: claims.len(),
+            accuracy: accuracy(right, claims.len()),
+            yes_rate: claims.iter().filter(|c| c.bit).count() as f64 / claims.len().max(1) as f64,
+            p_yes_true: mean(true),
+            p_yes_false: mean(false),
+        }
+    });
     Summary {
         benchmark,
         problems: problems.len(),
         all: rows(&base),
         filtered: rows(&filtered),
         filtered_problems: filtered.len(),
+        probe,
     }
 }
 
@@ -190,6 +234,23 @@ pub fn markdown(summary: &Summary, oracle: bool) -> String {
         summary.filtered_problems
     );
     out += &table(&summary.filtered);
+    if let Some(p) = summary.probe {
+        let acc = p.accuracy.map_or("–".into(), |a| {
+            format!(
+                "{:.1}% ({:.1}–{:.1})",
+                100.0 * a.rate,
+                100.0 * a.ci95.lo,
+                100.0 * a.ci95.hi
+            )
+        });
+        out += &format!(
+            "\nThe answerer alone on claims of known truth (\"Is the answer X?\" with the gold X and a wrong X, on the problems it solves alone): {} claims, right on {acc}; yes on {:.0}%; mean P(yes) {:.2} on true claims, {:.2} on false ones.\n",
+            p.claims,
+            100.0 * p.yes_rate,
+            p.p_yes_true,
+            p.p_yes_false
+        );
+    }
     out
 }
 

@@ -45,7 +45,7 @@ fn every_method_runs_and_the_bits_carry_the_large_models_answer() {
     let mut last = None;
     e.run(&bench.items, &Method::ALL, &mut |p| last = Some(p))
         .unwrap();
-    assert_eq!(last.map(|p| (p.done, p.total)), Some((7, 7)));
+    assert_eq!(last.map(|p| (p.done, p.total)), Some((8, 8)));
     let got = records(&results);
     let of = |m: &str| &got.iter().find(|(k, _)| k == m).unwrap().1;
     assert!(!of("small").correct && of("large").correct);
@@ -70,6 +70,11 @@ fn every_method_runs_and_the_bits_carry_the_large_models_answer() {
     // The draft and the own solution were computed once and charged to
     // every method that used them (the fakes count no tokens).
     assert_eq!(e.large.spent().tokens(), 0);
+    // The answerer alone: yes to the gold, no to the small model's answer.
+    let probe = &of("probe").probe;
+    assert_eq!(probe.len(), 2);
+    assert!(probe[0].truth && probe[0].bit && !probe[1].truth && !probe[1].bit);
+    assert_eq!(probe[1].question, "Is the answer 41?");
     let notes = of("qa").asker.as_ref().unwrap();
     assert_eq!(notes.padded, 2);
     assert!(notes.revised);
@@ -90,6 +95,9 @@ fn every_method_runs_and_the_bits_carry_the_large_models_answer() {
     let table = tenbits_eval::markdown(&summary, false);
     assert!(table.contains("| qa | 1 | 100.0%"), "{table}");
     assert!(table.contains("own solution (honest)"));
+    let probe = summary.probe.unwrap();
+    assert_eq!((probe.claims, probe.yes_rate), (2, 0.5));
+    assert!(table.contains("2 claims, right on 100.0%"), "{table}");
 }
 
 #[test]
