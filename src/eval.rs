@@ -26,9 +26,10 @@ pub struct EvalArgs {
     /// The answerer.
     #[arg(long, default_value = "qwen2.5-coder-1.5b")]
     large: String,
-    /// Questions per session (and most bits `select` may use).
-    #[arg(long, default_value_t = 10)]
-    bits: usize,
+    /// Questions per session (and most bits `select` may use); a list runs
+    /// each budget in turn, reusing the drafts and own solutions.
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    bits: Vec<usize>,
     /// Problems to run, from the start of the split [default: all].
     #[arg(long)]
     limit: Option<usize>,
@@ -127,7 +128,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         .map(|m| Method::parse(m))
         .collect::<Result<Vec<_>, _>>()?;
     let settings = EvalSettings {
-        bits: args.bits,
+        bits: args.bits[0],
         view: view(&args.view)?,
         sees_answer: args.sees_answer,
         checks_claims: args.check_claims,
@@ -164,37 +165,20 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         sandbox,
         &results,
     )?;
-    let keys: Vec<_> = items
-        .iter()
-        .flat_map(|i| methods.iter().map(|&m| evaluator.key(i, m)))
-        .collect();
-    if !args.report_only {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg:>10} [{bar:30}] {pos}/{len} results ({elapsed} elapsed, eta {eta})",
-            )
-            .expect("static template is valid")
-            .progress_chars("=> "),
-        );
-        bar.set_message("eval");
-        let mut skipped = None;
-        evaluator.run(&items, &methods, &mut |p| {
-            if skipped.is_none() {
-                skipped = Some(p.skipped);
-                bar.set_length(p.total as u64);
-                // The ETA counts only this run's pace.
-                bar.reset_eta();
-            }
-            bar.set_position(p.done as u64);
-        })?;
-        bar.finish_and_clear();
-        if let Some(s) = skipped.filter(|&s| s > 0) {
-            eprintln!(
-                "{s} results were already in {} and were skipped",
-                results.display()
-            );
+    let mut budgets = Vec::new();
+    for &bits in &args.bits {
+        evaluator.set_settings(EvalSettings {
+            bits,
+            ..settings.clone()
+        });
+        let keys: Vec<_> = items
+            .iter()
+            .flat_map(|i| methods.iter().map(|&m| evaluator.key(i, m)))
+            .collect();
+        if !args.report_only {
+            run_with_progress(&mut evaluator, &items, &methods, bits, &results)?;
         }
+        budgets.push((bits, evaluator.settings().key(), keys));
     }
     let (vocab_bits, large_macs) = facts(&args.large)?;
     let (_, small_macs) = facts(&args.small)?;
@@ -204,23 +188,143 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         large_macs_per_token: large_macs,
     };
     let all = tenbits_eval::read_results::<Record>(&results)?;
-    let wanted: std::collections::HashSet<_> = keys.into_iter().collect();
-    let summary = tenbits_eval::summarize(&all, |k| wanted.contains(k), facts);
-    let mut text = format!(
-        "`tenbits eval --bench {} --small {} --large {} --bits {} --split {:?}{}` ({}; settings: {})\n\n",
-        args.bench,
-        args.small,
-        args.large,
-        args.bits,
-        args.split,
-        args.limit.map_or(String::new(), |l| format!(" --limit {l}")),
-        results.display(),
-        settings.key()
-    );
-    text += &tenbits_eval::markdown(&summary, settings.view == Knowledge::Reference);
+    let mut text = String::new();
+    for (bits, key, keys) in budgets {
+        let wanted: std::collections::HashSet<_> = keys.into_iter().collect();
+        let summary = tenbits_eval::summarize(&all, |k| wanted.contains(k), facts);
+        text += &format!(
+            "`tenbits eval --bench {} --small {} --large {} --bits {bits} --split {:?}{}` ({}; settings: {key})\n\n",
+            args.bench,
+            args.small,
+            args.large,
+            args.split,
+            args.limit.map_or(String::new(), |l| format!(" --limit {l}")),
+            results.display(),
+        );
+        text += &tenbits_eval::markdown(&summary, settings.view == Knowledge::Reference);
+        text += "\n";
+    }
     print!("{text}");
     if let Some(path) = &args.markdown {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    Ok(())
+}
+
+/// One bit budget's run, with a progress bar and an ETA.
+fn run_with_progress(
+    evaluator: &mut Evaluator<OnnxChatModel, OnnxChatModel>,
+    items: &[tenbits_eval::Item],
+    methods: &[Method],
+    bits: usize,
+    results: &Path,
+) -> Result<()> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {pos}/{len} results ({elapsed} elapsed, eta {eta})",
+        )
+        .expect("static template is valid")
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("{bits} bits"));
+    let mut skipped = None;
+    evaluator.run(items, methods, &mut |p| {
+        if skipped.is_none() {
+            skipped = Some(p.skipped);
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+            // The ETA counts only this run's pace.
+            bar.reset_eta();
+        }
+        bar.set_position(p.done as u64);
+    })?;
+    bar.finish_and_clear();
+    if let Some(s) = skipped.filter(|&s| s > 0) {
+        eprintln!(
+            "{bits} bits: {s} results were already in {} and were skipped",
+            results.display()
+        );
+    }
+    Ok(())
+}
+
+/// `tenbits frontier` options.
+#[derive(Args)]
+pub struct FrontierArgs {
+    /// Results of `tenbits eval` (any bit budgets).
+    #[arg(long, value_name = "FILE")]
+    results: PathBuf,
+    /// Which benchmark in them [default: the only one].
+    #[arg(long)]
+    benchmark: Option<String>,
+    /// The model that codes the responses losslessly.
+    #[arg(long, default_value = "smollm2-135m")]
+    coder: String,
+    /// The small model of the results (for FLOPs).
+    #[arg(long, default_value = "qwen2.5-coder-0.5b")]
+    small: String,
+    /// The large model of the results (for ratios and FLOPs).
+    #[arg(long, default_value = "qwen2.5-coder-1.5b")]
+    large: String,
+    /// ONNX Runtime intra-op threads [default: available cores, at most 4].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write the table (Markdown) here too.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// The plot as SVG.
+    #[arg(long, value_name = "FILE", default_value = "results/frontier.svg")]
+    svg: PathBuf,
+    /// The plot as PNG (both need a system font such as DejaVu Sans).
+    #[arg(long, value_name = "FILE", default_value = "results/frontier.png")]
+    png: PathBuf,
+}
+
+pub fn frontier_command(args: &FrontierArgs) -> Result<()> {
+    let results = tenbits_eval::read_results::<Record>(&args.results)?;
+    let names: std::collections::BTreeSet<String> = results
+        .latest()
+        .into_iter()
+        .map(|(k, _)| k.benchmark.clone())
+        .collect();
+    let benchmark = match &args.benchmark {
+        Some(b) => b.clone(),
+        None if names.len() == 1 => names.into_iter().next().unwrap_or_default(),
+        None => bail!(
+            "{} holds several benchmarks ({}); pick one with --benchmark",
+            args.results.display(),
+            names.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let (vocab_bits, large_macs) = facts(&args.large)?;
+    let (_, small_macs) = facts(&args.small)?;
+    let (_, coder_macs) = facts(&args.coder)?;
+    let model_facts = ModelFacts {
+        large_vocab_bits: vocab_bits,
+        small_macs_per_token: small_macs,
+        large_macs_per_token: large_macs,
+    };
+    let mut coder = Registry::embedded().load(&args.coder, crate::settings(args.threads))?;
+    let mut sink = crate::bench::TerminalSink::default();
+    let (report, points) = tenbits_bench::frontier(
+        &results,
+        &benchmark,
+        &mut coder,
+        &args.coder,
+        coder_macs,
+        model_facts,
+        &mut sink,
+    )?;
+    report.save(args.markdown.as_deref())?;
+    for path in [&args.svg, &args.png] {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
+    let title = format!("{benchmark}: {} asks, {} answers", args.small, args.large);
+    tenbits_bench::plot(&points, &title, &args.svg, &args.png)?;
+    eprintln!("plot: {} and {}", args.svg.display(), args.png.display());
     Ok(())
 }

@@ -118,6 +118,11 @@ enum Command {
     /// share of the small-to-large gap recovered, bits and compute. Results
     /// are appended as they finish; a rerun resumes.
     Eval(Box<eval::EvalArgs>),
+    /// Place every mode on the compression-compute plane over the large
+    /// model's responses in `tenbits eval` results: classic compressors,
+    /// lossless LLM coding and the question-asking methods at each bit
+    /// budget; a Markdown table and a plot (SVG, PNG).
+    Frontier(Box<eval::FrontierArgs>),
     /// Measure tenbits: compression against classic compressors, model speed.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -474,6 +479,7 @@ fn run(cli: Cli) -> Result<()> {
         } => chat::generate_command(&model, &prompt, raw, &sampling),
         Command::Chat { model, sampling } => chat::chat_command(&model, &sampling),
         Command::Eval(args) => eval::eval_command(&args),
+        Command::Frontier(args) => eval::frontier_command(&args),
         Command::Bench(BenchCommand::Swarm {
             model,
             threads,

@@ -8,6 +8,10 @@
 //!   beside this machine's measured memory bandwidth and matmul rate.
 //! - [`swarm()`]: one answerer over TCP on loopback and many askers,
 //!   batched and one question at a time.
+//! - [`frontier()`]: every mode (classic compressors, LLM coding, the
+//!   question-asking methods at each bit budget) on the compression-compute
+//!   plane over the large model's responses in `tenbits eval` results, and
+//!   [`plot`] draws it (SVG, PNG).
 //!
 //! A benchmark reports through a [`Sink`]: the lines of its results table
 //! (Markdown, also collected in the returned [`Report`]), status notes,
@@ -46,12 +50,14 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 mod baselines;
+mod frontier;
 mod lossless;
 mod memory;
 mod models;
 mod swarm;
 
 pub use baselines::{baselines, Baseline};
+pub use frontier::{frontier, plot, Point};
 pub use lossless::lossless;
 pub use models::{models, weights_per_token, ModelsOptions};
 pub use swarm::{swarm, SwarmOptions};

@@ -307,6 +307,17 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
         })
     }
 
+    /// The settings.
+    pub fn settings(&self) -> &EvalSettings {
+        &self.settings
+    }
+
+    /// Goes on with other settings (another bit budget, say), keeping what
+    /// the models remember: the drafts and own solutions are not redone.
+    pub fn set_settings(&mut self, settings: EvalSettings) {
+        self.settings = settings;
+    }
+
     /// The key of `method` on `item`.
     pub fn key(&self, item: &Item, method: Method) -> RunKey {
         RunKey {

@@ -1,0 +1,364 @@
+//! `tenbits frontier`: every mode on the compression-compute plane, over
+//! the large model's responses to a benchmark (from `tenbits eval`
+//! results).
+//!
+//! - Classic compressors ([`baselines`]) and lossless LLM coding code each
+//!   response exactly; their ratio is output bytes over response bytes.
+//! - The question-asking methods (`blc`, `qa`, `coded`, `select`, at each
+//!   bit budget evaluated) send bits instead of the response: their ratio is
+//!   bits sent over the response's bits, and they are lossy, so each point
+//!   also says how much of the small-to-large gap it recovered.
+//!
+//! Compute is measured time on this machine, per response: the coder's
+//! compress plus decompress, or every model call a method needs (shared
+//! work charged to each method that uses it). Estimated FLOPs are in the
+//! table beside it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use plotters::prelude::*;
+use tenbits_eval::{summarize, ModelFacts, Record, Results};
+use tenbits_inference::LanguageModel;
+use tenbits_lossless::Options;
+
+use crate::{baselines, Report, Sink};
+
+/// One mode on the plane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// What it is ("xz -9", "LLM coding (smollm2-135m)", "qa, 10 bits").
+    pub label: String,
+    /// The family, which picks the colour: `classic`, `lossless`, `qa`.
+    pub family: &'static str,
+    /// Output size over the response's size.
+    pub ratio: f64,
+    /// Seconds per response on this machine.
+    pub seconds: f64,
+    /// Estimated FLOPs per response (models only).
+    pub flops: Option<f64>,
+    /// Share of the small-to-large gap recovered (lossy modes).
+    pub gap: Option<f64>,
+    /// Accuracy (lossy modes).
+    pub accuracy: Option<f64>,
+}
+
+/// The large model's replies, by problem, from the `large` records of one
+/// benchmark.
+fn responses(results: &Results<Record>, benchmark: &str) -> BTreeMap<String, String> {
+    results
+        .latest()
+        .into_iter()
+        .filter(|(k, _)| k.benchmark == benchmark && k.method == "large")
+        .map(|(k, r)| (k.problem.clone(), r.reply.clone()))
+        .collect()
+}
+
+/// The points of one benchmark's results, with `coder` (named
+/// `coder_name`, `coder_macs` multiply-accumulates per token) as the
+/// lossless LLM coder. Reports progress and the table through `sink`.
+#[allow(clippy::too_many_arguments)]
+pub fn frontier<M: LanguageModel>(
+    results: &Results<Record>,
+    benchmark: &str,
+    coder: &mut M,
+    coder_name: &str,
+    coder_macs: f64,
+    facts: ModelFacts,
+    sink: &mut dyn Sink,
+) -> Result<(Report, Vec<Point>)> {
+    let texts = responses(results, benchmark);
+    if texts.is_empty() {
+        bail!("the results hold no `large` replies for {benchmark}; run `tenbits eval` first");
+    }
+    let total_bytes: usize = texts.values().map(String::len).sum();
+    let n = texts.len() as f64;
+    let mut points = Vec::new();
+    for codec in baselines() {
+        let start = Instant::now();
+        let mut size = 0;
+        for t in texts.values() {
+            let packed = codec.compress(t.as_bytes())?;
+            size += packed.len();
+            codec.decompress(&packed)?;
+        }
+        points.push(Point {
+            label: codec.name.to_string(),
+            family: "classic",
+            ratio: size as f64 / total_bytes as f64,
+            seconds: start.elapsed().as_secs_f64() / n,
+            flops: None,
+            gap: None,
+            accuracy: None,
+        });
+    }
+    let options = Options {
+        model_name: coder_name.to_string(),
+        chunk_tokens: Options::default()
+            .chunk_tokens
+            .min(coder.config().context_length),
+        ..Options::default()
+    };
+    sink.note(&format!(
+        "coding {} responses with {coder_name}",
+        texts.len()
+    ));
+    let (start, mut size, mut tokens) = (Instant::now(), 0usize, 0u64);
+    for (i, t) in texts.values().enumerate() {
+        let (packed, stats) =
+            tenbits_lossless::compress(coder, t.as_bytes(), &options, &mut |_| {})?;
+        let restored = tenbits_lossless::decompress(coder, &packed, &mut |_| {})?;
+        if restored != t.as_bytes() {
+            bail!("the LLM coder did not round-trip response {i}");
+        }
+        size += packed.len();
+        tokens += stats.tokens;
+        sink.progress(
+            "coding",
+            tenbits_lossless::Progress {
+                done_tokens: i as u64 + 1,
+                total_tokens: texts.len() as u64,
+            },
+        );
+    }
+    sink.progress_done();
+    points.push(Point {
+        label: format!("LLM coding ({coder_name})"),
+        family: "lossless",
+        ratio: size as f64 / total_bytes as f64,
+        seconds: start.elapsed().as_secs_f64() / n,
+        // Both directions run the model over every token.
+        flops: Some(2.0 * 2.0 * coder_macs * tokens as f64 / n),
+        gap: None,
+        accuracy: None,
+    });
+
+    // The question-asking methods, one point per (method, bit budget).
+    let mut budgets: BTreeMap<(String, usize), Vec<tenbits_eval::RunKey>> = BTreeMap::new();
+    for (key, record) in results.latest() {
+        if key.benchmark == benchmark {
+            let bits = key
+                .settings
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("bits="))
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(0);
+            let _ = record;
+            budgets
+                .entry((key.settings.clone(), bits))
+                .or_default()
+                .push(key.clone());
+        }
+    }
+    for ((settings, bits), _) in budgets {
+        let summary = summarize(
+            results,
+            |k| k.benchmark == benchmark && k.settings == settings,
+            facts,
+        );
+        for row in &summary.all {
+            if !["blc", "qa", "qa+", "coded", "select"].contains(&row.method.as_str()) {
+                continue;
+            }
+            let Some(ratio) = row.ratio_bytes else {
+                continue;
+            };
+            let seconds = seconds_of(results, benchmark, &settings, &row.method);
+            points.push(Point {
+                label: format!("{}, {bits} bits", row.method),
+                family: "qa",
+                ratio,
+                seconds,
+                flops: Some(row.flops),
+                gap: row.gap.map(|g| g.point),
+                accuracy: row.accuracy.map(|a| a.rate),
+            });
+        }
+    }
+
+    let mut report = Report::default();
+    report.line(
+        sink,
+        format!(
+            "{benchmark}: {} responses of the large model, {total_bytes} bytes in all",
+            texts.len()
+        ),
+    );
+    report.line(sink, String::new());
+    report.line(
+        sink,
+        "| mode | ratio | s per response | GFLOP per response | accuracy | gap recovered |".into(),
+    );
+    report.line(sink, "|---|---:|---:|---:|---:|---:|".into());
+    for p in &points {
+        let opt = |v: Option<f64>, scale: f64, digits: usize| {
+            v.map_or("–".to_string(), |v| format!("{:.*}", digits, v * scale))
+        };
+        report.line(
+            sink,
+            format!(
+                "| {} | {:.5} | {:.3} | {} | {} | {} |",
+                p.label,
+                p.ratio,
+                p.seconds,
+                opt(p.flops, 1e-9, 1),
+                opt(p.accuracy, 100.0, 1),
+                opt(p.gap, 100.0, 0)
+            ),
+        );
+    }
+    report.line(sink, String::new());
+    report.line(sink, "- ratio: output over the response: bytes for the exact coders, bits sent over 8 × bytes for the question-asking methods (which are lossy: accuracy and gap recovered say what they keep).".into());
+    report.line(sink, "- s per response: measured on this machine; for the question-asking methods every model call the method needs, work shared with other methods included.".into());
+    Ok((report, points))
+}
+
+/// Mean seconds of model calls charged to `method` per problem.
+fn seconds_of(results: &Results<Record>, benchmark: &str, settings: &str, method: &str) -> f64 {
+    let times: Vec<f64> = results
+        .latest()
+        .into_iter()
+        .filter(|(k, _)| k.benchmark == benchmark && k.settings == settings && k.method == method)
+        .map(|(_, r)| r.small.seconds + r.large.seconds)
+        .collect();
+    times.iter().sum::<f64>() / times.len().max(1) as f64
+}
+
+/// The font the PNG's text is drawn with: the first of the usual system
+/// sans-serif fonts that exists.
+fn load_font() -> Option<&'static [u8]> {
+    let candidates = [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    ];
+    let bytes = candidates.iter().find_map(|p| std::fs::read(p).ok())?;
+    Some(Box::leak(bytes.into_boxed_slice()))
+}
+
+/// Draws the points, ratio against seconds on log scales, into an SVG and
+/// a PNG. Text is laid out with a system font (DejaVu Sans or Liberation
+/// Sans); without one this is an error that says what to install.
+pub fn plot(points: &[Point], title: &str, svg: &Path, png: &Path) -> Result<()> {
+    let font = load_font().context(
+        "no system font for the plot's text; install one (Debian: apt-get install fonts-dejavu-core)",
+    )?;
+    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
+        .map_err(|_| anyhow::anyhow!("the system font could not be read"))?;
+    draw(
+        SVGBackend::new(svg, (1000, 700)).into_drawing_area(),
+        points,
+        title,
+    )
+    .with_context(|| format!("cannot draw {}", svg.display()))?;
+    draw(
+        BitMapBackend::new(png, (1000, 700)).into_drawing_area(),
+        points,
+        title,
+    )
+    .with_context(|| format!("cannot draw {}", png.display()))?;
+    Ok(())
+}
+
+fn draw<DB: DrawingBackend>(
+    area: DrawingArea<DB, plotters::coord::Shift>,
+    points: &[Point],
+    title: &str,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    area.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let (xs, ys): (Vec<f64>, Vec<f64>) = points
+        .iter()
+        .map(|p| (p.seconds.max(1e-6), p.ratio.max(1e-6)))
+        .unzip();
+    // Room on the right for the labels, which start at their points.
+    let span = |v: &[f64], right: f64| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(0.0, f64::max);
+        (lo / 3.0)..(hi * right)
+    };
+    let mut chart = ChartBuilder::on(&area)
+        .caption(title, ("sans-serif", 22))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(span(&xs, 100.0).log_scale(), span(&ys, 3.0).log_scale())
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds per response on this machine (log)")
+        .y_desc("size sent / size of the response (log)")
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    for p in points {
+        let colour = match p.family {
+            "classic" => RGBColor(120, 120, 120),
+            "lossless" => RGBColor(31, 119, 180),
+            _ => RGBColor(214, 39, 40),
+        };
+        let at = (p.seconds.max(1e-6), p.ratio.max(1e-6));
+        let label = match p.gap {
+            Some(g) => format!("{} ({:.0}% of gap)", p.label, 100.0 * g),
+            None => p.label.clone(),
+        };
+        chart
+            .draw_series(std::iter::once(Circle::new(at, 5, colour.filled())))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label,
+                at,
+                ("sans-serif", 13).into_font().color(&colour),
+            )))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    area.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plot_is_drawn_with_every_label() {
+        if load_font().is_none() {
+            eprintln!("no system font here; the plot is not drawn");
+            return;
+        }
+        let point = |label: &str, family, ratio, seconds, gap| Point {
+            label: label.into(),
+            family,
+            ratio,
+            seconds,
+            flops: None,
+            gap,
+            accuracy: None,
+        };
+        let points = [
+            point("xz -9", "classic", 0.8, 0.001, None),
+            point("LLM coding (smollm2-135m)", "lossless", 0.3, 2.0, None),
+            point("qa, 10 bits", "qa", 0.0012, 40.0, Some(0.25)),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let (svg, png) = (dir.path().join("f.svg"), dir.path().join("f.png"));
+        plot(&points, "test", &svg, &png).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        for label in [
+            "xz -9",
+            "LLM coding (smollm2-135m)",
+            "qa, 10 bits (25% of gap)",
+        ] {
+            assert!(text.contains(label), "{label} missing from the SVG");
+        }
+        let bytes = std::fs::read(&png).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        std::fs::copy(&png, std::env::temp_dir().join("tenbits-frontier-test.png")).unwrap();
+    }
+}
