@@ -29,6 +29,17 @@ fn key<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("messages and sampling serialize")
 }
 
+/// The positions of `keys` not in `known`, each key once, in order.
+fn unknown<V>(keys: &[String], known: &HashMap<String, V>) -> Vec<usize> {
+    let mut missing: Vec<usize> = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        if !known.contains_key(k) && !missing.iter().any(|&j| keys[j] == *k) {
+            missing.push(i);
+        }
+    }
+    missing
+}
+
 /// Splits `usage` over requests in proportion to `weights` (evenly when
 /// they are all zero).
 fn split(usage: Usage, weights: &[(u64, u64)]) -> Vec<Usage> {
@@ -138,12 +149,7 @@ impl<M: ChatModel> ChatModel for Metered<M> {
         requests: &[(Vec<Message>, Sampling)],
     ) -> Result<Vec<Reply>, ModelError> {
         let keys: Vec<String> = requests.iter().map(key).collect();
-        let mut missing: Vec<usize> = Vec::new();
-        for (i, k) in keys.iter().enumerate() {
-            if !self.replies.contains_key(k) && !missing.iter().any(|&j| keys[j] == *k) {
-                missing.push(i);
-            }
-        }
+        let missing = unknown(&keys, &self.replies);
         if !missing.is_empty() {
             let asked: Vec<_> = missing.iter().map(|&i| requests[i].clone()).collect();
             let _ = self.usage();
@@ -176,12 +182,7 @@ impl<M: ChatModel> ChatModel for Metered<M> {
 
     fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
         let keys: Vec<String> = conversations.iter().map(key).collect();
-        let mut missing: Vec<usize> = Vec::new();
-        for (i, k) in keys.iter().enumerate() {
-            if !self.judged.contains_key(k) && !missing.iter().any(|&j| keys[j] == *k) {
-                missing.push(i);
-            }
-        }
+        let missing = unknown(&keys, &self.judged);
         if !missing.is_empty() {
             let asked: Vec<_> = missing.iter().map(|&i| conversations[i].clone()).collect();
             let _ = self.usage();

@@ -235,14 +235,7 @@ pub fn markdown(summary: &Summary, oracle: bool) -> String {
     );
     out += &table(&summary.filtered);
     if let Some(p) = summary.probe {
-        let acc = p.accuracy.map_or("–".into(), |a| {
-            format!(
-                "{:.1}% ({:.1}–{:.1})",
-                100.0 * a.rate,
-                100.0 * a.ci95.lo,
-                100.0 * a.ci95.hi
-            )
-        });
+        let acc = percent(p.accuracy);
         out += &format!(
             "\nThe answerer alone on claims of known truth (\"Is the answer X?\" with the gold X and a wrong X, on the problems it solves alone): {} claims, right on {acc}; yes on {:.0}%; mean P(yes) {:.2} on true claims, {:.2} on false ones.\n",
             p.claims,
@@ -254,20 +247,25 @@ pub fn markdown(summary: &Summary, oracle: bool) -> String {
     out
 }
 
+/// "61.5% (35.5–82.3)", or "–".
+fn percent(a: Option<Accuracy>) -> String {
+    a.map_or("–".into(), |a| {
+        format!(
+            "{:.1}% ({:.1}–{:.1})",
+            100.0 * a.rate,
+            100.0 * a.ci95.lo,
+            100.0 * a.ci95.hi
+        )
+    })
+}
+
 fn table(rows: &[MethodSummary]) -> String {
     let mut out = String::from(
         "| method | n | accuracy (95% CI) | gap recovered (95% CI) | bits | sent bits | ratio (tokens) | ratio (bytes) | small tok | large tok | GFLOP | s | cut off |\n\
          |---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
-        let acc = r.accuracy.map_or("–".into(), |a| {
-            format!(
-                "{:.1}% ({:.1}–{:.1})",
-                100.0 * a.rate,
-                100.0 * a.ci95.lo,
-                100.0 * a.ci95.hi
-            )
-        });
+        let acc = percent(r.accuracy);
         let gap = r.gap.map_or("–".into(), |g| match g.ci95 {
             Some(ci) => format!(
                 "{:.0}% ({:.0}–{:.0})",
