@@ -296,7 +296,12 @@ where
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    for p in points {
+    // Labels of points close together are stacked below one another.
+    let near = |a: &Point, b: &Point| {
+        let close = |x: f64, y: f64| (x.max(1e-6) / y.max(1e-6)).ln().abs() < 0.9;
+        close(a.seconds, b.seconds) && close(a.ratio, b.ratio)
+    };
+    for (i, p) in points.iter().enumerate() {
         let colour = match p.family {
             "classic" => RGBColor(120, 120, 120),
             "lossless" => RGBColor(31, 119, 180),
@@ -307,15 +312,13 @@ where
             Some(g) => format!("{} ({:.0}% of gap)", p.label, 100.0 * g),
             None => p.label.clone(),
         };
+        let stacked = points[..i].iter().filter(|q| near(q, p)).count() as i32;
+        let style = ("sans-serif", 13).into_font().color(&colour);
+        let marker = EmptyElement::at(at)
+            + Circle::new((0, 0), 5, colour.filled())
+            + Text::new(label, (8, -6 + 15 * stacked), style);
         chart
-            .draw_series(std::iter::once(Circle::new(at, 5, colour.filled())))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        chart
-            .draw_series(std::iter::once(Text::new(
-                label,
-                at,
-                ("sans-serif", 13).into_font().color(&colour),
-            )))
+            .draw_series(std::iter::once(marker))
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
     area.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
