@@ -81,6 +81,15 @@ pub struct EvalArgs {
     report_only: bool,
 }
 
+/// A split as the command line spells it.
+fn split_name(split: Split) -> &'static str {
+    match split {
+        Split::Tune => "tune",
+        Split::Report => "report",
+        Split::All => "all",
+    }
+}
+
 fn view(name: &str) -> Result<Knowledge> {
     Ok(match name {
         "own-solution" => Knowledge::OwnSolution,
@@ -117,9 +126,9 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
     }
     if items.is_empty() {
         bail!(
-            "{} has no problems in the {:?} split",
+            "{} has no problems in the {} split",
             path.display(),
-            args.split
+            split_name(args.split)
         );
     }
     let methods = args
@@ -193,11 +202,11 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         let wanted: std::collections::HashSet<_> = keys.into_iter().collect();
         let summary = tenbits_eval::summarize(&all, |k| wanted.contains(k), facts);
         text += &format!(
-            "`tenbits eval --bench {} --small {} --large {} --bits {bits} --split {:?}{}` ({}; settings: {key})\n\n",
+            "`tenbits eval --bench {} --small {} --large {} --bits {bits} --split {}{}` ({}; settings: {key})\n\n",
             args.bench,
             args.small,
             args.large,
-            args.split,
+            split_name(args.split),
             args.limit.map_or(String::new(), |l| format!(" --limit {l}")),
             results.display(),
         );
