@@ -136,23 +136,21 @@ pub fn frontier<M: LanguageModel>(
     });
 
     // The question-asking methods, one point per (method, bit budget).
-    let mut budgets: BTreeMap<(String, usize), Vec<tenbits_eval::RunKey>> = BTreeMap::new();
-    for (key, record) in results.latest() {
-        if key.benchmark == benchmark {
-            let bits = key
+    let budgets: std::collections::BTreeSet<(String, usize)> = results
+        .latest()
+        .into_iter()
+        .filter(|(k, _)| k.benchmark == benchmark)
+        .map(|(k, _)| {
+            let bits = k
                 .settings
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix("bits="))
                 .and_then(|b| b.parse().ok())
                 .unwrap_or(0);
-            let _ = record;
-            budgets
-                .entry((key.settings.clone(), bits))
-                .or_default()
-                .push(key.clone());
-        }
-    }
-    for ((settings, bits), _) in budgets {
+            (k.settings.clone(), bits)
+        })
+        .collect();
+    for (settings, bits) in budgets {
         let summary = summarize(
             results,
             |k| k.benchmark == benchmark && k.settings == settings,

@@ -401,8 +401,8 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
             .map(|(item, _)| solve(item))
             .collect();
         let batch = self.settings.batch;
-        self.small.prefetch(&drafts, batch).map_err(model_err)?;
-        self.large.prefetch(&solutions, batch).map_err(model_err)?;
+        self.small.prefetch(&drafts, batch)?;
+        self.large.prefetch(&solutions, batch)?;
         Ok(())
     }
 
@@ -419,10 +419,7 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
                     Method::Small => &mut self.small,
                     _ => &mut self.large,
                 };
-                let reply = model
-                    .complete(&[(conversation, sampling)])
-                    .map_err(model_err)?
-                    .remove(0);
+                let reply = model.complete(&[(conversation, sampling)])?.remove(0);
                 let mut r = empty_record(reply.text);
                 r.truncated = reply.truncated;
                 if method == Method::Large {
@@ -512,8 +509,7 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
         };
         let draft = self
             .small
-            .generate(&[(solve_prompt(item), self.settings.greedy())])
-            .map_err(model_err)?
+            .generate(&[(solve_prompt(item), self.settings.greedy())])?
             .remove(0);
         let theirs = match &item.gold {
             Gold::Choice { options, .. } => extract_choice(&draft, options).map(|e| e.text),
@@ -569,7 +565,7 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
         // The greedy draft first, then K samples, in one batch.
         let mut asks = vec![(solve.clone(), s.greedy())];
         asks.extend((1..=s.select_samples as u64).map(|k| (solve.clone(), sampled(k))));
-        let drafts = self.small.generate(&asks).map_err(model_err)?;
+        let drafts = self.small.generate(&asks)?;
         let mut candidates: Vec<String> = Vec::new();
         let mut replies: Vec<String> = Vec::new();
         let mut push = |c: String, reply: String, out: &mut Vec<String>| {
@@ -652,7 +648,7 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
             (Some(r), Knowledge::Reference | Knowledge::ReferenceElseOwn) => r.clone(),
             _ => {
                 let solve = (solve_prompt(item), self.settings.greedy());
-                self.large.generate(&[solve]).map_err(model_err)?.remove(0)
+                self.large.generate(&[solve])?.remove(0)
             }
         };
         if let Gold::Code(_) = item.gold {
@@ -672,7 +668,7 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
                     )
                 })
                 .collect();
-            let p = self.large.p_yes(&views).map_err(model_err)?;
+            let p = self.large.p_yes(&views)?;
             return Ok(argmax(&p));
         }
         let own = match &item.gold {
@@ -686,10 +682,7 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
         }
         let replies: Vec<String> = candidates.iter().map(|c| format!("Answer: {c}")).collect();
         let conversation = prompts::solve(problem.task, &problem.text, None);
-        let scores = self
-            .large
-            .score_candidates(&conversation, &replies)
-            .map_err(model_err)?;
+        let scores = self.large.score_candidates(&conversation, &replies)?;
         Ok(argmax(&scores))
     }
 }
@@ -765,10 +758,6 @@ fn same_answer(a: &str, b: &str) -> bool {
 
 fn argmax(v: &[f64]) -> usize {
     (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b })
-}
-
-fn model_err(e: tenbits_qa::ModelError) -> EvalError {
-    EvalError::Model(e)
 }
 
 fn qa_err(e: tenbits_qa::QaError) -> EvalError {
