@@ -26,6 +26,14 @@ pub struct EvalArgs {
     /// The answerer.
     #[arg(long, default_value = "qwen2.5-coder-1.5b")]
     large: String,
+    /// Load the asker from this converted-model directory instead of the
+    /// cache (for example one converted with another `--accuracy-level`);
+    /// `--small` then only names it.
+    #[arg(long, value_name = "DIR")]
+    small_dir: Option<PathBuf>,
+    /// Load the answerer from this directory instead of the cache.
+    #[arg(long, value_name = "DIR")]
+    large_dir: Option<PathBuf>,
     /// Questions per session (and most bits `select` may use); a list runs
     /// each budget in turn, reusing the drafts and own solutions.
     #[arg(long, value_delimiter = ',', default_value = "10")]
@@ -81,6 +89,11 @@ pub struct EvalArgs {
     report_only: bool,
 }
 
+/// ` FLAG DIR` when a model directory was given, for the printed command.
+fn dir_flag(flag: &str, dir: Option<&Path>) -> String {
+    dir.map_or(String::new(), |d| format!(" {flag} {}", d.display()))
+}
+
 /// A split as the command line spells it.
 fn split_name(split: Split) -> &'static str {
     match split {
@@ -100,8 +113,11 @@ fn view(name: &str) -> Result<Knowledge> {
 
 /// log2 of the vocabulary and multiply-accumulates per token, from a
 /// registered model's config.json.
-fn facts(name: &str) -> Result<(f64, f64)> {
-    let dir = Registry::embedded().set_up_dir(name)?;
+fn facts(name: &str, dir: Option<&Path>) -> Result<(f64, f64)> {
+    let dir = match dir {
+        Some(dir) => dir.to_path_buf(),
+        None => Registry::embedded().set_up_dir(name)?,
+    };
     let path = dir.join("config.json");
     let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let config: serde_json::Value = serde_json::from_slice(&text)?;
@@ -156,8 +172,12 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
     }
     let threads = crate::settings(args.threads).threads;
     eprintln!("loading {} and {}", args.small, args.large);
-    let small = OnnxChatModel::load(&args.small, threads)?;
-    let large = OnnxChatModel::load(&args.large, threads)?;
+    let load = |name: &str, dir: Option<&Path>| match dir {
+        Some(dir) => OnnxChatModel::load_dir(name, dir, threads),
+        None => OnnxChatModel::load(name, threads),
+    };
+    let small = load(&args.small, args.small_dir.as_deref())?;
+    let large = load(&args.large, args.large_dir.as_deref())?;
     let needs_sandbox = items
         .iter()
         .any(|i| matches!(i.gold, tenbits_eval::Gold::Code(_)));
@@ -189,8 +209,8 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         }
         budgets.push((bits, evaluator.settings().key(), keys));
     }
-    let (vocab_bits, large_macs) = facts(&args.large)?;
-    let (_, small_macs) = facts(&args.small)?;
+    let (vocab_bits, large_macs) = facts(&args.large, args.large_dir.as_deref())?;
+    let (_, small_macs) = facts(&args.small, args.small_dir.as_deref())?;
     let facts = ModelFacts {
         large_vocab_bits: vocab_bits,
         small_macs_per_token: small_macs,
@@ -202,10 +222,12 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         let wanted: std::collections::HashSet<_> = keys.into_iter().collect();
         let summary = tenbits_eval::summarize(&all, |k| wanted.contains(k), facts);
         text += &format!(
-            "`tenbits eval --bench {} --small {} --large {} --bits {bits} --split {}{}` ({}; settings: {key})\n\n",
+            "`tenbits eval --bench {} --small {}{} --large {}{} --bits {bits} --split {}{}` ({}; settings: {key})\n\n",
             args.bench,
             args.small,
+            dir_flag("--small-dir", args.small_dir.as_deref()),
             args.large,
+            dir_flag("--large-dir", args.large_dir.as_deref()),
             split_name(args.split),
             args.limit.map_or(String::new(), |l| format!(" --limit {l}")),
             results.display(),
@@ -306,9 +328,9 @@ pub fn frontier_command(args: &FrontierArgs) -> Result<()> {
             names.into_iter().collect::<Vec<_>>().join(", ")
         ),
     };
-    let (vocab_bits, large_macs) = facts(&args.large)?;
-    let (_, small_macs) = facts(&args.small)?;
-    let (_, coder_macs) = facts(&args.coder)?;
+    let (vocab_bits, large_macs) = facts(&args.large, None)?;
+    let (_, small_macs) = facts(&args.small, None)?;
+    let (_, coder_macs) = facts(&args.coder, None)?;
     let model_facts = ModelFacts {
         large_vocab_bits: vocab_bits,
         small_macs_per_token: small_macs,
