@@ -44,7 +44,7 @@ fn extractor_agrees_with_hand_reading() {
         let task = s.benchmark.trim_start_matches("bigbench/");
         let bench = benches
             .entry(task.to_string())
-            .or_insert_with(|| load_bigbench(&shared.join("bigbench").join(task)).unwrap());
+            .or_insert_with(|| load_bigbench(shared.join("bigbench").join(task)).unwrap());
         let item = bench
             .items
             .iter()
