@@ -10,7 +10,7 @@ same conversion on it (``tenbits_convert.convert``, with the options of
 scripts/convert_gguf.py); this is how ``tests/fixtures/tiny`` and
 ``tests/fixtures/tiny-optimum`` are produced:
 
-    python scripts/make_fixtures.py tests/fixtures/tiny --weights q4 --kv-cache static
+    python scripts/make_fixtures.py tests/fixtures/tiny --weights q4 --kv-cache static --lora-rank 4
     python scripts/make_fixtures.py tests/fixtures/tiny-optimum
 
 (``scripts/convert_gguf.py --tiny OUT_DIR ...`` runs this too.)
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.keep_gguf:
                 shutil.copyfile(path, args.keep_gguf)
             convert(path, args.out_dir, args.external_data, args.weights,
-                    args.accuracy_level, args.kv_cache)
+                    args.accuracy_level, args.kv_cache, args.lora_rank)
     except ConversionError as e:
         log(f"error: {e}")
         return 1

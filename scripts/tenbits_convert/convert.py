@@ -19,10 +19,12 @@ from .tokenizer import build_tokenizer
 # protobuf cannot serialize messages over 2 GiB; stay well below it.
 EXTERNAL_DATA_THRESHOLD = 1800 * 1024 * 1024
 EXTERNAL_DATA_NAME = "model.onnx.data"
+LORA_GRAPH_NAME = "model-lora.onnx"
 
 
 def convert(gguf_path: str, out_dir: str, external_data: str = "auto",
-            weights: str = "fp32", accuracy_level: int = 4, kv_cache: str = "concat") -> None:
+            weights: str = "fp32", accuracy_level: int = 4, kv_cache: str = "concat",
+            lora_rank: int = 0) -> None:
     t_start = time.time()
     log(f"reading {gguf_path}")
     m = GGUFModel(gguf_path)
@@ -36,6 +38,9 @@ def convert(gguf_path: str, out_dir: str, external_data: str = "auto",
     use_external = external_data == "always" or (
         external_data == "auto" and fp32_bytes > EXTERNAL_DATA_THRESHOLD)
 
+    if lora_rank and use_external:
+        raise ConversionError("--lora-rank needs a model small enough for one file "
+                              "(no external data); it would duplicate the weights")
     out_dir = os.path.abspath(out_dir)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
@@ -49,6 +54,15 @@ def convert(gguf_path: str, out_dir: str, external_data: str = "auto",
         with open(os.path.join(tmp, "model.onnx"), "wb") as f:
             f.write(model.SerializeToString(deterministic=True))
         del model
+        if lora_rank:
+            # The same graph with LoRA inputs (zero by default) beside the
+            # base one, which stays byte for byte what it was: runs without
+            # an adapter keep the base graph's speed.
+            log(f"writing model-lora.onnx (rank {lora_rank})")
+            model = build_model(m, hp, None, weights, accuracy_level, kv_cache, lora_rank)
+            with open(os.path.join(tmp, LORA_GRAPH_NAME), "wb") as f:
+                f.write(model.SerializeToString(deterministic=True))
+            del model
 
         with open(os.path.join(tmp, "tokenizer.json"), "w", encoding="utf-8") as f:
             # Insertion order (vocab by id) is already deterministic; keeping it
@@ -81,6 +95,7 @@ def convert(gguf_path: str, out_dir: str, external_data: str = "auto",
             "weights": weights,
             "kv_cache": kv_cache,
             **({"matmulnbits_accuracy_level": accuracy_level} if weights == "q4" else {}),
+            **({"lora_rank": lora_rank, "lora_graph": LORA_GRAPH_NAME} if lora_rank else {}),
             **tok_info,
         }
         with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
@@ -89,6 +104,10 @@ def convert(gguf_path: str, out_dir: str, external_data: str = "auto",
 
         os.makedirs(out_dir, exist_ok=True)
         names = ["model.onnx", "tokenizer.json", "config.json"]
+        if lora_rank:
+            names.insert(1, LORA_GRAPH_NAME)
+        elif os.path.exists(os.path.join(out_dir, LORA_GRAPH_NAME)):
+            os.remove(os.path.join(out_dir, LORA_GRAPH_NAME))
         if use_external:
             names.insert(0, EXTERNAL_DATA_NAME)
         elif os.path.exists(os.path.join(out_dir, EXTERNAL_DATA_NAME)):
@@ -117,6 +136,10 @@ def add_conversion_options(ap: argparse.ArgumentParser) -> None:
                          "static: past inputs are fixed caller-owned buffers of `capacity` slots "
                          "(attention_mask marks used ones) and present returns only the new "
                          "tokens, so no step copies the cache")
+    ap.add_argument("--lora-rank", type=int, default=0, metavar="R",
+                    help="also write model-lora.onnx: the same graph with a rank-R LoRA input "
+                         "pair (float16, zero by default) on every attention and MLP projection, "
+                         "for ONNX Runtime adapters (.onnx_adapter); default 0: none")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         convert(args.gguf_path, args.out_dir, args.external_data, args.weights,
-                args.accuracy_level, args.kv_cache)
+                args.accuracy_level, args.kv_cache, args.lora_rank)
     except ConversionError as e:
         log(f"error: {e}")
         return 1

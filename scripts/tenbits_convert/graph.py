@@ -258,10 +258,48 @@ def quantized_embedding(g: GraphBuilder, eq: QuantLinear, hp: HParams, share: bo
     return x, g.op("Reshape", [qw, g.const([hp.vocab, nb, blob], np.int64)], "embed_q3"), scales
 
 
+def part_dims(p) -> tuple[int, int]:
+    """(N, K) of one linear part: a [N, K] array or a QuantLinear."""
+    if isinstance(p, QuantLinear):
+        return p.d.shape[0], p.d.shape[1] * p.block
+    return p.shape[0], p.shape[1]
+
+
+def lora_delta(g: GraphBuilder, x: str, parts: list, keys: list[str], layer: int, rank: int,
+               hint: str, lora_inputs: list) -> str:
+    """concat_p(x @ A_p @ B_p) over the parts of one linear, for a LoRA adapter.
+
+    A_p ([K, rank]) and B_p ([rank, N_p], the adapter's alpha / r folded in)
+    are float16 graph inputs named `lora.{layer}.{part}.a` / `.b`, each with
+    an all-zero initializer of the same name as its default, so a run without
+    an adapter adds exact zeros (y + 0 = y: the base model's logits bit for
+    bit) and ONNX Runtime's adapters (`.onnx_adapter`) override them per run
+    without reloading the model.  Half precision keeps adapter files small;
+    the products run in float32.
+    """
+    deltas = []
+    for p, key in zip(parts, keys):
+        n, k = part_dims(p)
+        a_name, b_name = f"lora.{layer}.{key}.a", f"lora.{layer}.{key}.b"
+        for name, shape in ((a_name, [k, rank]), (b_name, [rank, n])):
+            g.initializers.append(numpy_helper.from_array(np.zeros(shape, np.float16), name))
+            lora_inputs.append((name, shape))
+        a = g.op("Cast", [a_name], f"{hint}_{key}_lora_a", to=TensorProto.FLOAT)
+        b = g.op("Cast", [b_name], f"{hint}_{key}_lora_b", to=TensorProto.FLOAT)
+        deltas.append(g.op("MatMul", [g.op("MatMul", [x, a], f"{hint}_{key}_xa"), b],
+                           f"{hint}_{key}_lora"))
+    if len(deltas) == 1:
+        return deltas[0]
+    return g.op("Concat", deltas, f"{hint}_lora", axis=-1)
+
+
 def build_model(m: GGUFModel, hp: HParams, external_path: str | None,
                 weights: str = "fp32", accuracy_level: int = 4,
-                kv_cache: str = "concat") -> onnx.ModelProto:
+                kv_cache: str = "concat", lora_rank: int = 0) -> onnx.ModelProto:
+    """The decoder graph.  With `lora_rank` > 0 every attention and MLP
+    projection also takes a LoRA adapter of that rank (see lora_delta())."""
     g = GraphBuilder(external_path)
+    lora_inputs: list = []
     D, H, KV = hp.head_dim, hp.n_heads, hp.n_kv_heads
     R = H // KV  # query heads per KV head
 
@@ -355,8 +393,12 @@ def build_model(m: GGUFModel, hp: HParams, external_path: str | None,
         def lin(x_in, keys, wname, hint):
             def loader(j):  # float32 fallback for a part, same values as weights=fp32
                 return layer_weights(m, hp, i)[keys[j]]
-            return linear(g, x_in, [w[k_] for k_ in keys], p + wname, hint, accuracy_level,
-                          loader, labels=keys)
+            parts = [w[k_] for k_ in keys]
+            y = linear(g, x_in, parts, p + wname, hint, accuracy_level, loader, labels=keys)
+            if lora_rank:
+                delta = lora_delta(g, x_in, parts, keys, i, lora_rank, hint, lora_inputs)
+                y = g.op("Add", [y, delta], f"{hint}_plus_lora")
+            return y
 
         h = rms_norm(g, x, g.weight(p + "input_layernorm.weight", w["attn_norm"]), eps, two,
                      f"l{i}_ln1")
@@ -477,6 +519,7 @@ def build_model(m: GGUFModel, hp: HParams, external_path: str | None,
                                  ["batch", KV, "capacity", D]))
                 outputs.append(vi(f"present.{i}.{kind}", TensorProto.FLOAT,
                                   ["batch", KV, "seq", D]))
+    inputs += [vi(name, TensorProto.FLOAT16, shape) for name, shape in lora_inputs]
     graph = helper.make_graph(g.nodes, "tenbits_decoder", inputs, outputs, g.initializers)
     opsets = [helper.make_opsetid("", OPSET)]
     if any(n.domain == MS_DOMAIN for n in g.nodes):

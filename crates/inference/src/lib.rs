@@ -59,6 +59,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+mod adapter;
 #[cfg(test)]
 mod fake;
 mod generate;
@@ -67,6 +68,7 @@ mod registry;
 mod template;
 mod tokenizer;
 
+pub use adapter::{Adapter, AdapterId, ADAPTER_HASH_LEN};
 pub use generate::{
     Completion, FinishReason, GenerationStats, Generator, Message, Request, Role, Sampling,
 };
@@ -97,6 +99,12 @@ pub trait LanguageModel {
 
     /// Number of logits per position.
     fn vocab_size(&self) -> usize;
+
+    /// The LoRA adapter the model runs with, if any (see [`Adapter`]).
+    /// Coded files record it, so they decode only under the same one.
+    fn adapter_id(&self) -> Option<&AdapterId> {
+        None
+    }
 
     /// An empty cache for `batch` streams of up to `capacity` tokens each.
     /// Models with a growing cache may take more; none take fewer.
@@ -366,6 +374,23 @@ pub enum InferenceError {
         path: PathBuf,
         /// What is missing or malformed.
         what: String,
+    },
+    /// An adapter file does not load as an ONNX Runtime `.onnx_adapter`.
+    #[error("{path} is not a usable LoRA adapter: {why}")]
+    BadAdapter {
+        /// The file.
+        path: PathBuf,
+        /// ONNX Runtime's reason.
+        why: String,
+    },
+    /// An adapter was asked of a model loaded without its LoRA graph.
+    #[error(
+        "`{model}` was loaded without LoRA inputs; it needs a conversion with --lora-rank \
+         (scripts/setup.py does this for models with adapters in crates/inference/models.toml)"
+    )]
+    NoLoraGraph {
+        /// The model's name.
+        model: String,
     },
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]

@@ -9,9 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::{Session, SessionInputValue};
+use ort::session::{RunOptions, Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorRef};
 
+/// The graph with LoRA inputs, beside `model.onnx` (see [`crate::adapter`]).
+const LORA_GRAPH: &str = "model-lora.onnx";
+
+use crate::adapter::{ActiveAdapter, Adapter, AdapterId};
 use crate::{
     BatchCache, BatchedModel, Fingerprint, InferenceError, KvLayout, LanguageModel, ModelConfig,
     TextTokenizer,
@@ -34,7 +38,7 @@ pub fn runtime_library_path() -> PathBuf {
 }
 
 /// Loads ONNX Runtime (once per process) and returns the shared environment.
-fn environment() -> Result<&'static ort::environment::Environment, InferenceError> {
+pub(crate) fn environment() -> Result<&'static ort::environment::Environment, InferenceError> {
     let env = ENVIRONMENT.get_or_init(|| {
         let path = runtime_library_path();
         if !path.is_file() {
@@ -96,6 +100,10 @@ pub struct OnnxModel {
     head_dim: usize,
     vocab: usize,
     layout: KvLayout,
+    /// Whether the session runs `model-lora.onnx` (adapters can be set).
+    lora: bool,
+    /// The active adapter and the run options that bind it.
+    adapter: Option<ActiveAdapter>,
 }
 
 /// The key/value cache of a batch of independent streams.
@@ -187,7 +195,62 @@ impl BatchCache for KvCache {
 impl OnnxModel {
     /// Loads `model.onnx`, `tokenizer.json` and `config.json` from `dir`.
     pub fn load(dir: &Path, settings: SessionSettings) -> Result<OnnxModel, InferenceError> {
-        let model_path = dir.join("model.onnx");
+        Self::load_graph(dir, settings, false)
+    }
+
+    /// As [`Self::load`], but runs `model-lora.onnx`, the graph with LoRA
+    /// inputs, so that [`Self::set_adapter`] can switch adapters per run.
+    /// Without an adapter it computes the base model's logits bit for bit
+    /// (checked by tests), a little slower. The fingerprint stays the base
+    /// model's: the adapter is identified apart ([`Self::adapter_id`]).
+    pub fn load_for_adapters(
+        dir: &Path,
+        settings: SessionSettings,
+    ) -> Result<OnnxModel, InferenceError> {
+        Self::load_graph(dir, settings, true)
+    }
+
+    /// Whether `dir` holds a graph with LoRA inputs.
+    pub fn has_lora_graph(dir: &Path) -> bool {
+        dir.join(LORA_GRAPH).is_file()
+    }
+
+    /// Makes `adapter` active for the following runs, or with `None` goes
+    /// back to the base model. Fails on a model loaded without its LoRA
+    /// graph ([`Self::load_for_adapters`]).
+    pub fn set_adapter(&mut self, adapter: Option<Arc<Adapter>>) -> Result<(), InferenceError> {
+        if !self.lora && adapter.is_some() {
+            return Err(InferenceError::NoLoraGraph {
+                model: self.config.name.clone(),
+            });
+        }
+        self.adapter = match adapter {
+            None => None,
+            Some(adapter) => {
+                let mut options = RunOptions::new()?;
+                options.add_adapter(&adapter.inner)?;
+                Some(ActiveAdapter { adapter, options })
+            }
+        };
+        Ok(())
+    }
+
+    /// The active adapter, if any.
+    pub fn adapter(&self) -> Option<&Arc<Adapter>> {
+        self.adapter.as_ref().map(|a| &a.adapter)
+    }
+
+    fn load_graph(
+        dir: &Path,
+        settings: SessionSettings,
+        lora: bool,
+    ) -> Result<OnnxModel, InferenceError> {
+        let base_path = dir.join("model.onnx");
+        let model_path = if lora {
+            dir.join(LORA_GRAPH)
+        } else {
+            base_path.clone()
+        };
         let tokenizer_path = dir.join("tokenizer.json");
         for path in [&model_path, &tokenizer_path] {
             if !path.is_file() {
@@ -196,7 +259,7 @@ impl OnnxModel {
         }
         let config = ModelConfig::load(&dir.join("config.json"))?;
         let tokenizer = TextTokenizer::from_file(&tokenizer_path)?;
-        let fingerprint = Fingerprint::of_files(&model_path, &tokenizer_path)?;
+        let fingerprint = Fingerprint::of_files(&base_path, &tokenizer_path)?;
 
         let env = environment()?;
         let ort_err = |source: ort::Error| InferenceError::Session {
@@ -214,6 +277,14 @@ impl OnnxModel {
             .with_parallel_execution(false)
             .map_err(|e| ort_err(e.into()))?
             .with_deterministic_compute(true)
+            .map_err(|e| ort_err(e.into()))?
+            // The LoRA graph's inputs have default initializers, which ONNX
+            // Runtime warns about once per input; that is the design.
+            .with_log_level(if lora {
+                ort::logging::LogLevel::Error
+            } else {
+                ort::logging::LogLevel::Warning
+            })
             .map_err(|e| ort_err(e.into()))?
             .commit_from_file(&model_path)
             .map_err(ort_err)?;
@@ -277,6 +348,8 @@ impl OnnxModel {
             head_dim,
             vocab,
             layout,
+            lora,
+            adapter: None,
         })
     }
 
@@ -303,6 +376,10 @@ impl LanguageModel for OnnxModel {
 
     fn vocab_size(&self) -> usize {
         self.vocab
+    }
+
+    fn adapter_id(&self) -> Option<&AdapterId> {
+        self.adapter.as_ref().map(|a| a.adapter.id())
     }
 
     fn new_cache(&self, batch: usize, capacity: usize) -> KvCache {
@@ -452,7 +529,11 @@ impl BatchedModel for OnnxModel {
             }
         }
 
-        let mut outputs = self.session.run(inputs).map_err(run_err)?;
+        let mut outputs = match &self.adapter {
+            Some(active) => self.session.run_with_options(inputs, &active.options),
+            None => self.session.run(inputs),
+        }
+        .map_err(run_err)?;
         {
             let (shape, data) = outputs["logits"]
                 .try_extract_tensor::<f32>()

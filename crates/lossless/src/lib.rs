@@ -124,6 +124,15 @@ pub enum LosslessError {
         /// The loaded tokenizer's hash.
         loaded: String,
     },
+    /// The file was coded under another LoRA adapter than the model runs
+    /// with (or under one while it runs without, or the other way round).
+    #[error("{}", adapter_message(.file.as_deref(), .loaded.as_deref()))]
+    WrongAdapter {
+        /// The adapter recorded in the file (`name@hash`), if any.
+        file: Option<String>,
+        /// The adapter the model runs with, if any.
+        loaded: Option<String>,
+    },
     /// The header is consistent but describes something impossible (a
     /// batch larger than allowed, a checksum that does not match, ...).
     #[error("corrupted file: {0}")]
@@ -140,6 +149,21 @@ pub enum LosslessError {
     /// that cannot code the token: a bug, not bad input).
     #[error("range coder: {0}")]
     Coding(#[from] CodingError),
+}
+
+fn adapter_message(file: Option<&str>, loaded: Option<&str>) -> String {
+    match (file, loaded) {
+        (Some(f), Some(l)) => format!(
+            "this file was compressed with adapter `{f}`, but `{l}` is loaded; decompress with that adapter"
+        ),
+        (Some(f), None) => format!(
+            "this file was compressed with adapter `{f}`; decompress with that adapter installed"
+        ),
+        (None, Some(l)) => format!(
+            "this file was compressed without an adapter, but `{l}` is loaded; decompress with --adapter none"
+        ),
+        (None, None) => "adapter mismatch".to_string(),
+    }
 }
 
 /// How tokens are cut into chunks and chunks into lockstep batches.
@@ -357,7 +381,7 @@ pub fn compress<M: LanguageModel>(
         model_name: options.model_name.clone(),
         model_fingerprint: fingerprint.model_id(),
         tokenizer_hash: fingerprint.tokenizer_id(),
-        adapter_id: None,
+        adapter_id: model.adapter_id().map(|a| a.to_string()),
         chunk_tokens: options.chunk_tokens as u32,
         max_batch: options.max_batch as u32,
         token_count: tokens.len() as u64,
@@ -393,6 +417,13 @@ pub fn decompress<M: LanguageModel>(
 ) -> Result<Vec<u8>, LosslessError> {
     let (header, payload) = read_container(container)?;
     check_model(&header, model.fingerprint(), &model.config().name)?;
+    let loaded = model.adapter_id().map(|a| a.to_string());
+    if header.adapter_id != loaded {
+        return Err(LosslessError::WrongAdapter {
+            file: header.adapter_id.clone(),
+            loaded,
+        });
+    }
     let context = model.config().context_length;
     let chunk_tokens = header.chunk_tokens as usize;
     let max_batch = header.max_batch as usize;

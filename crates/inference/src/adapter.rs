@@ -1,0 +1,164 @@
+//! LoRA adapters: ONNX Runtime `.onnx_adapter` files that switch a model's
+//! domain per run, without reloading it.
+//!
+//! A model converted with `--lora-rank R` has, beside `model.onnx`, a
+//! `model-lora.onnx`: the same graph with a float16 LoRA pair
+//! (`lora.{layer}.{proj}.a` / `.b`) on every attention and MLP projection,
+//! zero by default. [`OnnxModel::load_for_adapters`](crate::OnnxModel::load_for_adapters)
+//! loads that graph; [`OnnxModel::set_adapter`](crate::OnnxModel::set_adapter)
+//! makes an [`Adapter`] active for the following runs (ONNX Runtime binds
+//! its tensors to those inputs) or, with `None`, goes back to the zeros,
+//! which give the base model's logits bit for bit.
+//!
+//! An adapter is identified by its name and the first 8 bytes of its file's
+//! sha256 ([`AdapterId`], written `name@hex16`), which is what a `.tb`
+//! header records: decoding finds the adapter by that hash and refuses any
+//! other. An accidental match of two different adapters' 64-bit prefixes has
+//! odds of about 2^-64 per pair.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::InferenceError;
+
+/// Bytes of the adapter file's sha256 kept in its [`AdapterId`].
+pub const ADAPTER_HASH_LEN: usize = 8;
+
+/// Name and file hash of an adapter, as a `.tb` header records it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AdapterId {
+    /// The adapter's name (its file stem, e.g. `python-code`).
+    pub name: String,
+    /// The first [`ADAPTER_HASH_LEN`] bytes of the file's sha256.
+    pub hash: [u8; ADAPTER_HASH_LEN],
+}
+
+impl AdapterId {
+    /// The hash as 16 lowercase hex digits.
+    pub fn hash_hex(&self) -> String {
+        self.hash.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Parses `name@hex16` (what [`fmt::Display`] writes).
+    pub fn parse(text: &str) -> Option<AdapterId> {
+        let (name, hex) = text.rsplit_once('@')?;
+        if name.is_empty() || hex.len() != 2 * ADAPTER_HASH_LEN {
+            return None;
+        }
+        let mut hash = [0u8; ADAPTER_HASH_LEN];
+        for (i, byte) in hash.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(AdapterId {
+            name: name.to_string(),
+            hash,
+        })
+    }
+}
+
+impl fmt::Display for AdapterId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.hash_hex())
+    }
+}
+
+/// A loaded `.onnx_adapter` file.
+pub struct Adapter {
+    id: AdapterId,
+    path: PathBuf,
+    pub(crate) inner: ort::session::Adapter,
+}
+
+// SAFETY: an OrtLoraAdapter is immutable once created (ONNX Runtime only
+// reads its tensors when a run binds them, and documents sharing one adapter
+// across sessions and threads); `ort` wraps it in a bare pointer, which is
+// why it is neither Send nor Sync by itself. Nothing here mutates it.
+unsafe impl Send for Adapter {}
+unsafe impl Sync for Adapter {}
+
+/// An adapter made active: the run options that bind it to every run.
+pub(crate) struct ActiveAdapter {
+    pub(crate) adapter: std::sync::Arc<Adapter>,
+    pub(crate) options: ort::session::RunOptions,
+}
+
+// SAFETY: the run options hold the adapter (see above) and are only read by
+// runs, which take `&mut OnnxModel`, so no two threads use them at once.
+unsafe impl Send for ActiveAdapter {}
+unsafe impl Sync for ActiveAdapter {}
+
+impl fmt::Debug for Adapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Adapter")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl Adapter {
+    /// Loads an adapter file; its name is the file stem unless `name` says
+    /// otherwise.
+    pub fn load(path: &Path, name: Option<&str>) -> Result<Adapter, InferenceError> {
+        let bytes = std::fs::read(path).map_err(|source| InferenceError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let digest = Sha256::digest(&bytes);
+        let mut hash = [0u8; ADAPTER_HASH_LEN];
+        hash.copy_from_slice(&digest[..ADAPTER_HASH_LEN]);
+        let name = name.map(str::to_string).unwrap_or_else(|| {
+            path.file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("adapter")
+                .to_string()
+        });
+        crate::onnx::environment()?;
+        let inner = ort::session::Adapter::from_memory(&bytes, None).map_err(|source| {
+            InferenceError::BadAdapter {
+                path: path.to_path_buf(),
+                why: source.to_string(),
+            }
+        })?;
+        Ok(Adapter {
+            id: AdapterId { name, hash },
+            path: path.to_path_buf(),
+            inner,
+        })
+    }
+
+    /// Name and hash.
+    pub fn id(&self) -> &AdapterId {
+        &self.id
+    }
+
+    /// Where it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_refuse_malformed_text() {
+        let id = AdapterId {
+            name: "python-code".into(),
+            hash: [0xab, 0, 1, 2, 3, 4, 5, 0xff],
+        };
+        assert_eq!(id.to_string(), "python-code@ab000102030405ff");
+        assert_eq!(AdapterId::parse(&id.to_string()), Some(id));
+        for bad in ["", "x", "@ab000102030405ff", "x@ab00", "x@zz000102030405ff"] {
+            assert_eq!(AdapterId::parse(bad), None, "{bad:?}");
+        }
+        // A name may hold '@'; the hash is after the last one.
+        assert_eq!(
+            AdapterId::parse("a@b@0000000000000000").unwrap().name,
+            "a@b"
+        );
+    }
+}
