@@ -24,7 +24,9 @@ Layout of the cache:
     models/<name>-<sha16>-<conv16>/{model.onnx,tokenizer.json,config.json}
       (conv16 hashes the registry's [converter] version and the model's
       convert_args, as the Rust side does, so a changed conversion never
-      reuses a stale model)
+      reuses a stale model; model-lora.onnx too, for models with adapters)
+    adapters/<model>/<name>-<sha16>.onnx_adapter   the repository's adapters/
+      files listed in the registry ([[adapter]]), checked and copied
     datasets/<name>-<sha16>/<file>         a benchmark file taken out of a wheel
       (sha16: of the file itself), e.g. humaneval-<sha16>/HumanEval.jsonl.gz
 """
@@ -244,6 +246,31 @@ def setup_model(cache, registry, model, index="", python=None):
     return out
 
 
+def setup_adapters(cache, registry, model_name):
+    """Installs the shipped adapters of a set-up model into the cache,
+    checked against the registry's sha256 (crates/inference/models.toml
+    [[adapter]]); the cache path carries the first 16 hex digits, which is
+    how a .tb file's adapter is found."""
+    for adapter in registry.get("adapter", []):
+        if adapter["model"] != model_name:
+            continue
+        src = ROOT / adapter["file"]
+        dest = cache / "adapters" / model_name / f"{adapter['name']}-{adapter['sha256'][:16]}.onnx_adapter"
+        if dest.is_file() and sha256_of(dest) == adapter["sha256"]:
+            continue
+        if not src.is_file():
+            fail(f"adapter {adapter['name']}: {src} is missing from the repository")
+        digest = sha256_of(src)
+        if digest != adapter["sha256"]:
+            fail(f"adapter {adapter['name']}: {src} has sha256 {digest}, the registry expects "
+                 f"{adapter['sha256']}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+        log(f"{model_name}: adapter {adapter['name']} installed at {dest}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=[],
@@ -305,6 +332,7 @@ def main():
         for n, name in enumerate(names, 1):
             setup_model(cache, registry, models[name], f"[{n}/{len(names)}] " if len(names) > 1 else "",
                         python)
+            setup_adapters(cache, registry, name)
     log(f"done in {time.time() - start:.0f} s")
 
 

@@ -63,6 +63,10 @@ impl SamplingArgs {
     }
 }
 
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
 pub fn models_command(command: &ModelsCommand) -> Result<()> {
     let registry = Registry::embedded();
     let cache = cache_dir();
@@ -88,6 +92,42 @@ pub fn models_command(command: &ModelsCommand) -> Result<()> {
                     "{:<20} {:<7} {:<30} {:<22} {status}{default}",
                     m.name, m.role, m.display_name, m.format
                 );
+            }
+            // Adapters: the shipped ones (installed or not) and any other
+            // file in a model's adapter directory.
+            let mut rows = Vec::new();
+            for a in &registry.adapters {
+                let path = a.cached_path(&cache);
+                let status = if path.is_file() {
+                    format!("installed ({})", human_bytes(file_size(&path)))
+                } else {
+                    format!("not installed: tenbits models fetch {}", a.model)
+                };
+                rows.push((a.name.clone(), a.model.clone(), a.domain.clone(), status));
+            }
+            for m in &registry.models {
+                for path in tenbits_inference::installed_adapters(&m.name) {
+                    let shipped = registry
+                        .adapters
+                        .iter()
+                        .any(|a| a.cached_path(&cache) == path);
+                    if !shipped {
+                        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                        let name = stem.rsplit_once('-').map_or(&*stem, |(n, _)| n).to_string();
+                        let status = format!("installed ({})", human_bytes(file_size(&path)));
+                        rows.push((name, m.name.clone(), "(not shipped)".into(), status));
+                    }
+                }
+            }
+            if !rows.is_empty() {
+                println!(
+                    "\n{:<20} {:<20} {:<44} status",
+                    "adapter", "model", "domain"
+                );
+                for (name, model, domain, status) in rows {
+                    let domain: String = domain.chars().take(44).collect();
+                    println!("{name:<20} {model:<20} {domain:<44} {status}");
+                }
             }
             Ok(())
         }
@@ -178,7 +218,7 @@ pub fn generate_command(
     raw: bool,
     args: &SamplingArgs,
 ) -> Result<()> {
-    let loaded = model.load()?;
+    let loaded = model.load(false)?;
     let mut generator = Generator::new(loaded.model)?;
     let prompt_ids = if raw {
         let vocab = generator.model().vocab_size() as u32;
@@ -210,7 +250,7 @@ pub fn generate_command(
 
 /// `tenbits chat`: an interactive conversation on stdin/stdout.
 pub fn chat_command(model: &ModelArgs, args: &SamplingArgs) -> Result<()> {
-    let loaded = model.load()?;
+    let loaded = model.load(false)?;
     let name = loaded.name.clone();
     let mut generator = Generator::new(loaded.model)?;
     let interactive = std::io::stdin().is_terminal();

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tenbits_inference::{OnnxModel, Registry, SessionSettings};
-use tenbits_lossless::{Options, Progress};
+use tenbits_lossless::{AdapterChoice, Options, Progress};
 
 mod agents;
 mod bench;
@@ -56,6 +56,10 @@ enum Command {
         /// Load the model from this directory instead of the cache.
         #[arg(long, value_name = "DIR")]
         model_dir: Option<PathBuf>,
+        /// The adapter file the .tb file was compressed with [default: the
+        /// installed adapter its header names, found by hash].
+        #[arg(long, value_name = "FILE")]
+        adapter: Option<PathBuf>,
         /// ONNX Runtime intra-op threads.
         #[arg(long)]
         threads: Option<usize>,
@@ -217,6 +221,12 @@ struct CodingArgs {
     /// Most chunks computed together in one batch.
     #[arg(long, default_value_t = Options::default().max_batch)]
     batch: usize,
+    /// LoRA adapter: `auto` (the installed adapter, or none, that codes the
+    /// first 256 tokens best; the choice and its cost are printed), `none`,
+    /// an installed adapter's name (`tenbits models list` shows them), or
+    /// an `.onnx_adapter` file. The file records it; decompress finds it.
+    #[arg(long, default_value = "auto")]
+    adapter: AdapterChoice,
 }
 
 /// A model loaded for a command, with the name recorded in headers.
@@ -232,11 +242,13 @@ pub fn settings(threads: Option<usize>) -> SessionSettings {
     }
 }
 
-/// Loads a model by registry name or from a directory.
+/// Loads a model by registry name or from a directory; with `lora`, its
+/// graph with LoRA inputs when it has one (else the base graph).
 fn load_model(
     name: Option<&str>,
     dir: Option<&Path>,
     threads: Option<usize>,
+    lora: bool,
 ) -> Result<LoadedModel> {
     let (name, dir) = match dir {
         Some(dir) => {
@@ -253,9 +265,20 @@ fn load_model(
             (name, dir)
         }
     };
-    tracing::info!(model = %name, dir = %dir.display(), "loading model");
-    let model = OnnxModel::load(&dir, settings(threads))
-        .with_context(|| format!("cannot load model `{name}`"))?;
+    tracing::info!(model = %name, dir = %dir.display(), lora, "loading model");
+    let model = if lora {
+        if !OnnxModel::has_lora_graph(&dir) {
+            bail!(
+                "model `{name}` in {} has no LoRA graph (model-lora.onnx); convert it with \
+                 --lora-rank, or use --adapter none",
+                dir.display()
+            );
+        }
+        OnnxModel::load_for_adapters(&dir, settings(threads))
+    } else {
+        OnnxModel::load(&dir, settings(threads))
+    }
+    .with_context(|| format!("cannot load model `{name}`"))?;
     Ok(LoadedModel { name, model })
 }
 
@@ -276,11 +299,24 @@ impl CodingArgs {
 }
 
 impl ModelArgs {
-    fn load(&self) -> Result<LoadedModel> {
+    /// The name the model goes by (registry name, or the directory's).
+    fn name(&self) -> String {
+        match (&self.model_dir, &self.model) {
+            (Some(dir), _) => dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "custom".into()),
+            (None, Some(name)) => name.clone(),
+            (None, None) => Registry::embedded().defaults.model,
+        }
+    }
+
+    fn load(&self, lora: bool) -> Result<LoadedModel> {
         load_model(
             self.model.as_deref(),
             self.model_dir.as_deref(),
             self.threads,
+            lora,
         )
     }
 }
@@ -359,6 +395,16 @@ fn write_output(output: Option<&Path>, data: &[u8], binary: bool) -> Result<()> 
     }
 }
 
+/// Whether the model `model` names has a graph with LoRA inputs.
+fn model_has_lora_graph(model: &ModelArgs) -> bool {
+    match &model.model_dir {
+        Some(dir) => OnnxModel::has_lora_graph(dir),
+        None => Registry::embedded()
+            .set_up_dir(&model.name())
+            .is_ok_and(|d| OnnxModel::has_lora_graph(&d)),
+    }
+}
+
 fn compress_command(
     input: Option<&Path>,
     output: Option<&Path>,
@@ -366,7 +412,31 @@ fn compress_command(
     coding: &CodingArgs,
 ) -> Result<()> {
     let data = read_input(input)?;
-    let mut loaded = model.load()?;
+    let candidates = tenbits_lossless::adapters::candidates(&model.name(), &coding.adapter)?;
+    // `auto` without adapters installed (or a model without LoRA inputs,
+    // where every adapter would be refused) is the base model, at its speed.
+    let lora = !candidates.is_empty()
+        && !(coding.adapter == AdapterChoice::Auto && !model_has_lora_graph(model));
+    let candidates = if lora { candidates } else { Vec::new() };
+    let mut loaded = model.load(lora)?;
+    let applied =
+        tenbits_lossless::adapters::apply(&mut loaded.model, &coding.adapter, &candidates, &data)?;
+    if let Some((routing, names)) = &applied.routing {
+        let scores: Vec<String> = names
+            .iter()
+            .zip(&routing.bits)
+            .map(|(n, b)| format!("{n} {:.0}", b))
+            .collect();
+        eprintln!(
+            "adapter: {} (routed on {} tokens in {:.2} s; bits: {})",
+            names[routing.best],
+            routing.tokens,
+            routing.seconds,
+            scores.join(", ")
+        );
+    } else if let Some(id) = &applied.adapter {
+        eprintln!("adapter: {id}");
+    }
     let options = coding.options(&loaded);
     let (bar, mut update) = token_progress("compressing");
     let (packed, stats) =
@@ -400,6 +470,7 @@ fn decompress_command(
     output: Option<&Path>,
     model: Option<&str>,
     model_dir: Option<&Path>,
+    adapter: Option<&Path>,
     threads: Option<usize>,
 ) -> Result<()> {
     let packed = read_input(input)?;
@@ -407,11 +478,15 @@ fn decompress_command(
     let name = model
         .map(str::to_string)
         .unwrap_or(header.model_name.clone());
+    let adapter =
+        tenbits_lossless::adapters::for_header(&name, header.adapter_id.as_deref(), adapter)?;
+    let lora = adapter.is_some();
     let mut loaded = if model_dir.is_some() {
-        load_model(None, model_dir, threads)?
+        load_model(None, model_dir, threads, lora)?
     } else {
-        load_model(Some(&name), None, threads)?
+        load_model(Some(&name), None, threads, lora)?
     };
+    loaded.model.set_adapter(adapter)?;
     let (bar, mut update) = token_progress("decompressing");
     let data = tenbits_lossless::decompress(&mut loaded.model, &packed, &mut update)?;
     bar.finish_and_clear();
@@ -458,12 +533,14 @@ fn run(cli: Cli) -> Result<()> {
             output,
             model,
             model_dir,
+            adapter,
             threads,
         } => decompress_command(
             input.as_deref(),
             output.as_deref(),
             model.as_deref(),
             model_dir.as_deref(),
+            adapter.as_deref(),
             threads,
         ),
         Command::Info { input } => info_command(&input),
@@ -523,7 +600,7 @@ fn run(cli: Cli) -> Result<()> {
             coding,
             markdown,
         }) => {
-            let mut loaded = model.load()?;
+            let mut loaded = model.load(false)?;
             let options = coding.options(&loaded);
             let threads = settings(model.threads).threads;
             let mut sink = bench::TerminalSink::default();

@@ -281,3 +281,73 @@ fn missing_model_and_unreadable_input_say_what_to_do() {
     assert_clean_failure(&out, "cannot read");
     assert!(!dir.path("o.tb").exists());
 }
+
+#[test]
+fn an_adapter_file_travels_in_the_header_and_decoding_needs_it() {
+    let s = Scratch::new("adapter");
+    std::fs::write(
+        s.path("in.txt"),
+        b"adapted text, adapted text, adapted text",
+    )
+    .unwrap();
+    let adapter = "tests/fixtures/adapters/tiny-1.onnx_adapter";
+    let out = tenbits(&[
+        "compress",
+        &s.s("in.txt"),
+        "-o",
+        &s.s("in.tb"),
+        "--model-dir",
+        TINY,
+        "--adapter",
+        adapter,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("adapter: tiny-1@"),
+        "{}",
+        stderr(&out)
+    );
+    let info = tenbits(&["info", &s.s("in.tb")]);
+    assert!(String::from_utf8_lossy(&info.stdout).contains("tiny-1@"));
+
+    // Not installed anywhere: the error names the adapter and the way out.
+    let out = tenbits(&[
+        "decompress",
+        &s.s("in.tb"),
+        "-o",
+        &s.s("out.txt"),
+        "--model-dir",
+        TINY,
+    ]);
+    assert_clean_failure(&out, "tiny-1@");
+    assert!(!s.path("out.txt").exists());
+    // Another adapter's file is refused.
+    let out = tenbits(&[
+        "decompress",
+        &s.s("in.tb"),
+        "-o",
+        &s.s("out.txt"),
+        "--model-dir",
+        TINY,
+        "--adapter",
+        "tests/fixtures/adapters/tiny-2.onnx_adapter",
+    ]);
+    assert_clean_failure(&out, "tiny-1@");
+    assert!(!s.path("out.txt").exists());
+    // The right one restores the input.
+    let out = tenbits(&[
+        "decompress",
+        &s.s("in.tb"),
+        "-o",
+        &s.s("out.txt"),
+        "--model-dir",
+        TINY,
+        "--adapter",
+        adapter,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(s.path("out.txt")).unwrap(),
+        std::fs::read(s.path("in.txt")).unwrap()
+    );
+}

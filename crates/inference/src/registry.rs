@@ -30,6 +30,10 @@ pub struct Registry {
     /// Every known model, in registry order.
     #[serde(rename = "model")]
     pub models: Vec<ModelEntry>,
+    /// The shipped LoRA adapters (files in the repository's `adapters/`),
+    /// in registry order.
+    #[serde(rename = "adapter", default)]
+    pub adapters: Vec<AdapterEntry>,
 }
 
 /// The registry as written; [`Registry`] is this with the converter
@@ -42,6 +46,8 @@ struct RawRegistry {
     defaults: Defaults,
     #[serde(rename = "model")]
     models: Vec<ModelEntry>,
+    #[serde(rename = "adapter", default)]
+    adapters: Vec<AdapterEntry>,
 }
 
 impl From<RawRegistry> for Registry {
@@ -55,6 +61,7 @@ impl From<RawRegistry> for Registry {
             runtime: raw.runtime,
             defaults: raw.defaults,
             models,
+            adapters: raw.adapters,
         }
     }
 }
@@ -118,6 +125,78 @@ pub struct ModelEntry {
     /// The registry's `[converter] version`, filled in by [`Registry`].
     #[serde(skip)]
     converter_version: u32,
+}
+
+/// One shipped LoRA adapter: a file in the repository, installed into the
+/// cache by `scripts/setup.py` (checked against `sha256`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdapterEntry {
+    /// Its name (`--adapter NAME`; the `.tb` header records it with its hash).
+    pub name: String,
+    /// The registered model it was trained for.
+    pub model: String,
+    /// What text it is for, for people.
+    pub domain: String,
+    /// The file, relative to the repository root (`adapters/NAME.onnx_adapter`).
+    pub file: String,
+    /// sha256 of the file.
+    pub sha256: String,
+}
+
+impl AdapterEntry {
+    /// Where setup installs it inside `cache`:
+    /// `adapters/<model>/<name>-<sha256 prefix>.onnx_adapter`, the prefix
+    /// being the one an [`AdapterId`](crate::AdapterId) carries, so a file's
+    /// adapter is found by its hash alone ([`find_adapter`]).
+    pub fn cached_path(&self, cache: &Path) -> PathBuf {
+        adapter_dir(cache, &self.model).join(format!(
+            "{}-{}.onnx_adapter",
+            self.name,
+            &self.sha256[..self.sha256.len().min(2 * crate::ADAPTER_HASH_LEN)]
+        ))
+    }
+}
+
+/// The directory of a model's installed adapters inside `cache`.
+pub fn adapter_dir(cache: &Path, model: &str) -> PathBuf {
+    cache.join("adapters").join(model)
+}
+
+/// The adapters installed for `model` in the cache (shipped ones and any
+/// a user put there by the same naming), sorted by file name.
+pub fn installed_adapters(model: &str) -> Vec<PathBuf> {
+    let dir = adapter_dir(&cache_dir(), model);
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "onnx_adapter"))
+        .collect();
+    found.sort();
+    found
+}
+
+/// The installed adapter of `model` whose id is `id`, loaded and checked
+/// (its name and file hash must both match), or `None`.
+pub fn find_adapter(model: &str, id: &crate::AdapterId) -> Option<crate::Adapter> {
+    // Compared with the listed names, never joined into a path: the id
+    // comes from a file, which may be forged.
+    let wanted = format!("{}-{}.onnx_adapter", id.name, id.hash_hex());
+    installed_adapters(model)
+        .into_iter()
+        .filter(|p| p.file_name().and_then(|n| n.to_str()) == Some(wanted.as_str()))
+        .find_map(|p| {
+            let adapter = crate::Adapter::load(&p, Some(&id.name)).ok()?;
+            (adapter.id() == id).then_some(adapter)
+        })
+}
+
+/// Loads an installed adapter: its stem is `name-<hash>`; the name is
+/// what comes before the last `-`.
+pub fn load_installed_adapter(path: &Path) -> Result<crate::Adapter, InferenceError> {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let name = stem.rsplit_once('-').map_or(stem, |(n, _)| n);
+    crate::Adapter::load(path, Some(name))
 }
 
 /// One package holding (part of) a GGUF file.

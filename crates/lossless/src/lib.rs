@@ -28,6 +28,12 @@
 
 #![warn(missing_docs)]
 
+pub mod adapters;
+mod route;
+
+pub use adapters::AdapterChoice;
+pub use route::{route, Routing, ROUTE_TOKENS};
+
 use tenbits_coding::{
     read_container, write_container, CodingError, ContainerError, Decoder, Encoder, Header,
 };
