@@ -416,7 +416,7 @@ fn compress_command(
     // `auto` without adapters installed (or a model without LoRA inputs,
     // where every adapter would be refused) is the base model, at its speed.
     let lora = !candidates.is_empty()
-        && !(coding.adapter == AdapterChoice::Auto && !model_has_lora_graph(model));
+        && (coding.adapter != AdapterChoice::Auto || model_has_lora_graph(model));
     let candidates = if lora { candidates } else { Vec::new() };
     let mut loaded = model.load(lora)?;
     let applied =
