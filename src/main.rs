@@ -294,6 +294,7 @@ impl CodingArgs {
             model_name: loaded.name.clone(),
             chunk_tokens,
             max_batch: self.batch,
+            lossy: None,
         }
     }
 }

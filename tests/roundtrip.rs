@@ -28,6 +28,7 @@ fn options(chunk_tokens: usize, max_batch: usize) -> Options {
         model_name: "tiny".into(),
         chunk_tokens,
         max_batch,
+        lossy: None,
     }
 }
 

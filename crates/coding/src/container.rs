@@ -6,9 +6,10 @@
 //! |---------------------|--------------------------------------------------|
 //! | magic               | `b"TENB"`                                        |
 //! | format version      | `u16` LE, currently [`FORMAT_VERSION`] (1)       |
-//! | flags               | `u8`; bit 0: an adapter id follows; others 0     |
+//! | flags               | `u8`; bit 0: an adapter id follows; bit 1: a lossy note follows; others 0 |
 //! | model name          | `u8` length + UTF-8 bytes (at most 255)          |
 //! | adapter id          | only if flag bit 0: `u8` length + UTF-8 bytes    |
+//! | lossy note          | only if flag bit 1: `u8` length + UTF-8 bytes    |
 //! | model fingerprint   | 16 bytes (SHA-256 prefix, [`ID_LEN`])            |
 //! | tokenizer hash      | 16 bytes (SHA-256 prefix)                        |
 //! | chunk tokens        | varint (`u32`)                                   |
@@ -43,6 +44,9 @@ pub const MAX_STRING_LEN: usize = 255;
 /// Flag bit: an adapter id follows the model name.
 const FLAG_ADAPTER: u8 = 1;
 
+/// Flag bit: a lossy note follows (the payload is a rewrite, not the input).
+const FLAG_LOSSY: u8 = 2;
+
 /// Bytes of the model fingerprint and tokenizer hash kept in a header: the
 /// first 128 bits of their SHA-256, plenty to tell model files apart while
 /// keeping the header small (it matters for short texts).
@@ -63,6 +67,11 @@ pub struct Header {
     /// Optional adapter (e.g. a fine-tune) applied to the model (at most 255
     /// bytes of UTF-8).
     pub adapter_id: Option<String>,
+    /// Set when the payload is a lossy rewrite of the input, not the input:
+    /// what it was rewritten from and how (at most 255 bytes of UTF-8, e.g.
+    /// `rewriter=qwen2.5-coder-1.5b prompt=1 n=5 seed=0 original=2048`).
+    /// Decoding restores the rewrite exactly.
+    pub lossy: Option<String>,
     /// Tokens per independently coded chunk.
     pub chunk_tokens: u32,
     /// Largest number of chunks run through the model in one batch.
@@ -182,18 +191,33 @@ pub fn write_container(header: &Header, payload: &[u8]) -> Result<Vec<u8>, Conta
             what: "adapter id is longer than 255 bytes",
         });
     }
+    if header
+        .lossy
+        .as_ref()
+        .is_some_and(|a| a.len() > MAX_STRING_LEN)
+    {
+        return Err(ContainerError::InvalidField {
+            what: "lossy note is longer than 255 bytes",
+        });
+    }
 
     let mut out = Vec::with_capacity(128 + payload.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&header.format_version.to_le_bytes());
-    out.push(if header.adapter_id.is_some() {
-        FLAG_ADAPTER
-    } else {
-        0
-    });
+    let mut flags = 0;
+    if header.adapter_id.is_some() {
+        flags |= FLAG_ADAPTER;
+    }
+    if header.lossy.is_some() {
+        flags |= FLAG_LOSSY;
+    }
+    out.push(flags);
     put_str(&mut out, &header.model_name);
     if let Some(adapter) = &header.adapter_id {
         put_str(&mut out, adapter);
+    }
+    if let Some(note) = &header.lossy {
+        put_str(&mut out, note);
     }
     out.extend_from_slice(&header.model_fingerprint);
     out.extend_from_slice(&header.tokenizer_hash);
@@ -241,6 +265,11 @@ pub fn read_container(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
     } else {
         None
     };
+    let lossy = if flags & FLAG_LOSSY != 0 {
+        Some(r.str_bytes("lossy note")?)
+    } else {
+        None
+    };
     let model_fingerprint = r.bytes::<ID_LEN>("model fingerprint")?;
     let tokenizer_hash = r.bytes::<ID_LEN>("tokenizer hash")?;
     let chunk_tokens = r.varint("chunk tokens")?;
@@ -265,7 +294,7 @@ pub fn read_container(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
     }
 
     // Values.
-    if flags & !FLAG_ADAPTER != 0 {
+    if flags & !(FLAG_ADAPTER | FLAG_LOSSY) != 0 {
         return Err(ContainerError::InvalidField {
             what: "unknown flag bits are set",
         });
@@ -273,6 +302,9 @@ pub fn read_container(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
     let model_name = utf8(model_name, "model name is not valid UTF-8")?;
     let adapter_id = adapter_id
         .map(|a| utf8(a, "adapter id is not valid UTF-8"))
+        .transpose()?;
+    let lossy = lossy
+        .map(|a| utf8(a, "lossy note is not valid UTF-8"))
         .transpose()?;
     let chunk_tokens = u32::try_from(chunk_tokens).map_err(|_| ContainerError::InvalidField {
         what: "chunk tokens does not fit in 32 bits",
@@ -287,6 +319,7 @@ pub fn read_container(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
         model_fingerprint,
         tokenizer_hash,
         adapter_id,
+        lossy,
         chunk_tokens,
         max_batch,
         token_count,
@@ -414,6 +447,7 @@ mod tests {
             model_fingerprint: [0xAB; ID_LEN],
             tokenizer_hash: [0xCD; ID_LEN],
             adapter_id: None,
+            lossy: None,
             chunk_tokens: 512,
             max_batch: 16,
             token_count: 12_345,
@@ -565,13 +599,30 @@ mod tests {
     }
 
     #[test]
+    fn a_lossy_note_round_trips_and_its_absence_writes_the_old_bytes() {
+        let mut h = sample_header(b"rewrite");
+        let plain = write_container(&h, b"payload").unwrap();
+        h.lossy = Some("rewriter=qwen2.5-coder-1.5b prompt=1 n=5 seed=0 original=2048".into());
+        let lossy = write_container(&h, b"payload").unwrap();
+        assert_eq!(read_container(&lossy).unwrap().0, h);
+        assert_eq!(
+            lossy.len(),
+            plain.len() + 1 + h.lossy.as_ref().unwrap().len()
+        );
+        h.lossy = None;
+        assert_eq!(write_container(&h, b"payload").unwrap(), plain);
+        h.lossy = Some("x".repeat(256));
+        assert!(write_container(&h, b"payload").is_err());
+    }
+
+    #[test]
     fn field_validation_after_crc() {
         let ok = raw_header(0, b"m", [&[1], &[1], &[0], &[0]]);
         assert!(read_container(&with_crc(&ok, &[])).is_ok());
 
         let cases: [(Vec<u8>, &str); 6] = [
             (
-                raw_header(2, b"m", [&[1], &[1], &[0], &[0]]),
+                raw_header(4, b"m", [&[1], &[1], &[0], &[0]]),
                 "unknown flag bits are set",
             ),
             (
@@ -676,19 +727,20 @@ mod tests {
             any::<[u8; ID_LEN]>(),
             any::<[u8; ID_LEN]>(),
             prop::option::of("[a-z0-9/_.-]{0,255}"),
-            any::<u32>(),
+            (prop::option::of("[a-z0-9= ._-]{0,255}"), any::<u32>()),
             any::<u32>(),
             any::<u64>(),
             any::<u64>(),
             any::<[u8; 8]>(),
         )
             .prop_map(
-                |(name, fp, tok, adapter, chunk, batch, count, len, sum)| Header {
+                |(name, fp, tok, adapter, (lossy, chunk), batch, count, len, sum)| Header {
                     format_version: FORMAT_VERSION,
                     model_name: name,
                     model_fingerprint: fp,
                     tokenizer_hash: tok,
                     adapter_id: adapter,
+                    lossy,
                     chunk_tokens: chunk,
                     max_batch: batch,
                     token_count: count,

@@ -48,6 +48,7 @@
 //!     model_fingerprint: [0; 16],
 //!     tokenizer_hash: [0; 16],
 //!     adapter_id: None,
+//!     lossy: None,
 //!     chunk_tokens: 512,
 //!     max_batch: 1,
 //!     token_count: tokens.len() as u64,

@@ -28,6 +28,7 @@ fn header_for(original: &[u8], tokens: u64) -> Header {
         model_fingerprint: [1; 16],
         tokenizer_hash: [2; 16],
         adapter_id: Some("none".into()),
+        lossy: None,
         chunk_tokens: 64,
         max_batch: 4,
         token_count: tokens,

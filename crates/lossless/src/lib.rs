@@ -52,6 +52,9 @@ pub struct Options {
     /// compress better (1024: 0.98 bits/byte on the dictionary sample, 256:
     /// 1.15) but leave fewer chunks to batch, so short inputs code slower.
     pub chunk_tokens: usize,
+    /// Set for a lossy rewrite: the note the header carries (see
+    /// [`ContainerHeader::lossy`]).
+    pub lossy: Option<String>,
     /// Most chunks run together in one batch. The key/value cache holds
     /// `max_batch × chunk_tokens` tokens (about 48 MB per 1,000 tokens for
     /// SmolLM2-135M).
@@ -64,6 +67,7 @@ impl Default for Options {
             model_name: String::new(),
             chunk_tokens: 1024,
             max_batch: 16,
+            lossy: None,
         }
     }
 }
@@ -388,6 +392,7 @@ pub fn compress<M: LanguageModel>(
         model_fingerprint: fingerprint.model_id(),
         tokenizer_hash: fingerprint.tokenizer_id(),
         adapter_id: model.adapter_id().map(|a| a.to_string()),
+        lossy: options.lossy.clone(),
         chunk_tokens: options.chunk_tokens as u32,
         max_batch: options.max_batch as u32,
         token_count: tokens.len() as u64,
