@@ -64,6 +64,34 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Lossy compression of a model's answer: sample succinct rewrites with
+    /// a rewriter model, code each with the coder model, and keep the
+    /// shortest that still states the same final answer (else the original,
+    /// losslessly). `decompress` restores the rewrite.
+    Lossy {
+        /// Input file (an answer); stdin when omitted or `-`.
+        input: Option<PathBuf>,
+        /// Output file; stdout when omitted.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The model that rewrites.
+        #[arg(long, default_value = "qwen2.5-coder-1.5b")]
+        rewriter: String,
+        /// Rewrites sampled (N).
+        #[arg(long, default_value_t = tenbits_lossy::LossySettings::default().samples)]
+        samples: usize,
+        /// Seed of the first rewrite (rewrite i uses seed + i).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// What a rewrite must keep: `answer` (the final answer as the
+        /// evaluation's extractor reads it) or `nothing`.
+        #[arg(long, default_value = "answer")]
+        keep: String,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        coding: CodingArgs,
+    },
     /// Print the header of a .tb container.
     Info {
         /// The .tb file.
@@ -406,13 +434,9 @@ fn model_has_lora_graph(model: &ModelArgs) -> bool {
     }
 }
 
-fn compress_command(
-    input: Option<&Path>,
-    output: Option<&Path>,
-    model: &ModelArgs,
-    coding: &CodingArgs,
-) -> Result<()> {
-    let data = read_input(input)?;
+/// Loads the coder for `data` with the adapter `coding` asks for (routing
+/// for `auto`), and says which it chose.
+fn load_coder(model: &ModelArgs, coding: &CodingArgs, data: &[u8]) -> Result<LoadedModel> {
     let candidates = tenbits_lossless::adapters::candidates(&model.name(), &coding.adapter)?;
     // `auto` without adapters installed (or a model without LoRA inputs,
     // where every adapter would be refused) is the base model, at its speed.
@@ -421,7 +445,7 @@ fn compress_command(
     let candidates = if lora { candidates } else { Vec::new() };
     let mut loaded = model.load(lora)?;
     let applied =
-        tenbits_lossless::adapters::apply(&mut loaded.model, &coding.adapter, &candidates, &data)?;
+        tenbits_lossless::adapters::apply(&mut loaded.model, &coding.adapter, &candidates, data)?;
     if let Some((routing, names)) = &applied.routing {
         let scores: Vec<String> = names
             .iter()
@@ -438,6 +462,17 @@ fn compress_command(
     } else if let Some(id) = &applied.adapter {
         eprintln!("adapter: {id}");
     }
+    Ok(loaded)
+}
+
+fn compress_command(
+    input: Option<&Path>,
+    output: Option<&Path>,
+    model: &ModelArgs,
+    coding: &CodingArgs,
+) -> Result<()> {
+    let data = read_input(input)?;
+    let mut loaded = load_coder(model, coding, &data)?;
     let options = coding.options(&loaded);
     let (bar, mut update) = token_progress("compressing");
     let (packed, stats) =
@@ -488,10 +523,78 @@ fn decompress_command(
         load_model(Some(&name), None, threads, lora)?
     };
     loaded.model.set_adapter(adapter)?;
+    if let Some(note) = &header.lossy {
+        eprintln!("note: this file holds a lossy rewrite ({note}); it decodes to the rewrite");
+    }
     let (bar, mut update) = token_progress("decompressing");
     let data = tenbits_lossless::decompress(&mut loaded.model, &packed, &mut update)?;
     bar.finish_and_clear();
     write_output(output, &data, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lossy_command(
+    input: Option<&Path>,
+    output: Option<&Path>,
+    rewriter: &str,
+    samples: usize,
+    seed: u64,
+    keep: &str,
+    model: &ModelArgs,
+    coding: &CodingArgs,
+) -> Result<()> {
+    use tenbits_lossy::{compress_lossy, LossySettings, Survival};
+    let survival = match keep {
+        "answer" => Survival::SameAnswer,
+        "nothing" => Survival::Anything,
+        other => bail!("unknown --keep {other:?}; expected answer or nothing"),
+    };
+    let data = read_input(input)?;
+    let threads = settings(model.threads).threads;
+    eprintln!("loading the rewriter {rewriter}");
+    let mut rewriter = tenbits_agents::onnx::OnnxChatModel::load(rewriter, threads)?;
+    let mut loaded = load_coder(model, coding, &data)?;
+    let options = coding.options(&loaded);
+    let lossy_settings = LossySettings {
+        samples,
+        seed,
+        ..LossySettings::default()
+    };
+    let bar = ProgressBar::new_spinner();
+    bar.set_message(format!("sampling {samples} rewrites and coding each"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let result = compress_lossy(
+        &mut rewriter,
+        &mut loaded.model,
+        &data,
+        &lossy_settings,
+        &survival,
+        &options,
+    )?;
+    bar.finish_and_clear();
+    for (i, c) in result.candidates.iter().enumerate() {
+        let what = if i == 0 {
+            "original".to_string()
+        } else {
+            format!("rewrite {i}")
+        };
+        eprintln!(
+            "{} {what:<11} {:>6} bytes coded ({} bytes of text){}{}",
+            if i == result.chosen { "*" } else { " " },
+            c.coded_bytes,
+            c.text.len(),
+            if c.survives { "" } else { ", answer lost" },
+            if c.truncated { ", cut off" } else { "" },
+        );
+    }
+    write_output(output, &result.container, true)?;
+    eprintln!(
+        "{} -> {} bytes ({:.4} of the original)",
+        data.len(),
+        result.container.len(),
+        result.container.len() as f64 / data.len().max(1) as f64
+    );
+    Ok(())
 }
 
 fn info_command(input: &Path) -> Result<()> {
@@ -512,6 +615,10 @@ fn info_command(input: &Path) -> Result<()> {
         "adapter          {}",
         h.adapter_id.as_deref().unwrap_or("none")
     );
+    match &h.lossy {
+        Some(note) => println!("lossy            yes: a rewrite ({note})"),
+        None => println!("lossy            no"),
+    }
     println!("chunk tokens     {}", h.chunk_tokens);
     println!("max batch        {}", h.max_batch);
     println!("tokens           {}", h.token_count);
@@ -545,6 +652,25 @@ fn run(cli: Cli) -> Result<()> {
             threads,
         ),
         Command::Info { input } => info_command(&input),
+        Command::Lossy {
+            input,
+            output,
+            rewriter,
+            samples,
+            seed,
+            keep,
+            model,
+            coding,
+        } => lossy_command(
+            input.as_deref(),
+            output.as_deref(),
+            &rewriter,
+            samples,
+            seed,
+            &keep,
+            &model,
+            &coding,
+        ),
         Command::Models(command) => chat::models_command(&command),
         Command::Serve { config } => agents::serve_command(&config),
         Command::Ask { config, problem } => agents::ask_command(&config, &problem),
