@@ -176,6 +176,21 @@ enum BenchCommand {
         #[arg(long, value_name = "FILE")]
         markdown: Option<PathBuf>,
     },
+    /// Held-out text of each adapter's domain coded with the base model, the
+    /// correct adapter, the wrong ones (average) and `auto`.
+    Adapters {
+        /// A domain: `ADAPTER=PATH[,PATH...]`, each path a file or a
+        /// directory of files (repeatable).
+        #[arg(long = "domain", required = true, value_name = "ADAPTER=PATHS")]
+        domains: Vec<String>,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        coding: CodingArgs,
+        /// Also write the results table (Markdown) to this file.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+    },
     /// Questions answered per second by one answerer over TCP on loopback
     /// for many askers, batched against one question per forward pass;
     /// latency per request and wire bytes per answer bit.
@@ -721,6 +736,37 @@ fn run(cli: Cli) -> Result<()> {
             let report = tenbits_bench::models(&options, &mut bench::TerminalSink::default())?;
             report.save(markdown.as_deref())
         }
+        Command::Bench(BenchCommand::Adapters {
+            domains,
+            model,
+            coding,
+            markdown,
+        }) => {
+            let domains = domains
+                .iter()
+                .map(|d| parse_domain(d))
+                .collect::<Result<Vec<_>>>()?;
+            let adapters =
+                tenbits_lossless::adapters::candidates(&model.name(), &AdapterChoice::Auto)?;
+            if adapters.is_empty() {
+                bail!(
+                    "no adapters are installed for `{}`; run `python3 scripts/setup.py --model {}`",
+                    model.name(),
+                    model.name()
+                );
+            }
+            let mut loaded = model.load(true)?;
+            let options = coding.options(&loaded);
+            let mut sink = bench::TerminalSink::default();
+            let report = tenbits_bench::adapters(
+                &mut loaded.model,
+                &adapters,
+                &domains,
+                &options,
+                &mut sink,
+            )?;
+            report.save(markdown.as_deref())
+        }
         Command::Bench(BenchCommand::Lossless {
             files,
             model,
@@ -736,6 +782,37 @@ fn run(cli: Cli) -> Result<()> {
             report.save(markdown.as_deref())
         }
     }
+}
+
+/// `ADAPTER=PATH[,PATH...]`: directories stand for their files, sorted.
+fn parse_domain(text: &str) -> Result<tenbits_bench::DomainFiles> {
+    let (adapter, paths) = text
+        .split_once('=')
+        .with_context(|| format!("--domain {text:?}: expected ADAPTER=PATH[,PATH...]"))?;
+    let mut files = Vec::new();
+    for p in paths.split(',').filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(p);
+        if path.is_dir() {
+            let mut inner: Vec<PathBuf> = std::fs::read_dir(&path)
+                .with_context(|| format!("cannot list {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            inner.sort();
+            files.extend(inner);
+        } else if path.is_file() {
+            files.push(path);
+        } else {
+            bail!("--domain {adapter}: {} is not a file or directory", path.display());
+        }
+    }
+    if files.is_empty() {
+        bail!("--domain {adapter}: no files");
+    }
+    Ok(tenbits_bench::DomainFiles {
+        adapter: adapter.to_string(),
+        files,
+    })
 }
 
 fn main() {

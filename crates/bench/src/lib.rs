@@ -49,6 +49,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+mod adapters;
 mod baselines;
 mod frontier;
 mod lossless;
@@ -56,6 +57,7 @@ mod memory;
 mod models;
 mod swarm;
 
+pub use adapters::{adapters, DomainFiles};
 pub use baselines::{baselines, Baseline};
 pub use frontier::{frontier, plot, Point};
 pub use lossless::lossless;
