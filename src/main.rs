@@ -191,6 +191,40 @@ enum BenchCommand {
         #[arg(long, value_name = "FILE")]
         markdown: Option<PathBuf>,
     },
+    /// Lossy rewrite on model-written answers to benchmark problems (the
+    /// large model's replies in `tenbits eval` results): ratio at each N and
+    /// how many answers survive, beside choosing the shortest regardless.
+    Lossy {
+        /// `tenbits eval` results files holding `large` replies.
+        #[arg(long, required = true, num_args = 1..)]
+        results: Vec<PathBuf>,
+        /// The BIG-bench task root the results' benchmarks are under.
+        #[arg(long, default_value = "../shared/data/bigbench")]
+        data: PathBuf,
+        /// Numbers of rewrites to compare (one sampling run of the largest).
+        #[arg(long, value_delimiter = ',', default_value = "1,3,5,10")]
+        n: Vec<usize>,
+        /// Most responses [default: all].
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Use every problem, not only those held out of the answers
+        /// adapter's training.
+        #[arg(long)]
+        all_problems: bool,
+        /// The model that rewrites.
+        #[arg(long, default_value = "qwen2.5-coder-1.5b")]
+        rewriter: String,
+        /// Seed of the first rewrite.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        coding: CodingArgs,
+        /// Also write the results table (Markdown) to this file.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+    },
     /// Questions answered per second by one answerer over TCP on loopback
     /// for many askers, batched against one question per forward pass;
     /// latency per request and wire bytes per answer bit.
@@ -767,6 +801,47 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             report.save(markdown.as_deref())
         }
+        Command::Bench(BenchCommand::Lossy {
+            results,
+            data,
+            n,
+            limit,
+            all_problems,
+            rewriter,
+            seed,
+            model,
+            coding,
+            markdown,
+        }) => {
+            let mut responses = tenbits_bench::responses(&results, &data, !all_problems)?;
+            if let Some(limit) = limit {
+                responses.truncate(limit);
+            }
+            if responses.is_empty() {
+                bail!("no gradable `large` replies in the results files");
+            }
+            let threads = settings(model.threads).threads;
+            eprintln!("loading the rewriter {rewriter}");
+            let mut rewriter = tenbits_agents::onnx::OnnxChatModel::load(&rewriter, threads)?;
+            // `auto` routes once, on the first response.
+            let mut loaded = load_coder(&model, &coding, responses[0].text.as_bytes())?;
+            let options = coding.options(&loaded);
+            let lossy_settings = tenbits_lossy::LossySettings {
+                seed,
+                ..Default::default()
+            };
+            let mut sink = bench::TerminalSink::default();
+            let report = tenbits_bench::lossy(
+                &mut rewriter,
+                &mut loaded.model,
+                &responses,
+                &n,
+                &lossy_settings,
+                &options,
+                &mut sink,
+            )?;
+            report.save(markdown.as_deref())
+        }
         Command::Bench(BenchCommand::Lossless {
             files,
             model,
@@ -803,7 +878,10 @@ fn parse_domain(text: &str) -> Result<tenbits_bench::DomainFiles> {
         } else if path.is_file() {
             files.push(path);
         } else {
-            bail!("--domain {adapter}: {} is not a file or directory", path.display());
+            bail!(
+                "--domain {adapter}: {} is not a file or directory",
+                path.display()
+            );
         }
     }
     if files.is_empty() {
