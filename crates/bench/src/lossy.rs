@@ -114,6 +114,7 @@ pub fn lossy<R: ChatModel, M: LanguageModel>(
         .find(|b| b.name == "xz -9")
         .expect("xz -9 is a baseline");
     let (mut original_bytes, mut lossless_bytes, mut xz_bytes) = (0usize, 0usize, 0usize);
+    let mut lossless_payload = 0usize;
     let mut all: Vec<(Vec<Candidate>, bool)> = Vec::new();
     for (n, r) in responses.iter().enumerate() {
         sink.progress(
@@ -140,6 +141,7 @@ pub fn lossy<R: ChatModel, M: LanguageModel>(
         )?;
         original_bytes += r.text.len();
         lossless_bytes += result.candidates[0].coded_bytes;
+        lossless_payload += result.candidates[0].payload_bytes;
         xz_bytes += xz.compress(r.text.as_bytes())?.len();
         all.push((result.candidates, original_right));
     }
@@ -148,24 +150,30 @@ pub fn lossy<R: ChatModel, M: LanguageModel>(
     report.line(
         sink,
         format!(
-            "{} responses, {original_bytes} bytes; xz -9 {:.3} of them, lossless tenbits {:.3}; {} graded right as written",
+            "{} responses, {original_bytes} bytes; xz -9 {:.3} of them, lossless tenbits {:.3} ({:.3} payload only); {} graded right as written",
             responses.len(),
             xz_bytes as f64 / original_bytes.max(1) as f64,
             lossless_bytes as f64 / original_bytes.max(1) as f64,
+            lossless_payload as f64 / original_bytes.max(1) as f64,
             all.iter().filter(|(_, right)| *right).count()
         ),
     );
     report.line(sink, String::new());
-    report.line(sink, "| N | lossy ratio (total) | mean ratio per response | rewrite kept | rewrites keeping the answer | right answers surviving | shortest regardless: ratio | its right answers surviving |".into());
-    report.line(sink, "|---:|---:|---:|---:|---:|---:|---:|---:|".into());
+    report.line(sink, "| N | lossy ratio (total) | payload only | mean ratio per response | rewrite kept | rewrites keeping the answer | right answers surviving | shortest regardless: ratio | its right answers surviving |".into());
+    report.line(
+        sink,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|".into(),
+    );
     for &n in ns {
         let (mut chosen_total, mut naive_total, mut mean, mut kept) = (0usize, 0usize, 0.0, 0);
+        let mut payload_total = 0usize;
         let (mut keeping, mut sampled) = (0usize, 0usize);
         let (mut right, mut right_kept, mut right_naive) = (0usize, 0usize, 0usize);
         for ((cands, was_right), r) in all.iter().zip(responses) {
             let prefix = &cands[..(n + 1).min(cands.len())];
             let c = choose(prefix);
             chosen_total += prefix[c].coded_bytes;
+            payload_total += prefix[c].payload_bytes;
             mean += prefix[c].coded_bytes as f64 / r.text.len().max(1) as f64;
             kept += usize::from(c > 0);
             keeping += prefix[1..].iter().filter(|x| x.survives).count();
@@ -191,8 +199,9 @@ pub fn lossy<R: ChatModel, M: LanguageModel>(
         report.line(
             sink,
             format!(
-                "| {n} | {:.4} | {:.4} | {} | {} | {} | {:.4} | {} |",
+                "| {n} | {:.4} | {:.4} | {:.4} | {} | {} | {} | {:.4} | {} |",
                 chosen_total as f64 / original_bytes.max(1) as f64,
+                payload_total as f64 / original_bytes.max(1) as f64,
                 mean / responses.len().max(1) as f64,
                 pct(kept, responses.len()),
                 pct(keeping, sampled),

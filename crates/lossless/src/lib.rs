@@ -412,6 +412,11 @@ pub fn compress<M: LanguageModel>(
     Ok((container, stats))
 }
 
+/// Bytes of a container's payload (the rest is header and CRC).
+pub fn payload_bytes(container: &[u8]) -> Result<usize, LosslessError> {
+    Ok(read_container(container)?.1.len())
+}
+
 /// Reads a container's header without decoding it.
 pub fn inspect(container: &[u8]) -> Result<Header, LosslessError> {
     Ok(read_container(container)?.0)

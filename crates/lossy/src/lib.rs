@@ -195,6 +195,9 @@ pub struct Candidate {
     pub text: String,
     /// Its `.tb` size in bytes.
     pub coded_bytes: usize,
+    /// Of which payload (the rest is the header: about 74 bytes, most of a
+    /// short answer's file).
+    pub payload_bytes: usize,
     /// Whether it keeps what [`Survival`] asks.
     pub survives: bool,
     /// Whether the rewriter stopped at the token limit.
@@ -238,6 +241,7 @@ pub fn compress_lossy<R: ChatModel, M: LanguageModel>(
     let mut candidates = vec![Candidate {
         text: original.clone(),
         coded_bytes: plain.len(),
+        payload_bytes: tenbits_lossless::payload_bytes(&plain)?,
         survives: true,
         truncated: false,
     }];
@@ -261,6 +265,7 @@ pub fn compress_lossy<R: ChatModel, M: LanguageModel>(
         candidates.push(Candidate {
             text,
             coded_bytes: file.len(),
+            payload_bytes: tenbits_lossless::payload_bytes(&file)?,
             survives,
             truncated: reply.truncated,
         });
@@ -292,6 +297,7 @@ mod tests {
         Candidate {
             text: String::new(),
             coded_bytes: bytes,
+            payload_bytes: bytes,
             survives,
             truncated: false,
         }
