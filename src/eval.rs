@@ -10,7 +10,8 @@ use tenbits_agents::onnx::OnnxChatModel;
 use tenbits_eval::{
     EvalSettings, Evaluator, Method, ModelFacts, Record, Sandbox, SandboxConfig, Split,
 };
-use tenbits_inference::Registry;
+use tenbits_inference::{OnnxModel, Registry};
+use tenbits_lossless::AdapterChoice;
 use tenbits_qa::Knowledge;
 
 /// `tenbits eval` options.
@@ -301,6 +302,10 @@ pub struct FrontierArgs {
     /// ONNX Runtime intra-op threads [default: available cores, at most 4].
     #[arg(long)]
     threads: Option<usize>,
+    /// Lossy rewrite point: rewrites sampled per response by the large
+    /// model (0: leave the point out; it is the slow one).
+    #[arg(long, default_value_t = 5)]
+    lossy_samples: usize,
     /// Write the table (Markdown) here too.
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
@@ -336,7 +341,25 @@ pub fn frontier_command(args: &FrontierArgs) -> Result<()> {
         small_macs_per_token: small_macs,
         large_macs_per_token: large_macs,
     };
-    let mut coder = Registry::embedded().load(&args.coder, crate::settings(args.threads))?;
+    // Adapter points when the coder has adapters installed.
+    let adapters = tenbits_lossless::adapters::candidates(&args.coder, &AdapterChoice::Auto)?;
+    let dir = Registry::embedded().set_up_dir(&args.coder)?;
+    let settings = crate::settings(args.threads);
+    let (mut coder, adapters) = if !adapters.is_empty() && OnnxModel::has_lora_graph(&dir) {
+        (OnnxModel::load_for_adapters(&dir, settings)?, adapters)
+    } else {
+        (OnnxModel::load(&dir, settings)?, Vec::new())
+    };
+    let mut rewriter = if args.lossy_samples > 0 {
+        eprintln!("loading the rewriter {}", args.large);
+        Some(OnnxChatModel::load(&args.large, settings.threads)?)
+    } else {
+        None
+    };
+    let lossy_settings = tenbits_lossy::LossySettings {
+        samples: args.lossy_samples,
+        ..Default::default()
+    };
     let mut sink = crate::bench::TerminalSink::default();
     let (report, points) = tenbits_bench::frontier(
         &results,
@@ -344,6 +367,10 @@ pub fn frontier_command(args: &FrontierArgs) -> Result<()> {
         &mut coder,
         &args.coder,
         coder_macs,
+        &adapters,
+        rewriter
+            .as_mut()
+            .map(|r| (r as &mut dyn tenbits_qa::ChatModel, &lossy_settings)),
         model_facts,
         &mut sink,
     )?;

@@ -9,6 +9,10 @@
 //!   bits sent over the response's bits, and they are lossy, so each point
 //!   also says how much of the small-to-large gap it recovered.
 //!
+//! - LLM coding under each adapter and under `auto` routing, and lossy
+//!   rewrite (the shortest of N rewrites that keeps the final answer, coded
+//!   under `auto`), when given.
+//!
 //! Compute is measured time on this machine, per response: the coder's
 //! compress plus decompress, or every model call a method needs (shared
 //! work charged to each method that uses it). Estimated FLOPs are in the
@@ -20,9 +24,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
+use std::sync::Arc;
 use tenbits_eval::{summarize, ModelFacts, Record, Results};
-use tenbits_inference::LanguageModel;
-use tenbits_lossless::Options;
+
+use tenbits_inference::{Adapter, LanguageModel, OnnxModel};
+use tenbits_lossless::{AdapterChoice, Options};
+use tenbits_lossy::LossySettings;
+use tenbits_qa::ChatModel;
 
 use crate::{baselines, Report, Sink};
 
@@ -31,7 +39,8 @@ use crate::{baselines, Report, Sink};
 pub struct Point {
     /// What it is ("xz -9", "LLM coding (smollm2-135m)", "qa, 10 bits").
     pub label: String,
-    /// The family, which picks the colour: `classic`, `lossless`, `qa`.
+    /// The family, which picks the colour: `classic`, `lossless`, `lossy`,
+    /// `qa`.
     pub family: &'static str,
     /// Output size over the response's size.
     pub ratio: f64,
@@ -58,14 +67,18 @@ fn responses(results: &Results<Record>, benchmark: &str) -> BTreeMap<String, Str
 
 /// The points of one benchmark's results, with `coder` (named
 /// `coder_name`, `coder_macs` multiply-accumulates per token) as the
-/// lossless LLM coder. Reports progress and the table through `sink`.
+/// lossless LLM coder, also under each of `adapters` and `auto` (when
+/// `coder` was loaded with its LoRA graph), and, with a `rewriter`, lossy
+/// rewrite. Reports progress and the table through `sink`.
 #[allow(clippy::too_many_arguments)]
-pub fn frontier<M: LanguageModel>(
+pub fn frontier(
     results: &Results<Record>,
     benchmark: &str,
-    coder: &mut M,
+    coder: &mut OnnxModel,
     coder_name: &str,
     coder_macs: f64,
+    adapters: &[Arc<Adapter>],
+    rewriter: Option<(&mut dyn ChatModel, &LossySettings)>,
     facts: ModelFacts,
     sink: &mut dyn Sink,
 ) -> Result<(Report, Vec<Point>)> {
@@ -101,39 +114,110 @@ pub fn frontier<M: LanguageModel>(
             .min(coder.config().context_length),
         ..Options::default()
     };
-    sink.note(&format!(
-        "coding {} responses with {coder_name}",
-        texts.len()
-    ));
-    let (start, mut size, mut tokens) = (Instant::now(), 0usize, 0u64);
-    for (i, t) in texts.values().enumerate() {
-        let (packed, stats) =
-            tenbits_lossless::compress(coder, t.as_bytes(), &options, &mut |_| {})?;
-        let restored = tenbits_lossless::decompress(coder, &packed, &mut |_| {})?;
-        if restored != t.as_bytes() {
-            bail!("the LLM coder did not round-trip response {i}");
-        }
-        size += packed.len();
-        tokens += stats.tokens;
-        sink.progress(
-            "coding",
-            tenbits_lossless::Progress {
-                done_tokens: i as u64 + 1,
-                total_tokens: texts.len() as u64,
-            },
-        );
+    // LLM coding: the base model, each adapter, and `auto` routing.
+    let mut coders: Vec<(String, Option<AdapterChoice>)> =
+        vec![(format!("LLM coding ({coder_name})"), None)];
+    for a in adapters {
+        coders.push((
+            format!("LLM coding + adapter {}", a.id().name),
+            Some(AdapterChoice::Named(a.id().name.clone())),
+        ));
     }
-    sink.progress_done();
-    points.push(Point {
-        label: format!("LLM coding ({coder_name})"),
-        family: "lossless",
-        ratio: size as f64 / total_bytes as f64,
-        seconds: start.elapsed().as_secs_f64() / n,
-        // Both directions run the model over every token.
-        flops: Some(2.0 * 2.0 * coder_macs * tokens as f64 / n),
-        gap: None,
-        accuracy: None,
-    });
+    if !adapters.is_empty() {
+        coders.push((
+            "LLM coding + adapter auto".into(),
+            Some(AdapterChoice::Auto),
+        ));
+    }
+    for (label, choice) in &coders {
+        sink.note(&format!("{label}: {} responses", texts.len()));
+        let (start, mut size, mut tokens) = (Instant::now(), 0usize, 0u64);
+        for (i, t) in texts.values().enumerate() {
+            let chosen: Vec<Arc<Adapter>> = match choice {
+                None => Vec::new(),
+                Some(AdapterChoice::Named(name)) => adapters
+                    .iter()
+                    .filter(|a| &a.id().name == name)
+                    .cloned()
+                    .collect(),
+                Some(_) => adapters.to_vec(),
+            };
+            let how = choice.clone().unwrap_or(AdapterChoice::Off);
+            tenbits_lossless::adapters::apply(coder, &how, &chosen, t.as_bytes())?;
+            let (packed, stats) =
+                tenbits_lossless::compress(coder, t.as_bytes(), &options, &mut |_| {})?;
+            let restored = tenbits_lossless::decompress(coder, &packed, &mut |_| {})?;
+            if restored != t.as_bytes() {
+                bail!("{label} did not round-trip response {i}");
+            }
+            size += packed.len();
+            tokens += stats.tokens;
+            sink.progress(
+                "coding",
+                tenbits_lossless::Progress {
+                    done_tokens: i as u64 + 1,
+                    total_tokens: texts.len() as u64,
+                },
+            );
+        }
+        sink.progress_done();
+        points.push(Point {
+            label: label.clone(),
+            family: "lossless",
+            ratio: size as f64 / total_bytes as f64,
+            seconds: start.elapsed().as_secs_f64() / n,
+            // Both directions run the model over every token.
+            flops: Some(2.0 * 2.0 * coder_macs * tokens as f64 / n),
+            gap: None,
+            accuracy: None,
+        });
+    }
+    coder.set_adapter(None)?;
+
+    // Lossy rewrite: the rewriter's samples, each coded (with `auto`), the
+    // shortest that keeps the final answer kept.
+    if let Some((rewriter, settings)) = rewriter {
+        sink.note(&format!(
+            "lossy rewrite: {} rewrites of each of {} responses by {}",
+            settings.samples,
+            texts.len(),
+            rewriter.name()
+        ));
+        let (start, mut size) = (Instant::now(), 0usize);
+        // Start the rewriter's count here: only rewriting is charged.
+        rewriter.take_usage();
+        for (i, t) in texts.values().enumerate() {
+            tenbits_lossless::adapters::apply(coder, &AdapterChoice::Auto, adapters, t.as_bytes())?;
+            let result = tenbits_lossy::compress_lossy(
+                rewriter,
+                coder,
+                t.as_bytes(),
+                settings,
+                &tenbits_lossy::Survival::SameAnswer,
+                &options,
+            )?;
+            size += result.container.len();
+            sink.progress(
+                "rewriting",
+                tenbits_lossless::Progress {
+                    done_tokens: i as u64 + 1,
+                    total_tokens: texts.len() as u64,
+                },
+            );
+        }
+        sink.progress_done();
+        let usage = rewriter.take_usage();
+        points.push(Point {
+            label: format!("lossy rewrite, N = {}", settings.samples),
+            family: "lossy",
+            ratio: size as f64 / total_bytes as f64,
+            seconds: start.elapsed().as_secs_f64() / n,
+            flops: Some(2.0 * facts.large_macs_per_token * usage.tokens() as f64 / n),
+            gap: None,
+            accuracy: None,
+        });
+        coder.set_adapter(None)?;
+    }
 
     // The question-asking methods, one point per (method, bit budget).
     let budgets: std::collections::BTreeSet<(String, usize)> = results
@@ -303,6 +387,7 @@ where
         let colour = match p.family {
             "classic" => RGBColor(120, 120, 120),
             "lossless" => RGBColor(31, 119, 180),
+            "lossy" => RGBColor(44, 160, 44),
             _ => RGBColor(214, 39, 40),
         };
         let at = (p.seconds.max(1e-6), p.ratio.max(1e-6));

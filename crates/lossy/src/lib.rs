@@ -220,7 +220,7 @@ pub struct LossyResult {
 /// the original and each rewrite with `coder` under `options`, and keeps the
 /// shortest candidate that `survival` accepts (the original is always
 /// accepted, so something is always kept; a truncated rewrite never is).
-pub fn compress_lossy<R: ChatModel, M: LanguageModel>(
+pub fn compress_lossy<R: ChatModel + ?Sized, M: LanguageModel>(
     rewriter: &mut R,
     coder: &mut M,
     response: &[u8],
