@@ -145,14 +145,14 @@ pub struct AdapterEntry {
 
 impl AdapterEntry {
     /// Where setup installs it inside `cache`:
-    /// `adapters/<model>/<name>-<sha256 prefix>.onnx_adapter`, the prefix
-    /// being the one an [`AdapterId`](crate::AdapterId) carries, so a file's
-    /// adapter is found by its hash alone ([`find_adapter`]).
+    /// `adapters/<model>/<name>-<first 16 hex digits of sha256>.onnx_adapter`
+    /// (as `scripts/setup.py` names it), so a file's adapter is found by
+    /// its hash alone ([`find_adapter`]).
     pub fn cached_path(&self, cache: &Path) -> PathBuf {
         adapter_dir(cache, &self.model).join(format!(
             "{}-{}.onnx_adapter",
             self.name,
-            &self.sha256[..self.sha256.len().min(2 * crate::ADAPTER_HASH_LEN)]
+            &self.sha256[..self.sha256.len().min(16)]
         ))
     }
 }
@@ -176,18 +176,22 @@ pub fn installed_adapters(model: &str) -> Vec<PathBuf> {
     found
 }
 
-/// The installed adapter of `model` whose id is `id`, loaded and checked
-/// (its name and file hash must both match), or `None`.
-pub fn find_adapter(model: &str, id: &crate::AdapterId) -> Option<crate::Adapter> {
-    // Compared with the listed names, never joined into a path: the id
-    // comes from a file, which may be forged.
-    let wanted = format!("{}-{}.onnx_adapter", id.name, id.hash_hex());
+/// The installed adapter of `model` whose file hash starts with `hash`
+/// (what a `.tb` header records), loaded and checked, or `None`.
+pub fn find_adapter(model: &str, hash: &[u8; crate::ADAPTER_HASH_LEN]) -> Option<crate::Adapter> {
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    // Compared with the listed names, never joined into a path.
     installed_adapters(model)
         .into_iter()
-        .filter(|p| p.file_name().and_then(|n| n.to_str()) == Some(wanted.as_str()))
+        .filter(|p| {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.rsplit_once('-'))
+                .is_some_and(|(_, h)| h.starts_with(&hex))
+        })
         .find_map(|p| {
-            let adapter = crate::Adapter::load(&p, Some(&id.name)).ok()?;
-            (adapter.id() == id).then_some(adapter)
+            let adapter = load_installed_adapter(&p).ok()?;
+            (&adapter.id().hash == hash).then_some(adapter)
         })
 }
 

@@ -128,9 +128,9 @@ pub fn apply(
     })
 }
 
-/// The adapter a file's header names, found among `model`'s installed
-/// adapters by name and hash, or in `file` when given (which must then be
-/// that adapter). `Ok(None)` for a file coded without one.
+/// The adapter a file's header names by hash, found among `model`'s
+/// installed adapters, or in `file` when given (which must then be that
+/// adapter). `Ok(None)` for a file coded without one.
 pub fn for_header(
     model: &str,
     adapter_id: Option<&str>,
@@ -139,24 +139,24 @@ pub fn for_header(
     let Some(text) = adapter_id else {
         return Ok(None);
     };
-    let id = AdapterId::parse(text).ok_or_else(|| {
-        LosslessError::Corrupted(format!("the header's adapter id {text:?} is malformed"))
+    let hash = AdapterId::parse_header(text).ok_or_else(|| {
+        LosslessError::Corrupted(format!("the header's adapter hash {text:?} is malformed"))
     })?;
     if let Some(path) = file {
-        let adapter = Adapter::load(path, Some(&id.name))?;
-        if adapter.id() != &id {
+        let adapter = Adapter::load(path, None)?;
+        if adapter.id().hash != hash {
             return Err(LosslessError::WrongAdapter {
-                file: Some(id.to_string()),
+                file: Some(text.to_string()),
                 loaded: Some(adapter.id().to_string()),
             });
         }
         return Ok(Some(Arc::new(adapter)));
     }
-    match find_adapter(model, &id) {
+    match find_adapter(model, &hash) {
         Some(adapter) => Ok(Some(Arc::new(adapter))),
         None => Err(LosslessError::Options(format!(
-            "this file was compressed with adapter `{id}`, which is not installed for `{model}`; \
-             run `python3 scripts/setup.py --model {model}` or pass --adapter FILE"
+            "this file was compressed with the adapter of hash {text}, which is not installed \
+             for `{model}`; run `python3 scripts/setup.py --model {model}` or pass --adapter FILE"
         ))),
     }
 }

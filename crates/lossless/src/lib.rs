@@ -138,7 +138,7 @@ pub enum LosslessError {
     /// with (or under one while it runs without, or the other way round).
     #[error("{}", adapter_message(.file.as_deref(), .loaded.as_deref()))]
     WrongAdapter {
-        /// The adapter recorded in the file (`name@hash`), if any.
+        /// The adapter hash recorded in the file, if any.
         file: Option<String>,
         /// The adapter the model runs with, if any.
         loaded: Option<String>,
@@ -164,10 +164,10 @@ pub enum LosslessError {
 fn adapter_message(file: Option<&str>, loaded: Option<&str>) -> String {
     match (file, loaded) {
         (Some(f), Some(l)) => format!(
-            "this file was compressed with adapter `{f}`, but `{l}` is loaded; decompress with that adapter"
+            "this file was compressed with the adapter of hash {f}, but `{l}` is loaded; decompress with that adapter"
         ),
         (Some(f), None) => format!(
-            "this file was compressed with adapter `{f}`; decompress with that adapter installed"
+            "this file was compressed with the adapter of hash {f}; decompress with that adapter installed"
         ),
         (None, Some(l)) => format!(
             "this file was compressed without an adapter, but `{l}` is loaded; decompress with --adapter none"
@@ -391,7 +391,7 @@ pub fn compress<M: LanguageModel>(
         model_name: options.model_name.clone(),
         model_fingerprint: fingerprint.model_id(),
         tokenizer_hash: fingerprint.tokenizer_id(),
-        adapter_id: model.adapter_id().map(|a| a.to_string()),
+        adapter_id: model.adapter_id().map(|a| a.header_text()),
         lossy: options.lossy.clone(),
         chunk_tokens: options.chunk_tokens as u32,
         max_batch: options.max_batch as u32,
@@ -433,11 +433,11 @@ pub fn decompress<M: LanguageModel>(
 ) -> Result<Vec<u8>, LosslessError> {
     let (header, payload) = read_container(container)?;
     check_model(&header, model.fingerprint(), &model.config().name)?;
-    let loaded = model.adapter_id().map(|a| a.to_string());
-    if header.adapter_id != loaded {
+    let loaded = model.adapter_id();
+    if header.adapter_id != loaded.map(|a| a.header_text()) {
         return Err(LosslessError::WrongAdapter {
             file: header.adapter_id.clone(),
-            loaded,
+            loaded: loaded.map(|a| a.to_string()),
         });
     }
     let context = model.config().context_length;
