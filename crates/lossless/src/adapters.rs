@@ -154,9 +154,17 @@ pub fn for_header(
     }
     match find_adapter(model, &hash) {
         Some(adapter) => Ok(Some(Arc::new(adapter))),
-        None => Err(LosslessError::Options(format!(
-            "this file was compressed with the adapter of hash {text}, which is not installed \
-             for `{model}`; run `python3 scripts/setup.py --model {model}` or pass --adapter FILE"
-        ))),
+        None => {
+            // Set-up installs adapters only for registered models.
+            let hint = if tenbits_inference::Registry::embedded().model(model).is_ok() {
+                format!("run `python3 scripts/setup.py --model {model}` or pass --adapter FILE")
+            } else {
+                "pass --adapter FILE".to_string()
+            };
+            Err(LosslessError::Options(format!(
+                "this file was compressed with the adapter of hash {text}, which is not \
+                 installed for `{model}`; {hint}"
+            )))
+        }
     }
 }
