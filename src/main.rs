@@ -319,29 +319,38 @@ pub fn settings(threads: Option<usize>) -> SessionSettings {
     }
 }
 
+/// The name a model goes by: a directory's own name, else the registry
+/// name asked for, else the registry's default.
+fn model_name(name: Option<&str>, dir: Option<&Path>) -> String {
+    match (dir, name) {
+        (Some(dir), _) => dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "custom".into()),
+        (None, Some(name)) => name.to_string(),
+        (None, None) => Registry::embedded().defaults.model,
+    }
+}
+
+/// Where the model's files are: `dir`, else the registered model `name`'s
+/// cache directory (an error that says what to run if it is not set up).
+fn model_dir(name: &str, dir: Option<&Path>) -> Result<PathBuf> {
+    match dir {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => Ok(Registry::embedded().set_up_dir(name)?),
+    }
+}
+
 /// Loads a model by registry name or from a directory; with `lora`, its
-/// graph with LoRA inputs when it has one (else the base graph).
+/// graph with LoRA inputs (an error if it has none).
 fn load_model(
     name: Option<&str>,
     dir: Option<&Path>,
     threads: Option<usize>,
     lora: bool,
 ) -> Result<LoadedModel> {
-    let (name, dir) = match dir {
-        Some(dir) => {
-            let name = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "custom".into());
-            (name, dir.to_path_buf())
-        }
-        None => {
-            let registry = Registry::embedded();
-            let name = name.unwrap_or(&registry.defaults.model).to_string();
-            let dir = registry.set_up_dir(&name)?;
-            (name, dir)
-        }
-    };
+    let name = model_name(name, dir);
+    let dir = model_dir(&name, dir)?;
     tracing::info!(model = %name, dir = %dir.display(), lora, "loading model");
     let model = if lora {
         if !OnnxModel::has_lora_graph(&dir) {
@@ -379,14 +388,7 @@ impl CodingArgs {
 impl ModelArgs {
     /// The name the model goes by (registry name, or the directory's).
     fn name(&self) -> String {
-        match (&self.model_dir, &self.model) {
-            (Some(dir), _) => dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "custom".into()),
-            (None, Some(name)) => name.clone(),
-            (None, None) => Registry::embedded().defaults.model,
-        }
+        model_name(self.model.as_deref(), self.model_dir.as_deref())
     }
 
     fn load(&self, lora: bool) -> Result<LoadedModel> {
@@ -475,12 +477,8 @@ fn write_output(output: Option<&Path>, data: &[u8], binary: bool) -> Result<()> 
 
 /// Whether the model `model` names has a graph with LoRA inputs.
 fn model_has_lora_graph(model: &ModelArgs) -> bool {
-    match &model.model_dir {
-        Some(dir) => OnnxModel::has_lora_graph(dir),
-        None => Registry::embedded()
-            .set_up_dir(&model.name())
-            .is_ok_and(|d| OnnxModel::has_lora_graph(&d)),
-    }
+    model_dir(&model.name(), model.model_dir.as_deref())
+        .is_ok_and(|d| OnnxModel::has_lora_graph(&d))
 }
 
 /// Loads the coder for `data` with the adapter `coding` asks for (routing
