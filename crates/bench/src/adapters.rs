@@ -19,18 +19,15 @@ pub struct DomainFiles {
     pub files: Vec<PathBuf>,
 }
 
-fn coded_len(
+/// `data` coded under `adapter` (none: the base model).
+fn coded(
     model: &mut OnnxModel,
     adapter: Option<Arc<Adapter>>,
     data: &[u8],
     options: &Options,
-) -> Result<usize> {
+) -> Result<Vec<u8>> {
     model.set_adapter(adapter)?;
-    Ok(
-        tenbits_lossless::compress(model, data, options, &mut |_| {})?
-            .0
-            .len(),
-    )
+    Ok(tenbits_lossless::compress(model, data, options, &mut |_| {})?.0)
 }
 
 /// Codes every file of every domain under the base model (`none`), each
@@ -90,18 +87,26 @@ pub fn adapters(
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             bytes += data.len();
             xz_bytes += xz.compress(&data)?.len();
-            base += coded_len(model, None, &data, options)?;
-            for (i, adapter) in adapters.iter().enumerate() {
-                per_adapter[i] += coded_len(model, Some(adapter.clone()), &data, options)?;
+            // Candidate 0 is the base model, i the adapter i - 1: the
+            // router's order, so `auto`'s file is the one it picked.
+            let mut files = vec![coded(model, None, &data, options)?];
+            for adapter in adapters {
+                files.push(coded(model, Some(adapter.clone()), &data, options)?);
+            }
+            base += files[0].len();
+            for (i, file) in files[1..].iter().enumerate() {
+                per_adapter[i] += file.len();
             }
             let applied =
                 tenbits_lossless::adapters::apply(model, &AdapterChoice::Auto, adapters, &data)?;
-            if let Some((routing, names)) = &applied.routing {
-                routing_s += routing.seconds;
-                *picks.entry(names[routing.best].clone()).or_default() += 1;
-            }
-            let (packed, _) = tenbits_lossless::compress(model, &data, options, &mut |_| {})?;
-            if tenbits_lossless::decompress(model, &packed, &mut |_| {})? != data {
+            let Some((routing, names)) = &applied.routing else {
+                bail!("`auto` did not route over {} adapters", adapters.len());
+            };
+            routing_s += routing.seconds;
+            *picks.entry(names[routing.best].clone()).or_default() += 1;
+            // `apply` left the picked adapter active, as decoding needs it.
+            let packed = &files[routing.best];
+            if tenbits_lossless::decompress(model, packed, &mut |_| {})? != data {
                 bail!("{}: the round trip under `auto` differs", path.display());
             }
             auto += packed.len();

@@ -22,11 +22,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
-use std::sync::Arc;
 use tenbits_eval::{summarize, ModelFacts, Record, Results};
-
 use tenbits_inference::{Adapter, LanguageModel, OnnxModel};
 use tenbits_lossless::{AdapterChoice, Options};
 use tenbits_lossy::LossySettings;
@@ -114,36 +114,32 @@ pub fn frontier(
             .min(coder.config().context_length),
         ..Options::default()
     };
-    // LLM coding: the base model, each adapter, and `auto` routing.
-    let mut coders: Vec<(String, Option<AdapterChoice>)> =
-        vec![(format!("LLM coding ({coder_name})"), None)];
+    // LLM coding: the base model, each adapter, and `auto` routing over
+    // all of them; each with the candidates its choice resolves to.
+    let mut coders: Vec<(String, AdapterChoice, Vec<Arc<Adapter>>)> = vec![(
+        format!("LLM coding ({coder_name})"),
+        AdapterChoice::Off,
+        Vec::new(),
+    )];
     for a in adapters {
         coders.push((
             format!("LLM coding + adapter {}", a.id().name),
-            Some(AdapterChoice::Named(a.id().name.clone())),
+            AdapterChoice::Named(a.id().name.clone()),
+            vec![a.clone()],
         ));
     }
     if !adapters.is_empty() {
         coders.push((
             "LLM coding + adapter auto".into(),
-            Some(AdapterChoice::Auto),
+            AdapterChoice::Auto,
+            adapters.to_vec(),
         ));
     }
-    for (label, choice) in &coders {
+    for (label, choice, candidates) in &coders {
         sink.note(&format!("{label}: {} responses", texts.len()));
         let (start, mut size, mut tokens) = (Instant::now(), 0usize, 0u64);
         for (i, t) in texts.values().enumerate() {
-            let chosen: Vec<Arc<Adapter>> = match choice {
-                None => Vec::new(),
-                Some(AdapterChoice::Named(name)) => adapters
-                    .iter()
-                    .filter(|a| &a.id().name == name)
-                    .cloned()
-                    .collect(),
-                Some(_) => adapters.to_vec(),
-            };
-            let how = choice.clone().unwrap_or(AdapterChoice::Off);
-            tenbits_lossless::adapters::apply(coder, &how, &chosen, t.as_bytes())?;
+            tenbits_lossless::adapters::apply(coder, choice, candidates, t.as_bytes())?;
             let (packed, stats) =
                 tenbits_lossless::compress(coder, t.as_bytes(), &options, &mut |_| {})?;
             let restored = tenbits_lossless::decompress(coder, &packed, &mut |_| {})?;
