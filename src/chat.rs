@@ -112,8 +112,7 @@ pub fn models_command(command: &ModelsCommand) -> Result<()> {
                         .iter()
                         .any(|a| a.cached_path(&cache) == path);
                     if !shipped {
-                        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-                        let name = stem.rsplit_once('-').map_or(&*stem, |(n, _)| n).to_string();
+                        let name = tenbits_inference::installed_adapter_name(&path);
                         let status = format!("installed ({})", human_bytes(file_size(&path)));
                         rows.push((name, m.name.clone(), "(not shipped)".into(), status));
                     }

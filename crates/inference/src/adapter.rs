@@ -41,7 +41,7 @@ pub struct AdapterId {
 impl AdapterId {
     /// The hash as 12 lowercase hex digits.
     pub fn hash_hex(&self) -> String {
-        self.hash.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.hash)
     }
 
     /// What a `.tb` header records: the hash alone ([`Self::hash_hex`]).
@@ -70,6 +70,11 @@ impl fmt::Display for AdapterId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}", self.name, self.hash_hex())
     }
+}
+
+/// Bytes as lowercase hex digits.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A loaded `.onnx_adapter` file.

@@ -74,8 +74,9 @@ pub use generate::{
 };
 pub use onnx::{runtime_library_path, KvCache, OnnxModel, SessionSettings};
 pub use registry::{
-    adapter_dir, cache_dir, find_adapter, installed_adapters, load_installed_adapter, AdapterEntry,
-    ConverterEntry, ModelEntry, ModelPart, Registry, RuntimeEntry, EMBEDDED_REGISTRY,
+    adapter_dir, cache_dir, find_adapter, installed_adapter_name, installed_adapters,
+    load_installed_adapter, AdapterEntry, ConverterEntry, ModelEntry, ModelPart, Registry,
+    RuntimeEntry, EMBEDDED_REGISTRY,
 };
 pub use template::{ChatTemplate, CHATML_TEMPLATE};
 pub use tokenizer::TextTokenizer;

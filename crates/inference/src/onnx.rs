@@ -235,11 +235,6 @@ impl OnnxModel {
         Ok(())
     }
 
-    /// The active adapter, if any.
-    pub fn adapter(&self) -> Option<&Arc<Adapter>> {
-        self.adapter.as_ref().map(|a| &a.adapter)
-    }
-
     fn load_graph(
         dir: &Path,
         settings: SessionSettings,

@@ -179,7 +179,7 @@ pub fn installed_adapters(model: &str) -> Vec<PathBuf> {
 /// The installed adapter of `model` whose file hash starts with `hash`
 /// (what a `.tb` header records), loaded and checked, or `None`.
 pub fn find_adapter(model: &str, hash: &[u8; crate::ADAPTER_HASH_LEN]) -> Option<crate::Adapter> {
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::adapter::hex(hash);
     // Compared with the listed names, never joined into a path.
     installed_adapters(model)
         .into_iter()
@@ -195,12 +195,19 @@ pub fn find_adapter(model: &str, hash: &[u8; crate::ADAPTER_HASH_LEN]) -> Option
         })
 }
 
-/// Loads an installed adapter: its stem is `name-<hash>`; the name is
-/// what comes before the last `-`.
+/// The name of an installed adapter file: its stem is `name-<hash>`, and
+/// the name is what comes before the last `-`.
+pub fn installed_adapter_name(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default();
+    stem.rsplit_once('-').map_or(&*stem, |(n, _)| n).to_string()
+}
+
+/// Loads an installed adapter under its [`installed_adapter_name`].
 pub fn load_installed_adapter(path: &Path) -> Result<crate::Adapter, InferenceError> {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-    let name = stem.rsplit_once('-').map_or(stem, |(n, _)| n);
-    crate::Adapter::load(path, Some(name))
+    crate::Adapter::load(path, Some(&installed_adapter_name(path)))
 }
 
 /// One package holding (part of) a GGUF file.

@@ -12,7 +12,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use tenbits_inference::{
-    find_adapter, installed_adapters, load_installed_adapter, Adapter, AdapterId, OnnxModel,
+    find_adapter, installed_adapter_name, installed_adapters, load_installed_adapter, Adapter,
+    AdapterId, OnnxModel,
 };
 
 use crate::{route, LosslessError, Routing, ROUTE_TOKENS};
@@ -59,11 +60,13 @@ pub fn candidates(model: &str, choice: &AdapterChoice) -> Result<Vec<Arc<Adapter
         AdapterChoice::Auto => installed()?,
         AdapterChoice::File(path) => vec![Arc::new(Adapter::load(path, None)?)],
         AdapterChoice::Named(name) => {
-            let all = installed()?;
-            let names: Vec<String> = all.iter().map(|a| a.id().name.clone()).collect();
-            match all.into_iter().find(|a| &a.id().name == name) {
-                Some(a) => vec![a],
+            // Only the named file is loaded: names come from file names.
+            let paths = installed_adapters(model);
+            match paths.iter().find(|p| &installed_adapter_name(p) == name) {
+                Some(path) => vec![Arc::new(load_installed_adapter(path)?)],
                 None => {
+                    let names: Vec<String> =
+                        paths.iter().map(|p| installed_adapter_name(p)).collect();
                     return Err(LosslessError::Options(format!(
                         "no adapter `{name}` is installed for `{model}` (installed: {}); \
                          run `python3 scripts/setup.py --model {model}`, or pass a file",
@@ -72,7 +75,7 @@ pub fn candidates(model: &str, choice: &AdapterChoice) -> Result<Vec<Arc<Adapter
                         } else {
                             names.join(", ")
                         }
-                    )))
+                    )));
                 }
             }
         }
