@@ -6,7 +6,7 @@
 //! cargo run --release --example roundtrip -- examples/data/sample.txt
 //! ```
 
-use tenbits_inference::{LanguageModel, Registry, SessionSettings};
+use tenbits_inference::{Registry, SessionSettings};
 use tenbits_lossless::{compress, decompress, Options};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,10 +22,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = Options {
         model_name: name,
         ..Options::default()
-    };
-    let options = Options {
-        chunk_tokens: options.chunk_tokens.min(model.config().context_length),
-        ..options
     };
     let (packed, stats) = compress(&mut model, &data, &options, &mut |_| {})?;
     let restored = decompress(&mut model, &packed, &mut |_| {})?;

@@ -289,15 +289,53 @@ struct ModelArgs {
 
 #[derive(Args, Clone)]
 struct CodingArgs {
-    /// Tokens per chunk: the context each token is predicted from. Longer
-    /// compresses better; shorter leaves more chunks to batch, so it is
-    /// faster on short inputs [default: 1024, or the model's context length
-    /// if shorter].
+    /// Compression level, 1 (fastest) to 9 (smallest; codes with
+    /// qwen2.5-coder-0.5b unless --model says otherwise); also `-1` … `-9`,
+    /// `--fast` (1) and `--best` (9). The file records what decoding needs,
+    /// so decompress takes no level. README.md lists each level's measured
+    /// size and speed [default: 6].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=9))]
+    level: Option<u8>,
+    #[arg(short = '1', hide = true)]
+    level1: bool,
+    #[arg(short = '2', hide = true)]
+    level2: bool,
+    #[arg(short = '3', hide = true)]
+    level3: bool,
+    #[arg(short = '4', hide = true)]
+    level4: bool,
+    #[arg(short = '5', hide = true)]
+    level5: bool,
+    #[arg(short = '6', hide = true)]
+    level6: bool,
+    #[arg(short = '7', hide = true)]
+    level7: bool,
+    #[arg(short = '8', hide = true)]
+    level8: bool,
+    #[arg(short = '9', hide = true)]
+    level9: bool,
+    /// Level 1.
     #[arg(long)]
-    chunk_tokens: Option<usize>,
-    /// Most chunks computed together in one batch.
-    #[arg(long, default_value_t = Options::default().max_batch)]
-    batch: usize,
+    fast: bool,
+    /// Level 9.
+    #[arg(long)]
+    best: bool,
+    /// Tokens of context each stream sees (overrides the level); when the
+    /// window is full it slides, keeping its last half.
+    #[arg(long, value_name = "TOKENS")]
+    window: Option<u32>,
+    /// Most streams coded side by side (overrides the level): more is
+    /// faster, each costs a cold start.
+    #[arg(long, value_name = "N")]
+    streams: Option<u32>,
+    /// Fewest tokens per stream (overrides the level): shorter inputs get
+    /// fewer streams.
+    #[arg(long, value_name = "TOKENS")]
+    min_segment: Option<u32>,
+    /// Code with the model alone, without the match model of the text's own
+    /// repeats.
+    #[arg(long)]
+    no_mix: bool,
     /// LoRA adapter: `auto` (the installed adapter, or none, that codes the
     /// first 256 tokens best; the choice and its cost are printed), `none`,
     /// an installed adapter's name (`tenbits models list` shows them), or
@@ -369,17 +407,57 @@ fn load_model(
 }
 
 impl CodingArgs {
-    /// Compression options for `loaded`.
+    /// The level asked for, by whichever flag.
+    fn level(&self) -> tenbits_lossless::Level {
+        let shortcuts = [
+            self.level1 || self.fast,
+            self.level2,
+            self.level3,
+            self.level4,
+            self.level5,
+            self.level6,
+            self.level7,
+            self.level8,
+            self.level9 || self.best,
+        ];
+        let n = shortcuts
+            .iter()
+            .rposition(|&on| on)
+            .map(|i| i as u8 + 1)
+            .or(self.level)
+            .unwrap_or(tenbits_lossless::DEFAULT_LEVEL);
+        tenbits_lossless::level(n)
+    }
+
+    /// `model` with the level's model filled in where none was asked for.
+    fn model_args(&self, model: &ModelArgs) -> ModelArgs {
+        let mut model = model.clone();
+        if model.model.is_none() && model.model_dir.is_none() {
+            model.model = self.level().model.map(str::to_string);
+        }
+        model
+    }
+
+    /// Compression options for `loaded`: the level's schedule with the
+    /// overrides (compress fits the window to the model's context).
     fn options(&self, loaded: &LoadedModel) -> Options {
-        use tenbits_inference::LanguageModel;
-        let context = loaded.model.config().context_length;
-        let chunk_tokens = self
-            .chunk_tokens
-            .unwrap_or(Options::default().chunk_tokens.min(context));
+        let mut schedule = self.level().schedule;
+        if let Some(window) = self.window {
+            schedule.window = window;
+            schedule.keep = (window / 2).max(1);
+        }
+        if let Some(streams) = self.streams {
+            schedule.max_streams = streams;
+        }
+        if let Some(min) = self.min_segment {
+            schedule.min_segment = min;
+        }
+        if self.no_mix {
+            schedule.mixing = 0;
+        }
         Options {
             model_name: loaded.name.clone(),
-            chunk_tokens,
-            max_batch: self.batch,
+            schedule: tenbits_lossless::Schedule::Windowed(schedule),
             lossy: None,
         }
     }
@@ -484,6 +562,7 @@ fn model_has_lora_graph(model: &ModelArgs) -> bool {
 /// Loads the coder for `data` with the adapter `coding` asks for (routing
 /// for `auto`), and says which it chose.
 fn load_coder(model: &ModelArgs, coding: &CodingArgs, data: &[u8]) -> Result<LoadedModel> {
+    let model = &coding.model_args(model);
     let candidates = tenbits_lossless::adapters::candidates(&model.name(), &coding.adapter)?;
     // `auto` without adapters installed (or a model without LoRA inputs,
     // where every adapter would be refused) is the base model, at its speed.
@@ -560,7 +639,7 @@ fn decompress_command(
     let header = tenbits_lossless::inspect(&packed)?;
     let name = model
         .map(str::to_string)
-        .unwrap_or(header.model_name.clone());
+        .unwrap_or_else(|| tenbits_lossless::model_name(&header.model));
     let adapter =
         tenbits_lossless::adapters::for_header(&name, header.adapter_id.as_deref(), adapter)?;
     let lora = adapter.is_some();
@@ -645,32 +724,78 @@ fn lossy_command(
 }
 
 fn info_command(input: &Path) -> Result<()> {
+    use tenbits_lossless::{FilesId, ModelRef, Schedule};
     let packed = read_input(Some(input))?;
     let h = tenbits_lossless::inspect(&packed)?;
+    let header_bytes = tenbits_lossless::header_bytes(&packed)?;
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    // Names come from the file: print them escaped, never raw.
+    let name = tenbits_lossless::model_name(&h.model)
+        .escape_debug()
+        .to_string();
     println!("format version   {}", h.format_version);
-    println!("model            {}", h.model_name);
-    println!(
-        "model sha256     {}… (first 128 bits)",
-        hex(&h.model_fingerprint)
-    );
-    println!(
-        "tokenizer sha256 {}… (first 128 bits)",
-        hex(&h.tokenizer_hash)
-    );
+    match &h.model {
+        ModelRef::Registered(id) => println!("model            {name} (registry id {id})"),
+        ModelRef::Named(_) => println!("model            {name}"),
+    }
+    match h.files {
+        FilesId::Full { model, tokenizer } => {
+            println!("model sha256     {}… (first 128 bits)", hex(&model));
+            println!("tokenizer sha256 {}… (first 128 bits)", hex(&tokenizer));
+        }
+        FilesId::Short(files) => println!(
+            "files id         {} (32 bits of sha256 over the model's and tokenizer's sha256)",
+            hex(&files)
+        ),
+    }
     println!(
         "adapter          {}",
-        h.adapter_id.as_deref().unwrap_or("none")
+        h.adapter_id
+            .as_deref()
+            .map_or("none".to_string(), |a| a.escape_debug().to_string())
     );
     match &h.lossy {
-        Some(note) => println!("lossy            yes: a rewrite ({note})"),
+        Some(note) => println!("lossy            yes: a rewrite ({})", note.escape_debug()),
         None => println!("lossy            no"),
     }
-    println!("chunk tokens     {}", h.chunk_tokens);
-    println!("max batch        {}", h.max_batch);
+    match h.schedule {
+        Schedule::Chunked {
+            chunk_tokens,
+            max_batch,
+        } => {
+            println!("chunk tokens     {chunk_tokens}");
+            println!("max batch        {max_batch}");
+        }
+        Schedule::Windowed(w) => {
+            let plan = tenbits_lossless::Plan::new(h.token_count as usize, &w);
+            println!(
+                "schedule         {} streams (at most {}, segments of at least {} tokens), window {} keeping {}",
+                plan.segments.len(),
+                w.max_streams,
+                w.min_segment,
+                w.window,
+                w.keep
+            );
+            println!(
+                "mixing           {}",
+                if w.mixing == 1 { "match model" } else { "none" }
+            );
+        }
+    }
     println!("tokens           {}", h.token_count);
     println!("original bytes   {}", h.original_len);
-    println!("container bytes  {}", packed.len());
+    println!(
+        "container bytes  {} (header {header_bytes}, payload {})",
+        packed.len(),
+        packed.len() - header_bytes
+    );
+    if h.original_len > 0 {
+        println!(
+            "bits/byte        {:.3} (payload alone {:.3})",
+            packed.len() as f64 * 8.0 / h.original_len as f64,
+            (packed.len() - header_bytes) as f64 * 8.0 / h.original_len as f64
+        );
+    }
     println!("checksum         {}", hex(&h.checksum));
     Ok(())
 }
@@ -846,7 +971,7 @@ fn run(cli: Cli) -> Result<()> {
             coding,
             markdown,
         }) => {
-            let mut loaded = model.load(false)?;
+            let mut loaded = coding.model_args(&model).load(false)?;
             let options = coding.options(&loaded);
             let threads = settings(model.threads).threads;
             let mut sink = bench::TerminalSink::default();

@@ -70,9 +70,7 @@ fn a_file_records_its_adapter_and_refuses_a_wrong_or_missing_one() {
     let data = b"the adapter is part of the model: the same text, other bits".repeat(3);
     let options = Options {
         model_name: "tiny".into(),
-        chunk_tokens: 64,
-        max_batch: 4,
-        lossy: None,
+        ..Options::default()
     };
     model.set_adapter(Some(adapter(1))).unwrap();
     let (with_one, _) = compress(&mut model, &data, &options, &mut |_| {}).unwrap();

@@ -10,13 +10,20 @@
 //! files of other families must decode to the exact input or be refused
 //! (never wrong bytes). Bless this machine's file after an intended change
 //! with `TENBITS_BLESS=1 cargo test --test golden`.
+//!
+//! Files of format 1 (tenbits 0.1, `tests/fixtures/golden/format1/` and the
+//! tiny model's `tests/fixtures/format1/`, made by that release) must still
+//! decode, under the same rule.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use tenbits_inference::{OnnxModel, Registry, SessionSettings};
+use tenbits_inference::{Adapter, OnnxModel, Registry, SessionSettings};
 use tenbits_lossless::{compress, decompress, Options};
 
 const GOLDEN_DIR: &str = "tests/fixtures/golden";
+const FORMAT1_GOLDEN_DIR: &str = "tests/fixtures/golden/format1";
+const FORMAT1_TINY_DIR: &str = "tests/fixtures/format1";
 const STEM: &str = "sample-smollm2-135m";
 
 /// The kernel family ONNX Runtime's MLAS dispatches to on this CPU: the
@@ -86,6 +93,11 @@ fn fixed_input_compresses_to_committed_bytes_with_one_and_two_threads() {
         outputs[0], outputs[1],
         "1 and 2 threads must give the same bytes"
     );
+    let header = tenbits_lossless::header_bytes(&outputs[0]).unwrap();
+    assert!(
+        header <= 24,
+        "a default-model file's header is {header} bytes"
+    );
     let golden = golden_path(isa());
     if std::env::var_os("TENBITS_BLESS").is_some() {
         std::fs::create_dir_all(GOLDEN_DIR).unwrap();
@@ -108,33 +120,108 @@ fn fixed_input_compresses_to_committed_bytes_with_one_and_two_threads() {
     );
 }
 
+/// Decodes `packed` with `model`: the exact `original`, or (only for a file
+/// made on another CPU's kernels) a refusal that says why.
+fn decodes_exactly_or_is_refused(
+    model: &mut OnnxModel,
+    packed: &[u8],
+    original: &[u8],
+    own_cpu: bool,
+    name: &str,
+) {
+    match decompress(model, packed, &mut |_| {}) {
+        Ok(restored) => assert!(restored == original, "{name} decoded to wrong bytes"),
+        Err(e) => {
+            assert!(!own_cpu, "{name}, made on this CPU's kernels: {e}");
+            // Refused, with the reason: the floats of another CPU's
+            // kernels make the decoder drift, and the checks catch it.
+            let message = e.to_string();
+            let says = ["did not reproduce the original", "corrupted"];
+            assert!(
+                says.iter().any(|s| message.contains(s)),
+                "{name}: {message}"
+            );
+        }
+    }
+}
+
+/// The `(path, isa)` of every `.tb` file in `dir` named `STEM.<isa>.tb`.
+fn files_by_isa(dir: &str, stem: &str) -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(isa) = name
+            .strip_prefix(&format!("{stem}."))
+            .and_then(|rest| rest.strip_suffix(".tb"))
+        else {
+            continue;
+        };
+        if !isa.contains('.') {
+            found.push((path, isa.to_string()));
+        }
+    }
+    found.sort();
+    found
+}
+
 #[test]
 fn golden_files_of_other_cpus_decode_exactly_or_are_refused() {
     let data = input();
     let (_, mut model) = default_model(2);
     let mut checked = 0;
-    for entry in std::fs::read_dir(GOLDEN_DIR).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.starts_with(STEM) || !name.ends_with(".tb") {
-            continue;
+    for dir in [GOLDEN_DIR, FORMAT1_GOLDEN_DIR] {
+        for (path, file_isa) in files_by_isa(dir, STEM) {
+            let packed = std::fs::read(&path).unwrap();
+            let name = path.display().to_string();
+            decodes_exactly_or_is_refused(&mut model, &packed, &data, file_isa == isa(), &name);
+            checked += 1;
         }
-        let packed = std::fs::read(&path).unwrap();
-        match decompress(&mut model, &packed, &mut |_| {}) {
-            Ok(restored) => assert_eq!(restored, data, "{name} decoded to wrong bytes"),
-            Err(e) => {
-                assert_ne!(path, golden_path(isa()), "this CPU's own file: {e}");
-                // Refused, with the reason: the floats of another CPU's
-                // kernels make the decoder drift, and the checks catch it.
-                let message = e.to_string();
-                let says = ["did not reproduce the original", "corrupted"];
-                assert!(
-                    says.iter().any(|s| message.contains(s)),
-                    "{name}: {message}"
-                );
-            }
-        }
-        checked += 1;
     }
-    assert!(checked >= 2, "the AVX2 and this machine's golden files");
+    assert!(
+        checked >= 3,
+        "this machine's golden file and the two of format 1"
+    );
+}
+
+#[test]
+fn format_1_files_of_tenbits_0_1_still_decode() {
+    // (The real model's format-1 files decode in the test above.)
+    let format1 = files_by_isa(FORMAT1_GOLDEN_DIR, STEM);
+    assert_eq!(format1.len(), 2, "the AVX2 and AMX files of tenbits 0.1");
+    for (path, _) in &format1 {
+        let header = tenbits_lossless::inspect(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(header.format_version, 1, "{}", path.display());
+    }
+
+    // The tiny model's, with and without an adapter.
+    let tiny = Path::new("tests/fixtures/tiny");
+    let mut base = OnnxModel::load(tiny, SessionSettings { threads: 1 }).unwrap();
+    let mut lora = OnnxModel::load_for_adapters(tiny, SessionSettings { threads: 1 }).unwrap();
+    let adapter = Adapter::load(
+        Path::new("tests/fixtures/adapters/tiny-1.onnx_adapter"),
+        None,
+    )
+    .expect("fixture adapter loads");
+    lora.set_adapter(Some(Arc::new(adapter))).unwrap();
+    let mut checked = 0;
+    for (stem, original, with_adapter) in [
+        ("tiny-f1.txt", "tiny-f1.txt", false),
+        ("tiny-f1.bin", "tiny-f1.bin", false),
+        ("tiny-adapter-f1.txt", "tiny-f1.txt", true),
+    ] {
+        let model = if with_adapter { &mut lora } else { &mut base };
+        let original = std::fs::read(Path::new(FORMAT1_TINY_DIR).join(original)).unwrap();
+        for (path, file_isa) in files_by_isa(FORMAT1_TINY_DIR, stem) {
+            let packed = std::fs::read(&path).unwrap();
+            assert_eq!(
+                tenbits_lossless::inspect(&packed).unwrap().format_version,
+                1
+            );
+            let name = path.display().to_string();
+            decodes_exactly_or_is_refused(model, &packed, &original, file_isa == isa(), &name);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "{checked} tiny format-1 files");
 }

@@ -4,8 +4,11 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use tenbits_inference::{LanguageModel, OnnxModel, SessionSettings};
-use tenbits_lossless::{compress, decompress, Options};
+use tenbits_inference::{
+    AdapterId, Fingerprint, InferenceError, LanguageModel, ModelConfig, OnnxModel, SessionSettings,
+    TextTokenizer,
+};
+use tenbits_lossless::{compress, decompress, Options, Schedule, Windowed};
 
 fn tiny(threads: usize) -> OnnxModel {
     load("tests/fixtures/tiny", threads)
@@ -23,11 +26,29 @@ fn load(dir: &str, threads: usize) -> OnnxModel {
     )
 }
 
+/// Format-1 options: chunks coded from their own start.
 fn options(chunk_tokens: usize, max_batch: usize) -> Options {
     Options {
         model_name: "tiny".into(),
-        chunk_tokens,
-        max_batch,
+        schedule: Schedule::Chunked {
+            chunk_tokens: chunk_tokens as u32,
+            max_batch: max_batch as u32,
+        },
+        lossy: None,
+    }
+}
+
+/// Format-2 options: streams with a sliding window, mixing on or off.
+fn windowed(window: u32, keep: u32, max_streams: u32, min_segment: u32, mixing: bool) -> Options {
+    Options {
+        model_name: "tiny".into(),
+        schedule: Schedule::Windowed(Windowed {
+            window,
+            keep,
+            max_streams,
+            min_segment,
+            mixing: u8::from(mixing),
+        }),
         lossy: None,
     }
 }
@@ -63,10 +84,188 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_round_trip_with_sliding_windows_and_mixing(
+        data in proptest::collection::vec(any::<u8>(), 0..1500),
+        window in 2u32..120,
+        keep_part in 0.0f64..1.0,
+        streams in 1u32..6,
+        min in 1u32..400,
+        mixing in any::<bool>(),
+    ) {
+        let keep = ((window - 1) as f64 * keep_part) as u32 + 1;
+        let mut model = tiny(1);
+        let restored = round_trip(&mut model, &data, &windowed(window, keep, streams, min, mixing));
+        prop_assert_eq!(restored, data);
+    }
+
+    #[test]
+    fn repetitive_text_round_trips_with_mixing(
+        words in proptest::collection::vec("[a-z]{1,6}", 1..12),
+        repeats in 1usize..30,
+        window in 16u32..200,
+        streams in 1u32..4,
+    ) {
+        let text: String = (0..repeats).flat_map(|_| words.iter().map(|w| format!("{w} "))).collect();
+        let mut model = tiny(2);
+        let restored = round_trip(&mut model, text.as_bytes(), &windowed(window, window / 2, streams, 64, true));
+        prop_assert_eq!(restored, text.as_bytes());
+    }
+}
+
 #[test]
 fn empty_input_round_trips() {
     let mut model = tiny(1);
     assert_eq!(round_trip(&mut model, b"", &options(256, 16)), b"");
+    assert_eq!(round_trip(&mut model, b"", &Options::default()), b"");
+}
+
+/// The shapes of every call a model gets: `new_cache(batch, capacity)`
+/// and `forward(tokens.len())`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Call {
+    NewCache(usize, usize),
+    Forward(usize),
+}
+
+/// A model that records its calls and passes them on.
+struct Recording<M> {
+    inner: M,
+    calls: std::cell::RefCell<Vec<Call>>,
+}
+
+impl<M: LanguageModel> LanguageModel for Recording<M> {
+    type Cache = M::Cache;
+    fn config(&self) -> &ModelConfig {
+        self.inner.config()
+    }
+    fn fingerprint(&self) -> &Fingerprint {
+        self.inner.fingerprint()
+    }
+    fn tokenizer(&self) -> &TextTokenizer {
+        self.inner.tokenizer()
+    }
+    fn vocab_size(&self) -> usize {
+        self.inner.vocab_size()
+    }
+    fn adapter_id(&self) -> Option<&AdapterId> {
+        self.inner.adapter_id()
+    }
+    fn new_cache(&self, batch: usize, capacity: usize) -> M::Cache {
+        self.calls
+            .borrow_mut()
+            .push(Call::NewCache(batch, capacity));
+        self.inner.new_cache(batch, capacity)
+    }
+    fn forward(
+        &mut self,
+        cache: &mut M::Cache,
+        tokens: &[u32],
+        logits: &mut Vec<f32>,
+    ) -> Result<(), InferenceError> {
+        self.calls.get_mut().push(Call::Forward(tokens.len()));
+        self.inner.forward(cache, tokens, logits)
+    }
+}
+
+#[test]
+fn encoder_and_decoder_make_the_same_calls_with_sliding_windows_and_mixing() {
+    let text: Vec<u8> = (0..3000u32)
+        .map(|i| b"a match model sees the repeats; the window slides. "[i as usize % 51])
+        .collect();
+    for opts in [
+        windowed(40, 10, 3, 100, true),
+        windowed(64, 63, 1, 1, false),
+        options(50, 2),
+    ] {
+        let mut model = Recording {
+            inner: tiny(1),
+            calls: Default::default(),
+        };
+        let (packed, stats) = compress(&mut model, &text, &opts, &mut |_| {}).unwrap();
+        let encoder_calls = model.calls.take();
+        assert_eq!(decompress(&mut model, &packed, &mut |_| {}).unwrap(), text);
+        assert_eq!(encoder_calls, model.calls.take(), "{:?}", opts.schedule);
+        let forwards = encoder_calls
+            .iter()
+            .filter(|c| matches!(c, Call::Forward(_)))
+            .count() as u64;
+        assert_eq!(forwards, stats.forwards);
+        if let Schedule::Windowed(w) = opts.schedule {
+            assert!(stats.slides > 0, "the window slid");
+            // A slide refeeds `keep` tokens per stream in one piece here.
+            let streams = stats.chunks;
+            assert!(encoder_calls.contains(&Call::Forward(streams * w.keep as usize)));
+            assert!(encoder_calls
+                .iter()
+                .all(|c| !matches!(c, Call::NewCache(b, cap) if *b != streams || *cap > w.window as usize)));
+        }
+    }
+}
+
+#[test]
+fn mixing_codes_repeats_cheaper_than_the_model_alone() {
+    let mut model = tiny(1);
+    let line = b"fn parse_header(reader: &mut Reader) -> Result<Header> { ... }\n";
+    let text: Vec<u8> = (0..4000).map(|i| line[i % line.len()]).collect();
+    let (plain, _) = compress(
+        &mut model,
+        &text,
+        &windowed(256, 128, 2, 64, false),
+        &mut |_| {},
+    )
+    .unwrap();
+    let (mixed, stats) = compress(
+        &mut model,
+        &text,
+        &windowed(256, 128, 2, 64, true),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(
+        stats.mix_predicted > 500 && stats.mix_hits * 10 > stats.mix_predicted * 9,
+        "{stats:?}"
+    );
+    assert!(
+        mixed.len() * 4 < plain.len(),
+        "{} vs {} bytes",
+        mixed.len(),
+        plain.len()
+    );
+    assert!(stats.table_bits < stats.model_bits / 4.0);
+    assert_eq!(decompress(&mut model, &mixed, &mut |_| {}).unwrap(), text);
+}
+
+#[test]
+fn format_2_is_the_default_and_refuses_a_damaged_file() {
+    let mut model = tiny(1);
+    let data = b"format two by default, twenty-odd bytes of header".to_vec();
+    let (packed, stats) = compress(&mut model, &data, &Options::default(), &mut |_| {}).unwrap();
+    let header = tenbits_lossless::inspect(&packed).unwrap();
+    assert_eq!(header.format_version, 2);
+    // The tiny model is not in the registry: its name (1 + 4 bytes) is
+    // stored; the window was fitted to its 256-token context.
+    let header_len = stats.container_bytes - stats.payload_bytes;
+    assert!(header_len <= 24 + 5, "{header_len}-byte header");
+    assert_eq!(
+        header.schedule,
+        Schedule::Windowed(Windowed {
+            window: 256,
+            keep: 128,
+            ..Windowed::DEFAULT
+        })
+    );
+    for i in 0..packed.len() {
+        let mut bad = packed.clone();
+        bad[i] ^= 0x08;
+        assert!(
+            decompress(&mut model, &bad, &mut |_| {}).is_err(),
+            "flip at {i}"
+        );
+    }
 }
 
 #[test]
@@ -90,6 +289,11 @@ fn long_input_spans_many_batches() {
         "expected several batches, got {}",
         stats.batches
     );
+    assert_eq!(decompress(&mut model, &packed, &mut |_| {}).unwrap(), data);
+    // Format 2 codes it in one batch of streams whose windows slide.
+    let (packed, stats) = compress(&mut model, &data, &Options::default(), &mut |_| {}).unwrap();
+    assert_eq!(stats.batches, 1);
+    assert!(stats.slides > 5, "{} slides", stats.slides);
     assert_eq!(decompress(&mut model, &packed, &mut |_| {}).unwrap(), data);
 }
 

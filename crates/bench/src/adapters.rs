@@ -46,11 +46,11 @@ pub fn adapters(
     report.line(
         sink,
         format!(
-            "model {}, adapters: {}; {}-token chunks. Sizes are whole .tb files (header included); \
+            "model {}, adapters: {}; schedule {}. Sizes are whole .tb files (header included); \
              `wrong` averages the other adapters; `auto` routes each file on its first {} tokens.",
             options.model_name,
             names.join(", "),
-            options.chunk_tokens,
+            crate::lossless::schedule_text(&options.schedule),
             tenbits_lossless::ROUTE_TOKENS
         ),
     );

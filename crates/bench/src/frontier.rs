@@ -27,7 +27,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
 use tenbits_eval::{summarize, ModelFacts, Record, Results};
-use tenbits_inference::{Adapter, LanguageModel, OnnxModel};
+use tenbits_inference::{Adapter, OnnxModel};
 use tenbits_lossless::{AdapterChoice, Options};
 use tenbits_lossy::LossySettings;
 use tenbits_qa::ChatModel;
@@ -109,9 +109,6 @@ pub fn frontier(
     }
     let options = Options {
         model_name: coder_name.to_string(),
-        chunk_tokens: Options::default()
-            .chunk_tokens
-            .min(coder.config().context_length),
         ..Options::default()
     };
     // LLM coding: the base model, each adapter, and `auto` routing over

@@ -33,13 +33,15 @@ pub fn lossless<M: LanguageModel>(
     sink: &mut dyn Sink,
 ) -> Result<Report> {
     let mut report = Report::default();
-    report.line(sink, format!(
-        "model {} ({threads} threads), {}-token chunks, batches of up to {}; process RSS with model loaded: {:.0} MB",
-        options.model_name,
-        options.chunk_tokens,
-        options.max_batch,
-        current_rss() as f64 / 1e6
-    ));
+    report.line(
+        sink,
+        format!(
+            "model {} ({threads} threads), schedule {}; process RSS with model loaded: {:.0} MB",
+            options.model_name,
+            schedule_text(&options.schedule),
+            current_rss() as f64 / 1e6
+        ),
+    );
     report.line(sink, String::new());
     report.line(sink, "| file | method | bytes | out bytes | bits/byte | ratio | compress KB/s | decompress KB/s | peak MB |".into());
     report.line(sink, "|---|---|---:|---:|---:|---:|---:|---:|---:|".into());
@@ -49,6 +51,8 @@ pub fn lossless<M: LanguageModel>(
     let mut total_model_bits = 0.0;
     let mut total_payload = 0usize;
     let mut notes = Vec::new();
+    let mut breakdown = Vec::new();
+    let mut sums = Breakdown::default();
     for path in files {
         let data =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -86,15 +90,36 @@ pub fn lossless<M: LanguageModel>(
         total_payload += stats.payload_bytes;
         let model_bpb = stats.model_bits / data.len().max(1) as f64;
         notes.push(format!(
-            "- {name}: {} tokens in {} chunks / {} batches; model cross-entropy {:.3} bits/byte; payload {} bytes = cross-entropy {:+.2}%; header {} bytes",
+            "- {name}: {} tokens in {} streams ({} window slides, {} forward passes); model cross-entropy {:.3} bits/byte; payload {} bytes = cross-entropy {:+.2}%; header {} bytes; match model {} predictions, {:.0}% right",
             stats.tokens,
             stats.chunks,
-            stats.batches,
+            stats.slides,
+            stats.forwards,
             model_bpb,
             stats.payload_bytes,
             (stats.payload_bytes as f64 * 8.0 / stats.model_bits.max(1e-9) - 1.0) * 100.0,
-            stats.container_bytes - stats.payload_bytes
+            stats.container_bytes - stats.payload_bytes,
+            stats.mix_predicted,
+            100.0 * stats.mix_hits as f64 / stats.mix_predicted.max(1) as f64,
         ));
+        // What the cold starts cost: their first tokens again, with the
+        // text before them as context (outside the timings above).
+        let context = match options.schedule {
+            tenbits_lossless::Schedule::Windowed(w) => w.keep as usize,
+            tenbits_lossless::Schedule::Chunked { chunk_tokens, .. } => chunk_tokens as usize,
+        };
+        let warm = tenbits_lossless::warm_bits(model, &data, &stats.cold_starts, context)?;
+        let cold: f64 = stats.cold_starts.iter().map(|c| c.1).sum();
+        let row = Breakdown {
+            header: stats.container_bytes - stats.payload_bytes,
+            payload: stats.payload_bytes,
+            model_bits: stats.model_bits,
+            table_bits: stats.table_bits,
+            starts: stats.cold_starts.len(),
+            cold_extra_bits: cold - warm.iter().sum::<f64>(),
+        };
+        breakdown.push(row.line(&name));
+        sums.add(&row);
 
         for codec in baselines() {
             let method = codec.name;
@@ -162,6 +187,15 @@ pub fn lossless<M: LanguageModel>(
         ));
     }
     report.line(sink, String::new());
+    report.line(sink, "Where tenbits' bytes go (bytes; cross-entropy is the model's own, before mixing; tables is what the coder's tables charge, after mixing; cold-start extra is what the first 64 tokens of every stream after the first cost beyond the same tokens with context):".into());
+    report.line(sink, String::new());
+    report.line(sink, Breakdown::HEAD.into());
+    report.line(sink, "|---|---:|---:|---:|---:|---:|---:|---:|---:|".into());
+    for line in breakdown {
+        report.line(sink, line);
+    }
+    report.line(sink, sums.line("**total**"));
+    report.line(sink, String::new());
     for note in notes {
         report.line(sink, note);
     }
@@ -181,4 +215,60 @@ pub fn lossless<M: LanguageModel>(
     ));
     report.line(sink, "- peak MB: tenbits is the whole process's peak resident memory (model and runtime included); the others are the extra memory their own run added.".into());
     Ok(report)
+}
+
+/// One file's (or the total's) breakdown of tenbits' output.
+#[derive(Default)]
+struct Breakdown {
+    header: usize,
+    payload: usize,
+    model_bits: f64,
+    table_bits: f64,
+    starts: usize,
+    cold_extra_bits: f64,
+}
+
+impl Breakdown {
+    const HEAD: &'static str = "| file | header | payload | container | cross-entropy | tables (mixed) | mixing saves | cold starts | cold-start extra |";
+
+    fn add(&mut self, other: &Breakdown) {
+        self.header += other.header;
+        self.payload += other.payload;
+        self.model_bits += other.model_bits;
+        self.table_bits += other.table_bits;
+        self.starts += other.starts;
+        self.cold_extra_bits += other.cold_extra_bits;
+    }
+
+    fn line(&self, name: &str) -> String {
+        format!(
+            "| {name} | {} | {} | {} | {:.0} | {:.0} | {:.1}% | {} | {:.0} |",
+            self.header,
+            self.payload,
+            self.header + self.payload,
+            self.model_bits / 8.0,
+            self.table_bits / 8.0,
+            (1.0 - self.table_bits / self.model_bits.max(1e-9)) * 100.0,
+            self.starts,
+            self.cold_extra_bits / 8.0
+        )
+    }
+}
+
+/// A schedule in words, for report headings.
+pub fn schedule_text(schedule: &tenbits_lossless::Schedule) -> String {
+    match schedule {
+        tenbits_lossless::Schedule::Chunked {
+            chunk_tokens,
+            max_batch,
+        } => format!("format 1: {chunk_tokens}-token chunks, batches of up to {max_batch}"),
+        tenbits_lossless::Schedule::Windowed(w) => format!(
+            "up to {} streams of at least {} tokens, {}-token window keeping {}, mixing {}",
+            w.max_streams,
+            w.min_segment,
+            w.window,
+            w.keep,
+            if w.mixing == 1 { "on" } else { "off" }
+        ),
+    }
 }

@@ -1,30 +1,44 @@
 //! The `.tb` file format: a compact header, then the range-coded payload.
 //!
-//! Layout (all integers little-endian or unsigned LEB128 varints):
+//! This build writes format 2 and reads formats 1 and 2. All integers are
+//! unsigned LEB128 varints unless said otherwise.
+//!
+//! **Format 2** (written since tenbits 0.2). A default-model file of a few
+//! kilobytes has a 21-byte header:
 //!
 //! | field               | encoding                                         |
 //! |---------------------|--------------------------------------------------|
-//! | magic               | `b"TENB"`                                        |
-//! | format version      | `u16` LE, currently [`FORMAT_VERSION`] (1)       |
-//! | flags               | `u8`; bit 0: an adapter id follows; bit 1: a lossy note follows; others 0 |
-//! | model name          | `u8` length + UTF-8 bytes (at most 255)          |
-//! | adapter id          | only if flag bit 0: `u8` length + UTF-8 bytes    |
+//! | magic               | [`MAGIC2`] (`74 b2`)                             |
+//! | format version      | `u8`: 2                                          |
+//! | flags               | `u8`; bit 0: adapter, bit 1: lossy note, bit 2: schedule; others 0 |
+//! | model               | varint registry id ([`ModelRef::Registered`]); 0: `u8` length + UTF-8 name follows |
+//! | adapter hash        | only if flag bit 0: 6 bytes                      |
 //! | lossy note          | only if flag bit 1: `u8` length + UTF-8 bytes    |
-//! | model fingerprint   | 16 bytes (SHA-256 prefix, [`ID_LEN`])            |
-//! | tokenizer hash      | 16 bytes (SHA-256 prefix)                        |
-//! | chunk tokens        | varint (`u32`)                                   |
-//! | max batch           | varint (`u32`)                                   |
-//! | token count         | varint (`u64`)                                   |
-//! | original length     | varint (`u64`)                                   |
-//! | checksum            | 8 bytes: SHA-256 of the original bytes, truncated|
-//! | payload length      | varint (`u64`)                                   |
+//! | files id            | 4 bytes: SHA-256 of the model's and tokenizer's SHA-256, truncated ([`FilesId::Short`]) |
+//! | schedule            | only if flag bit 2: window, keep, max streams, min segment (varints), mixing (`u8`); absent: [`Windowed::DEFAULT`] |
+//! | token count         | varint                                           |
+//! | original length     | varint                                           |
+//! | checksum            | 4 bytes: SHA-256 of the original bytes, truncated|
 //! | CRC-32              | `u32` LE: CRC-32 (IEEE) of every byte above, then of the payload |
-//! | payload             | `payload length` bytes                           |
+//! | payload             | the rest of the file                             |
 //!
-//! With a 20-byte model name the header is about 120 bytes, 64 of them the two
-//! hashes. The CRC covers the payload as well as the header, so a damaged file
-//! is rejected before any model is run; the SHA-256 checksum of the original
-//! bytes then confirms that decoding reproduced them exactly ([`verify`]).
+//! What the short fields cost in safety (the odds are for accidents, not
+//! for an adversary, who can forge any checksum):
+//! - a wrong model or tokenizer passes the 32-bit files id with
+//!   probability 2^-32 (1 in 4.3 billion); it then decodes other tokens,
+//!   which the 32-bit checksum of the original catches except with a
+//!   further 2^-32, so wrong bytes come out with odds about 2^-64;
+//! - a damaged or truncated file passes the CRC-32 with probability 2^-32
+//!   (and never for a burst of up to 32 flipped bits); the payload length
+//!   is not stored, since the CRC covers where the file ends;
+//! - a decoder that drifts (another CPU's float kernels) gives other
+//!   tokens, caught by the checksum except with probability 2^-32.
+//!
+//! **Format 1** (read only): magic `b"TENB"`, `u16` LE version 1, flags,
+//! the model name, 16-byte model and tokenizer hashes, chunk tokens and
+//! max batch ([`Schedule::Chunked`]), token count, original length, an
+//! 8-byte checksum, the payload length and a CRC-32: 74 bytes for the
+//! default model.
 //!
 //! [`read_container`] never panics: any input gives a header and payload or a
 //! [`ContainerError`].
@@ -32,56 +46,149 @@
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-/// The first four bytes of every `.tb` file.
+/// The first four bytes of every format-1 `.tb` file.
 pub const MAGIC: [u8; 4] = *b"TENB";
 
-/// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The first two bytes of every format-2 `.tb` file (not text, not the
+/// start of any format-1 file).
+pub const MAGIC2: [u8; 2] = [0x74, 0xB2];
 
-/// The longest model name or adapter id, in bytes of UTF-8.
+/// The format version this crate writes.
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The longest model name, adapter id or lossy note, in bytes of UTF-8.
 pub const MAX_STRING_LEN: usize = 255;
 
-/// Flag bit: an adapter id follows the model name.
+/// Flag bit: an adapter id follows the model.
 const FLAG_ADAPTER: u8 = 1;
 
 /// Flag bit: a lossy note follows (the payload is a rewrite, not the input).
 const FLAG_LOSSY: u8 = 2;
 
-/// Bytes of the model fingerprint and tokenizer hash kept in a header: the
-/// first 128 bits of their SHA-256, plenty to tell model files apart while
-/// keeping the header small (it matters for short texts).
+/// Flag bit (format 2): the schedule follows; absent, it is
+/// [`Windowed::DEFAULT`].
+const FLAG_SCHEDULE: u8 = 4;
+
+/// Bytes of each hash in a format-1 header: the first 128 bits of the
+/// SHA-256.
 pub const ID_LEN: usize = 16;
+
+/// Bytes of an adapter's hash in a format-2 header (12 hex digits as text).
+pub const ADAPTER_HASH_LEN: usize = 6;
+
+/// Which model coded the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelRef {
+    /// A model of tenbits' registry, by its permanent id (`id` in
+    /// `models.toml`, never reused); one byte for the first 127 models.
+    Registered(u32),
+    /// Any other model, by name (at most 255 bytes of UTF-8).
+    Named(String),
+}
+
+/// What identifies the exact model and tokenizer files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilesId {
+    /// Format 1: the first 16 bytes of the model's and of the tokenizer's
+    /// SHA-256.
+    Full {
+        /// Model weights.
+        model: [u8; ID_LEN],
+        /// Tokenizer.
+        tokenizer: [u8; ID_LEN],
+    },
+    /// Format 2: the first 4 bytes of SHA-256(model SHA-256 ‖ tokenizer
+    /// SHA-256) (see the module docs for the odds).
+    Short([u8; 4]),
+}
+
+/// How the tokens were cut into streams and fed to the model. Decoding
+/// runs the same schedule, so it needs it exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// Format 1: chunks of `chunk_tokens`, each coded from its own start,
+    /// `max_batch` at a time.
+    Chunked {
+        /// Tokens per independently coded chunk.
+        chunk_tokens: u32,
+        /// Most chunks run through the model in one batch.
+        max_batch: u32,
+    },
+    /// Format 2: contiguous segments, one per stream, each coded with a
+    /// sliding window.
+    Windowed(Windowed),
+}
+
+/// The format-2 schedule: the tokens are cut into at most `max_streams`
+/// segments of at least `min_segment` tokens, which run side by side in one
+/// batch; each stream sees up to `window` tokens of context, and when its
+/// window is full it restarts from its last `keep` tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windowed {
+    /// Most tokens of context (the key/value cache's length).
+    pub window: u32,
+    /// Tokens of context kept when the window slides (fewer than `window`).
+    pub keep: u32,
+    /// Most streams (segments) run together.
+    pub max_streams: u32,
+    /// Fewest tokens per segment: fewer tokens make fewer streams.
+    pub min_segment: u32,
+    /// Mixing of the model with the text's own statistics: 0 none, 1 the
+    /// token match model of `tenbits-lossless`.
+    pub mixing: u8,
+}
+
+impl Windowed {
+    /// The schedule a format-2 header without flag bit 2 stands for. Fixed
+    /// forever: files that omit it rely on these values.
+    pub const DEFAULT: Windowed = Windowed {
+        window: 2048,
+        keep: 1024,
+        max_streams: 8,
+        min_segment: 768,
+        mixing: 1,
+    };
+}
 
 /// Everything needed to decode a `.tb` payload and to check the result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// Format version; [`write_container`] accepts only [`FORMAT_VERSION`].
+    /// Format version: 1 or 2; [`write_container`] writes either.
     pub format_version: u16,
-    /// Human-readable name of the model that coded the payload (at most 255
-    /// bytes of UTF-8).
-    pub model_name: String,
-    /// Fingerprint of the exact model weights; decoding needs the same model.
-    pub model_fingerprint: [u8; ID_LEN],
-    /// Hash of the tokenizer; decoding needs the same tokenizer.
-    pub tokenizer_hash: [u8; ID_LEN],
-    /// Optional adapter (e.g. a fine-tune) applied to the model (at most 255
-    /// bytes of UTF-8).
+    /// The model that coded the payload (format 1: always by name).
+    pub model: ModelRef,
+    /// Identity of the exact model and tokenizer files (format 1:
+    /// [`FilesId::Full`], format 2: [`FilesId::Short`]).
+    pub files: FilesId,
+    /// Optional LoRA adapter applied to the model: its hash as 12 hex
+    /// digits (format 1 allows any text of at most 255 bytes).
     pub adapter_id: Option<String>,
     /// Set when the payload is a lossy rewrite of the input, not the input:
     /// what it was rewritten from and how (at most 255 bytes of UTF-8, e.g.
     /// `rewriter=qwen2.5-coder-1.5b prompt=1 n=5 seed=0 original=2048`).
     /// Decoding restores the rewrite exactly.
     pub lossy: Option<String>,
-    /// Tokens per independently coded chunk.
-    pub chunk_tokens: u32,
-    /// Largest number of chunks run through the model in one batch.
-    pub max_batch: u32,
+    /// How the tokens ran through the model (format 1: [`Schedule::Chunked`],
+    /// format 2: [`Schedule::Windowed`]).
+    pub schedule: Schedule,
     /// Total number of coded tokens.
     pub token_count: u64,
     /// Length in bytes of the original data.
     pub original_len: u64,
-    /// [`checksum`] of the original data.
-    pub checksum: [u8; 8],
+    /// [`checksum`] of the original data, truncated: 8 bytes in format 1,
+    /// 4 in format 2.
+    pub checksum: Vec<u8>,
+}
+
+impl Header {
+    /// Bytes of checksum the format keeps.
+    pub fn checksum_len(format_version: u16) -> usize {
+        if format_version == 1 {
+            8
+        } else {
+            4
+        }
+    }
 }
 
 /// Errors from reading, writing and verifying `.tb` containers.
@@ -89,15 +196,15 @@ pub struct Header {
 /// Each message is one line that says what went wrong and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ContainerError {
-    /// The data does not start with the `TENB` magic.
+    /// The data does not start with a `.tb` magic.
     #[error("not a tenbits .tb file (bad magic)")]
     NotATenbitsFile,
     /// The file was written in a format version this build cannot read.
-    #[error("unsupported .tb format version {found} (this build reads version {supported}); use a tenbits release that supports version {found}")]
+    #[error("unsupported .tb format version {found} (this build reads versions 1 to {supported}); use a tenbits release that supports version {found}")]
     UnsupportedVersion {
         /// The version in the file (or in the header to write).
         found: u16,
-        /// The version this build supports.
+        /// The newest version this build supports.
         supported: u16,
     },
     /// The file ends inside the header.
@@ -109,9 +216,9 @@ pub enum ContainerError {
         what: &'static str,
     },
     /// The CRC-32 over header and payload does not match.
-    #[error("the .tb file is corrupted (CRC-32 mismatch over header and payload); get an intact copy of the file")]
+    #[error("the .tb file is corrupted or truncated (CRC-32 mismatch over header and payload); get an intact copy of the file")]
     Corrupted,
-    /// The payload is shorter or longer than the header says.
+    /// The payload is shorter or longer than a format-1 header says.
     #[error("the .tb payload is {found} bytes but the header says {expected}: the file is truncated or has trailing bytes; get an intact copy of the file")]
     PayloadLength {
         /// The payload length recorded in the header.
@@ -138,13 +245,18 @@ pub enum ContainerError {
     ChecksumMismatch,
 }
 
-/// The checksum stored in [`Header::checksum`]: the first 8 bytes of the
-/// SHA-256 of `data`.
+/// The first 8 bytes of the SHA-256 of `data`; headers keep a prefix of it
+/// ([`Header::checksum_len`]).
 pub fn checksum(data: &[u8]) -> [u8; 8] {
     let digest = Sha256::digest(data);
     let mut out = [0u8; 8];
     out.copy_from_slice(&digest[..8]);
     out
+}
+
+/// The checksum a header of `format_version` records for `data`.
+pub fn header_checksum(format_version: u16, data: &[u8]) -> Vec<u8> {
+    checksum(data)[..Header::checksum_len(format_version)].to_vec()
 }
 
 /// Checks that `decoded` has the original's length and [`checksum`].
@@ -158,52 +270,49 @@ pub fn verify(header: &Header, decoded: &[u8]) -> Result<(), ContainerError> {
             found,
         });
     }
-    if checksum(decoded) != header.checksum {
+    let sum = checksum(decoded);
+    if header.checksum.len() > sum.len() || sum[..header.checksum.len()] != header.checksum[..] {
         return Err(ContainerError::ChecksumMismatch);
     }
     Ok(())
 }
 
-/// Serialises `header` and `payload` into a complete `.tb` file.
-///
-/// Fails with [`ContainerError::UnsupportedVersion`] if
-/// `header.format_version` is not [`FORMAT_VERSION`], and with
-/// [`ContainerError::InvalidField`] if the model name or adapter id is longer
-/// than [`MAX_STRING_LEN`] bytes.
-pub fn write_container(header: &Header, payload: &[u8]) -> Result<Vec<u8>, ContainerError> {
-    if header.format_version != FORMAT_VERSION {
-        return Err(ContainerError::UnsupportedVersion {
-            found: header.format_version,
-            supported: FORMAT_VERSION,
-        });
+fn check_str(s: Option<&str>, what: &'static str) -> Result<(), ContainerError> {
+    if s.is_some_and(|s| s.len() > MAX_STRING_LEN) {
+        return Err(ContainerError::InvalidField { what });
     }
-    if header.model_name.len() > MAX_STRING_LEN {
-        return Err(ContainerError::InvalidField {
-            what: "model name is longer than 255 bytes",
-        });
-    }
-    if header
-        .adapter_id
-        .as_ref()
-        .is_some_and(|a| a.len() > MAX_STRING_LEN)
-    {
-        return Err(ContainerError::InvalidField {
-            what: "adapter id is longer than 255 bytes",
-        });
-    }
-    if header
-        .lossy
-        .as_ref()
-        .is_some_and(|a| a.len() > MAX_STRING_LEN)
-    {
-        return Err(ContainerError::InvalidField {
-            what: "lossy note is longer than 255 bytes",
-        });
-    }
+    Ok(())
+}
 
-    let mut out = Vec::with_capacity(128 + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&header.format_version.to_le_bytes());
+/// Serialises `header` and `payload` into a complete `.tb` file, in the
+/// header's format version (1 or 2).
+///
+/// Fails with [`ContainerError::UnsupportedVersion`] for other versions,
+/// and with [`ContainerError::InvalidField`] when a field does not fit the
+/// version: a string over [`MAX_STRING_LEN`] bytes, a format-2 adapter id
+/// that is not 12 hex digits, fingerprints, schedule or checksum of the
+/// other version.
+pub fn write_container(header: &Header, payload: &[u8]) -> Result<Vec<u8>, ContainerError> {
+    let bad = |what| Err(ContainerError::InvalidField { what });
+    check_str(
+        match &header.model {
+            ModelRef::Named(name) => Some(name),
+            ModelRef::Registered(_) => None,
+        },
+        "model name is longer than 255 bytes",
+    )?;
+    check_str(
+        header.adapter_id.as_deref(),
+        "adapter id is longer than 255 bytes",
+    )?;
+    check_str(
+        header.lossy.as_deref(),
+        "lossy note is longer than 255 bytes",
+    )?;
+    if header.checksum.len() != Header::checksum_len(header.format_version) {
+        return bad("checksum length does not match the format version");
+    }
+    let mut out = Vec::with_capacity(32 + payload.len());
     let mut flags = 0;
     if header.adapter_id.is_some() {
         flags |= FLAG_ADAPTER;
@@ -211,22 +320,94 @@ pub fn write_container(header: &Header, payload: &[u8]) -> Result<Vec<u8>, Conta
     if header.lossy.is_some() {
         flags |= FLAG_LOSSY;
     }
-    out.push(flags);
-    put_str(&mut out, &header.model_name);
-    if let Some(adapter) = &header.adapter_id {
-        put_str(&mut out, adapter);
+    match header.format_version {
+        1 => {
+            let (
+                ModelRef::Named(name),
+                FilesId::Full { model, tokenizer },
+                Schedule::Chunked {
+                    chunk_tokens,
+                    max_batch,
+                },
+            ) = (&header.model, &header.files, header.schedule)
+            else {
+                return bad("format 1 needs a model name, full hashes and a chunked schedule");
+            };
+            out.extend_from_slice(&MAGIC);
+            out.extend_from_slice(&1u16.to_le_bytes());
+            out.push(flags);
+            put_str(&mut out, name);
+            if let Some(adapter) = &header.adapter_id {
+                put_str(&mut out, adapter);
+            }
+            if let Some(note) = &header.lossy {
+                put_str(&mut out, note);
+            }
+            out.extend_from_slice(model);
+            out.extend_from_slice(tokenizer);
+            put_varint(&mut out, u64::from(chunk_tokens));
+            put_varint(&mut out, u64::from(max_batch));
+            put_varint(&mut out, header.token_count);
+            put_varint(&mut out, header.original_len);
+            out.extend_from_slice(&header.checksum);
+            put_varint(&mut out, payload.len() as u64);
+        }
+        2 => {
+            let (FilesId::Short(files), Schedule::Windowed(schedule)) =
+                (&header.files, header.schedule)
+            else {
+                return bad("format 2 needs a short files id and a windowed schedule");
+            };
+            let adapter = match &header.adapter_id {
+                None => None,
+                Some(hex) => match parse_hex::<ADAPTER_HASH_LEN>(hex) {
+                    Some(bytes) => Some(bytes),
+                    None => return bad("a format-2 adapter id must be 12 hex digits"),
+                },
+            };
+            if schedule != Windowed::DEFAULT {
+                flags |= FLAG_SCHEDULE;
+            }
+            out.extend_from_slice(&MAGIC2);
+            out.push(2);
+            out.push(flags);
+            match &header.model {
+                ModelRef::Registered(0) => return bad("registry model id 0 is reserved"),
+                ModelRef::Registered(id) => put_varint(&mut out, u64::from(*id)),
+                ModelRef::Named(name) => {
+                    put_varint(&mut out, 0);
+                    put_str(&mut out, name);
+                }
+            }
+            if let Some(adapter) = adapter {
+                out.extend_from_slice(&adapter);
+            }
+            if let Some(note) = &header.lossy {
+                put_str(&mut out, note);
+            }
+            out.extend_from_slice(files);
+            if flags & FLAG_SCHEDULE != 0 {
+                for v in [
+                    schedule.window,
+                    schedule.keep,
+                    schedule.max_streams,
+                    schedule.min_segment,
+                ] {
+                    put_varint(&mut out, u64::from(v));
+                }
+                out.push(schedule.mixing);
+            }
+            put_varint(&mut out, header.token_count);
+            put_varint(&mut out, header.original_len);
+            out.extend_from_slice(&header.checksum);
+        }
+        found => {
+            return Err(ContainerError::UnsupportedVersion {
+                found,
+                supported: FORMAT_VERSION,
+            })
+        }
     }
-    if let Some(note) = &header.lossy {
-        put_str(&mut out, note);
-    }
-    out.extend_from_slice(&header.model_fingerprint);
-    out.extend_from_slice(&header.tokenizer_hash);
-    put_varint(&mut out, u64::from(header.chunk_tokens));
-    put_varint(&mut out, u64::from(header.max_batch));
-    put_varint(&mut out, header.token_count);
-    put_varint(&mut out, header.original_len);
-    out.extend_from_slice(&header.checksum);
-    put_varint(&mut out, payload.len() as u64);
     let crc = crc32_update(crc32_update(CRC_INIT, &out), payload) ^ CRC_INIT;
     out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(payload);
@@ -236,26 +417,29 @@ pub fn write_container(header: &Header, payload: &[u8]) -> Result<Vec<u8>, Conta
 /// Parses a `.tb` file into its header and payload (borrowed from `data`).
 ///
 /// Checks, in order: the magic, the format version, that the header is
-/// complete and well formed, that exactly `payload length` bytes follow it,
-/// the CRC-32 over header and payload, and finally the field values (UTF-8
-/// strings, no unknown flags, `u32` ranges). Never panics.
+/// complete and well formed, (format 1) that exactly `payload length`
+/// bytes follow it, the CRC-32 over header and payload, and finally the
+/// field values (UTF-8 strings, no unknown flags, `u32` ranges). Never
+/// panics.
 pub fn read_container(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
-    let mut r = Reader { data, pos: 0 };
-
-    // Magic: a short prefix of it is a truncated file, anything else is not
-    // ours.
-    let magic_len = data.len().min(MAGIC.len());
-    if data[..magic_len] != MAGIC[..magic_len] {
-        return Err(ContainerError::NotATenbitsFile);
+    // A short prefix of a magic is a truncated file, anything else that
+    // starts with neither is not ours.
+    if data.starts_with(&MAGIC2) {
+        read_v2(data)
+    } else if data.starts_with(&MAGIC) {
+        read_v1(data)
+    } else if MAGIC.starts_with(data) || MAGIC2.starts_with(data) {
+        Err(ContainerError::Truncated { what: "magic" })
+    } else {
+        Err(ContainerError::NotATenbitsFile)
     }
+}
+
+fn read_v1(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
+    let mut r = Reader { data, pos: 0 };
     r.bytes::<4>("magic")?;
     let format_version = u16::from_le_bytes(r.bytes::<2>("format version")?);
-    if format_version != FORMAT_VERSION {
-        return Err(ContainerError::UnsupportedVersion {
-            found: format_version,
-            supported: FORMAT_VERSION,
-        });
-    }
+    expect_version(format_version, 1)?;
 
     // Structure.
     let flags = r.bytes::<1>("flags")?[0];
@@ -270,8 +454,8 @@ pub fn read_container(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
     } else {
         None
     };
-    let model_fingerprint = r.bytes::<ID_LEN>("model fingerprint")?;
-    let tokenizer_hash = r.bytes::<ID_LEN>("tokenizer hash")?;
+    let model = r.bytes::<ID_LEN>("model fingerprint")?;
+    let tokenizer = r.bytes::<ID_LEN>("tokenizer hash")?;
     let chunk_tokens = r.varint("chunk tokens")?;
     let max_batch = r.varint("max batch")?;
     let token_count = r.varint("token count")?;
@@ -288,10 +472,7 @@ pub fn read_container(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
             found: payload.len() as u64,
         });
     }
-    let crc = crc32_update(crc32_update(CRC_INIT, &data[..header_end]), payload) ^ CRC_INIT;
-    if crc != crc_stored {
-        return Err(ContainerError::Corrupted);
-    }
+    check_crc(data, header_end, payload, crc_stored)?;
 
     // Values.
     if flags & !(FLAG_ADAPTER | FLAG_LOSSY) != 0 {
@@ -299,34 +480,148 @@ pub fn read_container(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
             what: "unknown flag bits are set",
         });
     }
-    let model_name = utf8(model_name, "model name is not valid UTF-8")?;
-    let adapter_id = adapter_id
-        .map(|a| utf8(a, "adapter id is not valid UTF-8"))
-        .transpose()?;
-    let lossy = lossy
-        .map(|a| utf8(a, "lossy note is not valid UTF-8"))
-        .transpose()?;
-    let chunk_tokens = u32::try_from(chunk_tokens).map_err(|_| ContainerError::InvalidField {
-        what: "chunk tokens does not fit in 32 bits",
-    })?;
-    let max_batch = u32::try_from(max_batch).map_err(|_| ContainerError::InvalidField {
-        what: "max batch does not fit in 32 bits",
-    })?;
-
     let header = Header {
         format_version,
-        model_name,
-        model_fingerprint,
-        tokenizer_hash,
-        adapter_id,
-        lossy,
-        chunk_tokens,
-        max_batch,
+        model: ModelRef::Named(utf8(model_name, "model name is not valid UTF-8")?),
+        files: FilesId::Full { model, tokenizer },
+        adapter_id: adapter_id
+            .map(|a| utf8(a, "adapter id is not valid UTF-8"))
+            .transpose()?,
+        lossy: lossy
+            .map(|a| utf8(a, "lossy note is not valid UTF-8"))
+            .transpose()?,
+        schedule: Schedule::Chunked {
+            chunk_tokens: to_u32(chunk_tokens, "chunk tokens does not fit in 32 bits")?,
+            max_batch: to_u32(max_batch, "max batch does not fit in 32 bits")?,
+        },
         token_count,
         original_len,
-        checksum,
+        checksum: checksum.to_vec(),
     };
     Ok((header, payload))
+}
+
+fn read_v2(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
+    let mut r = Reader { data, pos: 0 };
+    r.bytes::<2>("magic")?;
+    let format_version = u16::from(r.bytes::<1>("format version")?[0]);
+    expect_version(format_version, 2)?;
+
+    // Structure.
+    let flags = r.bytes::<1>("flags")?[0];
+    let model_id = r.varint("model id")?;
+    let model_name = if model_id == 0 {
+        Some(r.str_bytes("model name")?)
+    } else {
+        None
+    };
+    let adapter = if flags & FLAG_ADAPTER != 0 {
+        Some(r.bytes::<ADAPTER_HASH_LEN>("adapter hash")?)
+    } else {
+        None
+    };
+    let lossy = if flags & FLAG_LOSSY != 0 {
+        Some(r.str_bytes("lossy note")?)
+    } else {
+        None
+    };
+    let files = r.bytes::<4>("files id")?;
+    let schedule = if flags & FLAG_SCHEDULE != 0 {
+        let mut v = [0u64; 4];
+        for (slot, what) in v
+            .iter_mut()
+            .zip(["window", "keep", "max streams", "min segment"])
+        {
+            *slot = r.varint(what)?;
+        }
+        Some((v, r.bytes::<1>("mixing")?[0]))
+    } else {
+        None
+    };
+    let token_count = r.varint("token count")?;
+    let original_len = r.varint("original length")?;
+    let checksum = r.bytes::<4>("checksum")?;
+    let header_end = r.pos;
+    let crc_stored = u32::from_le_bytes(r.bytes::<4>("CRC")?);
+    let payload = &data[r.pos..];
+    check_crc(data, header_end, payload, crc_stored)?;
+
+    // Values.
+    if flags & !(FLAG_ADAPTER | FLAG_LOSSY | FLAG_SCHEDULE) != 0 {
+        return Err(ContainerError::InvalidField {
+            what: "unknown flag bits are set",
+        });
+    }
+    let model = match model_name {
+        Some(name) => ModelRef::Named(utf8(name, "model name is not valid UTF-8")?),
+        None => ModelRef::Registered(to_u32(model_id, "model id does not fit in 32 bits")?),
+    };
+    let schedule = match schedule {
+        None => Windowed::DEFAULT,
+        Some(([window, keep, max_streams, min_segment], mixing)) => Windowed {
+            window: to_u32(window, "window does not fit in 32 bits")?,
+            keep: to_u32(keep, "keep does not fit in 32 bits")?,
+            max_streams: to_u32(max_streams, "max streams does not fit in 32 bits")?,
+            min_segment: to_u32(min_segment, "min segment does not fit in 32 bits")?,
+            mixing,
+        },
+    };
+    let header = Header {
+        format_version,
+        model,
+        files: FilesId::Short(files),
+        adapter_id: adapter.map(|a| a.iter().map(|b| format!("{b:02x}")).collect()),
+        lossy: lossy
+            .map(|a| utf8(a, "lossy note is not valid UTF-8"))
+            .transpose()?,
+        schedule: Schedule::Windowed(schedule),
+        token_count,
+        original_len,
+        checksum: checksum.to_vec(),
+    };
+    Ok((header, payload))
+}
+
+/// Refuses a version other than the one this magic belongs to.
+fn expect_version(found: u16, wanted: u16) -> Result<(), ContainerError> {
+    if found != wanted {
+        return Err(ContainerError::UnsupportedVersion {
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(())
+}
+
+fn check_crc(
+    data: &[u8],
+    header_end: usize,
+    payload: &[u8],
+    stored: u32,
+) -> Result<(), ContainerError> {
+    let crc = crc32_update(crc32_update(CRC_INIT, &data[..header_end]), payload) ^ CRC_INIT;
+    if crc != stored {
+        return Err(ContainerError::Corrupted);
+    }
+    Ok(())
+}
+
+fn to_u32(v: u64, what: &'static str) -> Result<u32, ContainerError> {
+    u32::try_from(v).map_err(|_| ContainerError::InvalidField { what })
+}
+
+/// `N` bytes from exactly `2N` lowercase or uppercase hex digits.
+fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let digits = text.as_bytes();
+    if digits.len() != 2 * N || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in digits.chunks(2).enumerate() {
+        let pair = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
 }
 
 fn utf8(bytes: &[u8], what: &'static str) -> Result<String, ContainerError> {
@@ -440,19 +735,39 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn sample_header(payload_src: &[u8]) -> Header {
+    /// A format-1 header, as tenbits 0.1 wrote them.
+    fn v1_header(payload_src: &[u8]) -> Header {
         Header {
-            format_version: FORMAT_VERSION,
-            model_name: "SmolLM2-135M-Instruct".into(),
-            model_fingerprint: [0xAB; ID_LEN],
-            tokenizer_hash: [0xCD; ID_LEN],
+            format_version: 1,
+            model: ModelRef::Named("SmolLM2-135M-Instruct".into()),
+            files: FilesId::Full {
+                model: [0xAB; ID_LEN],
+                tokenizer: [0xCD; ID_LEN],
+            },
             adapter_id: None,
             lossy: None,
-            chunk_tokens: 512,
-            max_batch: 16,
+            schedule: Schedule::Chunked {
+                chunk_tokens: 512,
+                max_batch: 16,
+            },
             token_count: 12_345,
             original_len: payload_src.len() as u64,
-            checksum: checksum(payload_src),
+            checksum: header_checksum(1, payload_src),
+        }
+    }
+
+    /// A format-2 header of a registry model with the default schedule.
+    fn v2_header(payload_src: &[u8]) -> Header {
+        Header {
+            format_version: 2,
+            model: ModelRef::Registered(1),
+            files: FilesId::Short([0xAB, 0xCD, 0xEF, 0x01]),
+            adapter_id: None,
+            lossy: None,
+            schedule: Schedule::Windowed(Windowed::DEFAULT),
+            token_count: 700,
+            original_len: 2_900,
+            checksum: header_checksum(2, payload_src),
         }
     }
 
@@ -468,58 +783,149 @@ mod tests {
             checksum(b"abc"),
             [0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea]
         );
+        assert_eq!(header_checksum(2, b"abc"), vec![0xba, 0x78, 0x16, 0xbf]);
     }
 
     #[test]
-    fn header_is_compact() {
-        let h = sample_header(b"hello");
+    fn format_1_header_keeps_its_layout() {
+        let h = v1_header(b"hello");
         let file = write_container(&h, &[]).unwrap();
         // 4 + 2 + 1 + 22 + 2 * ID_LEN + 2 + 1 + 2 + 1 + 8 + 1 + 4
         assert_eq!(file.len(), 80);
+        assert_eq!(&file[..6], b"TENB\x01\x00");
         let (back, payload) = read_container(&file).unwrap();
         assert_eq!(back, h);
         assert!(payload.is_empty());
     }
 
     #[test]
-    fn roundtrip_with_adapter() {
-        let mut h = sample_header(b"data");
-        h.adapter_id = Some("ünïcode-adapter".into());
+    fn format_2_header_of_a_default_model_file_is_21_bytes() {
+        let h = v2_header(b"hello");
+        let file = write_container(&h, b"payload").unwrap();
+        // magic 2, version 1, flags 1, model id 1, files id 4, token count 2,
+        // original length 2, checksum 4, CRC 4.
+        assert_eq!(file.len() - 7, 21);
+        assert_eq!(&file[..4], &[0x74, 0xB2, 2, 0]);
+        let (back, payload) = read_container(&file).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(payload, b"payload");
+    }
+
+    #[test]
+    fn format_2_optional_fields_round_trip() {
+        let mut h = v2_header(b"data");
+        h.model = ModelRef::Named("ünïcode-model".into());
+        h.adapter_id = Some("0123456789ab".into());
+        h.lossy = Some("rewriter=x n=5".into());
+        h.schedule = Schedule::Windowed(Windowed {
+            window: 512,
+            keep: 128,
+            max_streams: 32,
+            min_segment: 64,
+            mixing: 0,
+        });
         h.token_count = u64::MAX;
         h.original_len = u64::MAX;
-        h.chunk_tokens = u32::MAX;
-        let payload = vec![1u8, 2, 3, 0, 255];
-        let file = write_container(&h, &payload).unwrap();
-        let (back, p) = read_container(&file).unwrap();
+        let file = write_container(&h, &[1, 2, 3]).unwrap();
+        let (back, payload) = read_container(&file).unwrap();
         assert_eq!(back, h);
-        assert_eq!(p, &payload[..]);
+        assert_eq!(payload, &[1, 2, 3]);
+        // A schedule equal to the default is not written.
+        let mut d = v2_header(b"data");
+        let plain = write_container(&d, &[]).unwrap();
+        d.schedule = Schedule::Windowed(Windowed {
+            ..Windowed::DEFAULT
+        });
+        assert_eq!(write_container(&d, &[]).unwrap(), plain);
+    }
+
+    #[test]
+    fn format_2_refuses_what_it_cannot_hold() {
+        let h = v2_header(b"x");
+        for (change, what) in [
+            (
+                Box::new(|h: &mut Header| h.adapter_id = Some("lora-1".into()))
+                    as Box<dyn Fn(&mut Header)>,
+                "a format-2 adapter id must be 12 hex digits",
+            ),
+            (
+                Box::new(|h: &mut Header| h.adapter_id = Some("+123456789ab".into())),
+                "a format-2 adapter id must be 12 hex digits",
+            ),
+            (
+                Box::new(|h: &mut Header| h.model = ModelRef::Registered(0)),
+                "registry model id 0 is reserved",
+            ),
+            (
+                Box::new(|h: &mut Header| h.checksum = vec![0; 8]),
+                "checksum length does not match the format version",
+            ),
+            (
+                Box::new(|h: &mut Header| {
+                    h.schedule = Schedule::Chunked {
+                        chunk_tokens: 1,
+                        max_batch: 1,
+                    }
+                }),
+                "format 2 needs a short files id and a windowed schedule",
+            ),
+        ] {
+            let mut bad = h.clone();
+            change(&mut bad);
+            assert_eq!(
+                write_container(&bad, &[]),
+                Err(ContainerError::InvalidField { what })
+            );
+        }
+        let mut bad = h.clone();
+        bad.format_version = 7;
+        assert_eq!(
+            write_container(&bad, &[]),
+            Err(ContainerError::UnsupportedVersion {
+                found: 7,
+                supported: 2
+            })
+        );
     }
 
     #[test]
     fn specific_errors() {
-        let h = sample_header(b"x");
+        let h = v1_header(b"x");
         let file = write_container(&h, b"payload").unwrap();
 
         assert_eq!(
             read_container(b"PK\x03\x04rest"),
             Err(ContainerError::NotATenbitsFile)
         );
+        for short in [&b"TE"[..], b"", b"\x74"] {
+            assert_eq!(
+                read_container(short),
+                Err(ContainerError::Truncated { what: "magic" })
+            );
+        }
         assert_eq!(
-            read_container(b"TE"),
-            Err(ContainerError::Truncated { what: "magic" })
-        );
-        assert_eq!(
-            read_container(b""),
-            Err(ContainerError::Truncated { what: "magic" })
+            read_container(b"\x74\xB2"),
+            Err(ContainerError::Truncated {
+                what: "format version"
+            })
         );
 
-        let mut v2 = file.clone();
-        v2[4] = 2;
+        let mut v3 = file.clone();
+        v3[4] = 3;
         assert_eq!(
-            read_container(&v2),
+            read_container(&v3),
             Err(ContainerError::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
+            })
+        );
+        let mut v2_file = write_container(&v2_header(b"x"), b"p").unwrap();
+        v2_file[2] = 9;
+        assert_eq!(
+            read_container(&v2_file),
+            Err(ContainerError::UnsupportedVersion {
+                found: 9,
+                supported: 2
             })
         );
 
@@ -550,7 +956,7 @@ mod tests {
         assert_eq!(read_container(&flipped), Err(ContainerError::Corrupted));
 
         let mut bad = h.clone();
-        bad.model_name = "x".repeat(256);
+        bad.model = ModelRef::Named("x".repeat(256));
         assert!(matches!(
             write_container(&bad, &[]),
             Err(ContainerError::InvalidField { .. })
@@ -562,16 +968,8 @@ mod tests {
             Err(ContainerError::InvalidField { .. })
         ));
         let mut bad = h.clone();
-        bad.model_name = "é".repeat(127) + "a"; // 255 bytes: fine
+        bad.model = ModelRef::Named("é".repeat(127) + "a"); // 255 bytes: fine
         assert!(write_container(&bad, &[]).is_ok());
-        bad.format_version = 7;
-        assert_eq!(
-            write_container(&bad, &[]),
-            Err(ContainerError::UnsupportedVersion {
-                found: 7,
-                supported: 1
-            })
-        );
     }
 
     /// Rebuilds a file from raw header bytes with a correct CRC, to reach the
@@ -600,19 +998,20 @@ mod tests {
 
     #[test]
     fn a_lossy_note_round_trips_and_its_absence_writes_the_old_bytes() {
-        let mut h = sample_header(b"rewrite");
-        let plain = write_container(&h, b"payload").unwrap();
-        h.lossy = Some("rewriter=qwen2.5-coder-1.5b prompt=1 n=5 seed=0 original=2048".into());
-        let lossy = write_container(&h, b"payload").unwrap();
-        assert_eq!(read_container(&lossy).unwrap().0, h);
-        assert_eq!(
-            lossy.len(),
-            plain.len() + 1 + h.lossy.as_ref().unwrap().len()
-        );
-        h.lossy = None;
-        assert_eq!(write_container(&h, b"payload").unwrap(), plain);
-        h.lossy = Some("x".repeat(256));
-        assert!(write_container(&h, b"payload").is_err());
+        for mut h in [v1_header(b"rewrite"), v2_header(b"rewrite")] {
+            let plain = write_container(&h, b"payload").unwrap();
+            h.lossy = Some("rewriter=qwen2.5-coder-1.5b prompt=1 n=5 seed=0 original=2048".into());
+            let lossy = write_container(&h, b"payload").unwrap();
+            assert_eq!(read_container(&lossy).unwrap().0, h);
+            assert_eq!(
+                lossy.len(),
+                plain.len() + 1 + h.lossy.as_ref().unwrap().len()
+            );
+            h.lossy = None;
+            assert_eq!(write_container(&h, b"payload").unwrap(), plain);
+            h.lossy = Some("x".repeat(256));
+            assert!(write_container(&h, b"payload").is_err());
+        }
     }
 
     #[test]
@@ -676,52 +1075,76 @@ mod tests {
             read_container(&with_crc(&max, &[])).unwrap().0.original_len,
             u64::MAX
         );
+        // Format 2: unknown flags and an id past 32 bits, behind a good CRC.
+        let mut v2 = vec![0x74, 0xB2, 2, 8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            read_container(&with_crc(&v2, &[])),
+            Err(ContainerError::InvalidField {
+                what: "unknown flag bits are set"
+            })
+        );
+        v2[3] = 0;
+        assert!(read_container(&with_crc(&v2, &[])).is_ok());
+        let mut big_id = vec![0x74, 0xB2, 2, 0, 0x80, 0x80, 0x80, 0x80, 0x10];
+        big_id.extend_from_slice(&[0; 10]);
+        assert_eq!(
+            read_container(&with_crc(&big_id, &[])),
+            Err(ContainerError::InvalidField {
+                what: "model id does not fit in 32 bits"
+            })
+        );
     }
 
     #[test]
     fn verify_detects_differences() {
         let data = b"the original text";
-        let h = sample_header(data);
-        assert_eq!(verify(&h, data), Ok(()));
-        assert_eq!(
-            verify(&h, b"the original tex"),
-            Err(ContainerError::LengthMismatch {
-                expected: 17,
-                found: 16
-            })
-        );
-        assert_eq!(
-            verify(&h, b"the original texT"),
-            Err(ContainerError::ChecksumMismatch)
-        );
+        for mut h in [v1_header(data), v2_header(data)] {
+            h.original_len = data.len() as u64;
+            assert_eq!(verify(&h, data), Ok(()));
+            assert_eq!(
+                verify(&h, b"the original tex"),
+                Err(ContainerError::LengthMismatch {
+                    expected: 17,
+                    found: 16
+                })
+            );
+            assert_eq!(
+                verify(&h, b"the original texT"),
+                Err(ContainerError::ChecksumMismatch)
+            );
+        }
     }
 
     #[test]
     fn every_truncation_and_bit_flip_is_rejected() {
         let data = b"some original bytes";
-        let mut h = sample_header(data);
-        h.adapter_id = Some("lora-1".into());
-        let file = write_container(&h, b"\x00\x01coded payload\xff").unwrap();
-        assert!(read_container(&file).is_ok());
-        for cut in 0..file.len() {
-            assert!(
-                read_container(&file[..cut]).is_err(),
-                "truncated to {cut} bytes was accepted"
-            );
-        }
-        for i in 0..file.len() {
-            for bit in 0..8 {
-                let mut bad = file.clone();
-                bad[i] ^= 1 << bit;
+        let mut v1 = v1_header(data);
+        v1.adapter_id = Some("lora-1".into());
+        let mut v2 = v2_header(data);
+        v2.adapter_id = Some("00ff00ff00ff".into());
+        for h in [v1, v2] {
+            let file = write_container(&h, b"\x00\x01coded payload\xff").unwrap();
+            assert!(read_container(&file).is_ok());
+            for cut in 0..file.len() {
                 assert!(
-                    read_container(&bad).is_err(),
-                    "bit {bit} of byte {i} flipped was accepted"
+                    read_container(&file[..cut]).is_err(),
+                    "truncated to {cut} bytes was accepted"
                 );
+            }
+            for i in 0..file.len() {
+                for bit in 0..8 {
+                    let mut bad = file.clone();
+                    bad[i] ^= 1 << bit;
+                    assert!(
+                        read_container(&bad).is_err(),
+                        "bit {bit} of byte {i} flipped was accepted"
+                    );
+                }
             }
         }
     }
 
-    fn header_strategy() -> impl Strategy<Value = Header> {
+    fn v1_strategy() -> impl Strategy<Value = Header> {
         (
             "\\PC{0,60}",
             any::<[u8; ID_LEN]>(),
@@ -735,25 +1158,75 @@ mod tests {
         )
             .prop_map(
                 |(name, fp, tok, adapter, (lossy, chunk), batch, count, len, sum)| Header {
-                    format_version: FORMAT_VERSION,
-                    model_name: name,
-                    model_fingerprint: fp,
-                    tokenizer_hash: tok,
+                    format_version: 1,
+                    model: ModelRef::Named(name),
+                    files: FilesId::Full {
+                        model: fp,
+                        tokenizer: tok,
+                    },
                     adapter_id: adapter,
                     lossy,
-                    chunk_tokens: chunk,
-                    max_batch: batch,
+                    schedule: Schedule::Chunked {
+                        chunk_tokens: chunk,
+                        max_batch: batch,
+                    },
                     token_count: count,
                     original_len: len,
-                    checksum: sum,
+                    checksum: sum.to_vec(),
                 },
             )
-            .prop_filter("name fits", |h| h.model_name.len() <= MAX_STRING_LEN)
+            .prop_filter(
+                "name fits",
+                |h| matches!(&h.model, ModelRef::Named(n) if n.len() <= MAX_STRING_LEN),
+            )
+    }
+
+    fn v2_strategy() -> impl Strategy<Value = Header> {
+        (
+            prop_oneof![
+                (1u32..).prop_map(ModelRef::Registered),
+                "[a-z0-9._-]{0,60}".prop_map(ModelRef::Named)
+            ],
+            any::<[u8; 4]>(),
+            prop::option::of(any::<[u8; 6]>()),
+            prop::option::of("[a-z0-9= ._-]{0,255}"),
+            (any::<[u32; 4]>(), any::<u8>(), any::<bool>()),
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 4]>(),
+        )
+            .prop_map(
+                |(model, files, adapter, lossy, (s, mixing, default), count, len, sum)| Header {
+                    format_version: 2,
+                    model,
+                    files: FilesId::Short(files),
+                    adapter_id: adapter.map(|a| a.iter().map(|b| format!("{b:02x}")).collect()),
+                    lossy,
+                    schedule: Schedule::Windowed(if default {
+                        Windowed::DEFAULT
+                    } else {
+                        Windowed {
+                            window: s[0],
+                            keep: s[1],
+                            max_streams: s[2],
+                            min_segment: s[3],
+                            mixing,
+                        }
+                    }),
+                    token_count: count,
+                    original_len: len,
+                    checksum: sum.to_vec(),
+                },
+            )
+    }
+
+    fn any_header() -> impl Strategy<Value = Header> {
+        prop_oneof![v1_strategy(), v2_strategy()]
     }
 
     proptest! {
         #[test]
-        fn prop_roundtrip(h in header_strategy(), payload in prop::collection::vec(any::<u8>(), 0..300)) {
+        fn prop_roundtrip(h in any_header(), payload in prop::collection::vec(any::<u8>(), 0..300)) {
             let file = write_container(&h, &payload).unwrap();
             let (back, p) = read_container(&file).unwrap();
             prop_assert_eq!(back, h);
@@ -767,15 +1240,17 @@ mod tests {
 
         #[test]
         fn prop_arbitrary_after_magic_never_panic(data in prop::collection::vec(any::<u8>(), 0..400)) {
-            let mut file = b"TENB\x01\x00".to_vec();
-            file.extend_from_slice(&data);
-            // Random bytes essentially never carry a valid CRC.
-            prop_assert!(read_container(&file).is_err());
+            for magic in [&b"TENB\x01\x00"[..], &[0x74, 0xB2, 2]] {
+                let mut file = magic.to_vec();
+                file.extend_from_slice(&data);
+                // Random bytes essentially never carry a valid CRC.
+                prop_assert!(read_container(&file).is_err());
+            }
         }
 
         #[test]
         fn prop_damage_is_rejected(
-            h in header_strategy(),
+            h in any_header(),
             payload in prop::collection::vec(any::<u8>(), 0..100),
             cut in any::<prop::sample::Index>(),
             flip in any::<prop::sample::Index>(),

@@ -15,15 +15,15 @@
 //!    tables in the same order. The output is within a couple of bytes of the
 //!    information content. Decoding damaged data never panics.
 //! 3. [`container`]: [`write_container`] wraps the coded payload with a
-//!    [`Header`] (model and tokenizer identity, chunking, token count,
+//!    [`Header`] (model and tokenizer identity, schedule, token count,
 //!    original length and [`checksum`]) into a `.tb` file;
 //!    [`read_container`] parses and integrity-checks one, and [`verify`]
 //!    checks the decoded bytes against the header before they are written.
 //!
 //! ```
 //! use tenbits_coding::{
-//!     checksum, quantize_logits, read_container, verify, write_container, Decoder, Encoder,
-//!     Header, FORMAT_VERSION, TOTAL,
+//!     header_checksum, quantize_logits, read_container, verify, write_container, Decoder,
+//!     Encoder, FilesId, Header, ModelRef, Schedule, Windowed, FORMAT_VERSION, TOTAL,
 //! };
 //!
 //! // A stand-in "model": the same logits for every position.
@@ -44,16 +44,14 @@
 //! let original = b"what the tokens spell";
 //! let header = Header {
 //!     format_version: FORMAT_VERSION,
-//!     model_name: "toy".into(),
-//!     model_fingerprint: [0; 16],
-//!     tokenizer_hash: [0; 16],
+//!     model: ModelRef::Named("toy".into()),
+//!     files: FilesId::Short([0; 4]),
 //!     adapter_id: None,
 //!     lossy: None,
-//!     chunk_tokens: 512,
-//!     max_batch: 1,
+//!     schedule: Schedule::Windowed(Windowed::DEFAULT),
 //!     token_count: tokens.len() as u64,
 //!     original_len: original.len() as u64,
-//!     checksum: checksum(original),
+//!     checksum: header_checksum(FORMAT_VERSION, original),
 //! };
 //! let file = write_container(&header, &payload)?;
 //!
@@ -80,8 +78,8 @@ pub mod quantize;
 pub mod range;
 
 pub use container::{
-    checksum, read_container, verify, write_container, ContainerError, Header, FORMAT_VERSION,
-    MAGIC,
+    checksum, header_checksum, read_container, verify, write_container, ContainerError, FilesId,
+    Header, ModelRef, Schedule, Windowed, FORMAT_VERSION, MAGIC, MAGIC2,
 };
 pub use quantize::{freq_bits, log2_prob, quantize_logits, MAX_VOCAB, PRECISION, TOTAL};
 pub use range::{Cdf, CodingError, Decoder, Encoder, MAX_TOTAL};

@@ -3,8 +3,9 @@
 
 use proptest::prelude::*;
 use tenbits_coding::{
-    checksum, freq_bits, quantize_logits, read_container, verify, write_container, ContainerError,
-    Decoder, Encoder, Header, FORMAT_VERSION,
+    freq_bits, header_checksum, quantize_logits, read_container, verify, write_container,
+    ContainerError, Decoder, Encoder, FilesId, Header, ModelRef, Schedule, Windowed,
+    FORMAT_VERSION,
 };
 
 /// A toy deterministic "model": logits for stream `s` at position `pos`
@@ -24,16 +25,14 @@ fn toy_logits(vocab: usize, s: usize, pos: usize, prev: usize, out: &mut Vec<f32
 fn header_for(original: &[u8], tokens: u64) -> Header {
     Header {
         format_version: FORMAT_VERSION,
-        model_name: "toy".into(),
-        model_fingerprint: [1; 16],
-        tokenizer_hash: [2; 16],
-        adapter_id: Some("none".into()),
+        model: ModelRef::Named("toy".into()),
+        files: FilesId::Short([1, 2, 3, 4]),
+        adapter_id: Some("00112233aabb".into()),
         lossy: None,
-        chunk_tokens: 64,
-        max_batch: 4,
+        schedule: Schedule::Windowed(Windowed::DEFAULT),
         token_count: tokens,
         original_len: original.len() as u64,
-        checksum: checksum(original),
+        checksum: header_checksum(FORMAT_VERSION, original),
     }
 }
 

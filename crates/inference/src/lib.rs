@@ -257,9 +257,20 @@ impl Fingerprint {
         self.tokenizer[..16].try_into().expect("32 >= 16")
     }
 
-    /// Hex form of the first bytes of a hash, for messages.
+    /// The 4-byte identity format-2 `.tb` headers keep: the first bytes of
+    /// SHA-256(model hash ‖ tokenizer hash), so one field refuses a wrong
+    /// model and a wrong tokenizer alike.
+    pub fn files_id(&self) -> [u8; 4] {
+        let digest = Sha256::new()
+            .chain_update(self.model)
+            .chain_update(self.tokenizer)
+            .finalize();
+        digest[..4].try_into().expect("32 >= 4")
+    }
+
+    /// Hex form of the first (at most 6) bytes of a hash, for messages.
     pub fn short_hex(hash: &[u8]) -> String {
-        hash[..6].iter().map(|b| format!("{b:02x}")).collect()
+        hash.iter().take(6).map(|b| format!("{b:02x}")).collect()
     }
 }
 

@@ -103,8 +103,11 @@ pub struct RuntimeEntry {
 /// One model: its GGUF source and what it is.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ModelEntry {
-    /// Short name used on the command line and in `.tb` headers.
+    /// Short name used on the command line (and in format-1 `.tb` headers).
     pub name: String,
+    /// Permanent number that format-2 `.tb` headers name the model by (one
+    /// byte): unique, never reused, never 0.
+    pub id: u32,
     /// The model's name as its authors write it.
     pub display_name: String,
     /// What the model is for here (`small`, `medium`, `large`).
@@ -254,6 +257,11 @@ impl Registry {
             })
     }
 
+    /// Looks a model up by its permanent [`ModelEntry::id`].
+    pub fn model_by_id(&self, id: u32) -> Option<&ModelEntry> {
+        self.models.iter().find(|m| m.id == id)
+    }
+
     /// The cache directory of a registered model that is set up; else
     /// [`InferenceError::NotSetUp`], which says what to run.
     pub fn set_up_dir(&self, name: &str) -> Result<PathBuf, InferenceError> {
@@ -363,6 +371,20 @@ mod tests {
         assert_eq!(default.sha256.len(), 64);
         assert!(!default.parts.is_empty());
         assert_eq!(registry.runtime.sha256.len(), 64);
+    }
+
+    #[test]
+    fn model_ids_are_unique_and_never_zero() {
+        let registry = Registry::embedded();
+        let mut ids: Vec<u32> = registry.models.iter().map(|m| m.id).collect();
+        assert!(!ids.contains(&0));
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), registry.models.len());
+        let default = registry.model(&registry.defaults.model).unwrap();
+        assert_eq!(registry.model_by_id(default.id).unwrap().name, default.name);
+        // Headers spend one byte on ids below 128.
+        assert!(default.id < 128);
     }
 
     #[test]

@@ -1,17 +1,21 @@
 //! Lossless compression of bytes with a language model.
 //!
 //! A [`LanguageModel`] predicts each next token; its logits become integer
-//! frequencies (`tenbits_coding::quantize_logits`) that drive one range-coded
+//! frequencies (`tenbits_coding::quantize_logits`), optionally mixed with a
+//! match model of the text itself ([`mix`]), that drive one range-coded
 //! stream. The principal pieces:
 //!
 //! * [`compress`] / [`decompress`] — bytes to a `.tb` container and back;
-//! * [`Layout`] — how the token sequence is cut into chunks and the chunks
-//!   into batches that run in lockstep (derived from the header alone, so
-//!   both directions agree without storing it);
-//! * one private driver, `run_schedule`, that both directions call with a
-//!   different [`TokenCoder`]: the encoder codes the known token, the decoder
-//!   decodes it. Same code, same batch shapes, same inputs: the decoder sees
-//!   bit-for-bit the logits the encoder saw.
+//! * [`Options`] and [`level`] — the [`Windowed`] schedule (streams, sliding
+//!   window, mixing) a file is written with; `decompress` reads it from the
+//!   header, so it takes no options;
+//! * [`Plan`] — how the tokens are cut into segments, one per stream, all
+//!   run side by side in one batch (derived from the header alone);
+//! * one private driver per schedule (`run_windowed`, and `run_chunked`
+//!   for format-1 files) that both directions call with a different
+//!   [`TokenCoder`]: the encoder codes the known token, the decoder decodes
+//!   it. Same code, same batch shapes, same inputs: the decoder sees bit for
+//!   bit the logits the encoder saw.
 //!
 //! ```no_run
 //! use tenbits_inference::{OnnxModel, SessionSettings};
@@ -29,51 +33,107 @@
 #![warn(missing_docs)]
 
 pub mod adapters;
+pub mod mix;
 mod route;
 
 pub use adapters::AdapterChoice;
 pub use route::{route, Routing, ROUTE_TOKENS};
+pub use tenbits_coding::{FilesId, ModelRef, Schedule, Windowed};
 
+use mix::{MatchMixer, Prediction};
 use tenbits_coding::{
     read_container, write_container, CodingError, ContainerError, Decoder, Encoder, Header,
 };
-use tenbits_inference::{Fingerprint, InferenceError, LanguageModel};
+use tenbits_inference::{Fingerprint, InferenceError, LanguageModel, Registry};
 
 pub use tenbits_coding::Header as ContainerHeader;
 
-/// Compression settings. Both are stored in the header, so decompression
-/// needs none of them.
+/// Compression settings. The schedule is stored in the header, so
+/// decompression needs none of them.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Name recorded in the header so `decompress` can pick the model.
+    /// The model's name: a registry model is recorded by its one-byte id,
+    /// any other by this name, so `decompress` can pick the model.
     pub model_name: String,
-    /// Tokens per chunk: each chunk is coded with context from its own start
-    /// only, so this is the context length the model sees. Longer chunks
-    /// compress better (1024: 0.98 bits/byte on the dictionary sample, 256:
-    /// 1.15) but leave fewer chunks to batch, so short inputs code slower.
-    pub chunk_tokens: usize,
+    /// How tokens run through the model: [`Schedule::Windowed`] writes
+    /// format 2 (the default, [`Windowed::DEFAULT`]); [`Schedule::Chunked`]
+    /// writes format 1, as tenbits 0.1 did (kept so that old files stay
+    /// testable).
+    pub schedule: Schedule,
     /// Set for a lossy rewrite: the note the header carries (see
     /// [`ContainerHeader::lossy`]).
     pub lossy: Option<String>,
-    /// Most chunks run together in one batch. The key/value cache holds
-    /// `max_batch × chunk_tokens` tokens (about 48 MB per 1,000 tokens for
-    /// SmolLM2-135M).
-    pub max_batch: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             model_name: String::new(),
-            chunk_tokens: 1024,
-            max_batch: 16,
+            schedule: Schedule::Windowed(Windowed::DEFAULT),
             lossy: None,
         }
     }
 }
 
-/// Largest batch a header may ask for; guards against corrupted headers.
+/// A compression level, as `tenbits compress -1` … `-9` choose them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    /// The level, 1 (fastest) to 9 (smallest).
+    pub level: u8,
+    /// The schedule it writes.
+    pub schedule: Windowed,
+    /// The registry model it codes with, where it names one (else the
+    /// default model or the one asked for).
+    pub model: Option<&'static str>,
+}
+
+/// Default compression level.
+pub const DEFAULT_LEVEL: u8 = 6;
+
+/// The schedule and model of compression level `n` (1..=9; others are
+/// clamped). Measured sizes and speeds are in README.md.
+///
+/// ```
+/// let default = tenbits_lossless::level(tenbits_lossless::DEFAULT_LEVEL);
+/// assert_eq!(default.schedule, tenbits_lossless::Windowed::DEFAULT);
+/// ```
+pub fn level(n: u8) -> Level {
+    let n = n.clamp(1, 9);
+    let w = |window, keep, max_streams, min_segment, mixing| Windowed {
+        window,
+        keep,
+        max_streams,
+        min_segment,
+        mixing,
+    };
+    let (schedule, model) = match n {
+        1 => (w(512, 128, 32, 128, 0), None),
+        2 => (w(1024, 256, 24, 192, 1), None),
+        3 => (w(1024, 512, 16, 256, 1), None),
+        4 => (w(2048, 1024, 12, 384, 1), None),
+        5 => (w(2048, 1024, 10, 512, 1), None),
+        6 => (Windowed::DEFAULT, None),
+        7 => (w(2048, 1024, 4, 1536, 1), None),
+        8 => (w(4096, 2048, 1, 1, 1), None),
+        _ => (Windowed::DEFAULT, Some("qwen2.5-coder-0.5b")),
+    };
+    Level {
+        level: n,
+        schedule,
+        model,
+    }
+}
+
+/// Largest batch (streams) a header may ask for; guards against corrupted
+/// headers.
 const MAX_BATCH_LIMIT: usize = 4096;
+
+/// Tokens of each cold start whose cost [`Stats::cold_starts`] records.
+pub const COLD_TOKENS: usize = 64;
+
+/// Logit floats one forward pass may return when a window slides (about
+/// 128 MB): the context is refed in pieces of at most this many.
+const REFILL_LOGITS: usize = 1 << 25;
 
 /// Progress of a run, in tokens.
 #[derive(Debug, Clone, Copy)]
@@ -89,20 +149,34 @@ pub struct Progress {
 pub struct Stats {
     /// Tokens coded (escapes included).
     pub tokens: u64,
-    /// Chunks the tokens were cut into.
+    /// Streams (segments, or format-1 chunks) the tokens were cut into.
     pub chunks: usize,
-    /// Lockstep batches the chunks ran in.
+    /// Lockstep batches the streams ran in (1 for format 2).
     pub batches: usize,
+    /// Times a window slid (the context refed from its kept part).
+    pub slides: usize,
+    /// Forward passes run (both directions run the same ones).
+    pub forwards: u64,
     /// Bytes of the range-coded payload.
     pub payload_bytes: usize,
     /// Bytes of the whole container (header included).
     pub container_bytes: usize,
     /// The model's own cross-entropy of the tokens, in bits: the size an
-    /// ideal coder would reach with these float probabilities.
+    /// ideal coder would reach with these float probabilities, without
+    /// mixing.
     pub model_bits: f64,
-    /// What the quantized frequency tables charge for the tokens, in bits:
-    /// the size an ideal coder over these integer tables would reach.
+    /// What the coder's tables charge for the tokens, in bits (after
+    /// mixing): the size an ideal coder over these integer tables would
+    /// reach.
     pub table_bits: f64,
+    /// Every stream start after the text's first: `(first token, bits
+    /// charged for its first COLD_TOKENS tokens)`. What those tokens would
+    /// cost with context ([`warm_bits`]) gives the price of cold starts.
+    pub cold_starts: Vec<(usize, f64)>,
+    /// Match-model predictions made, and how many came true.
+    pub mix_predicted: u64,
+    /// Match-model predictions that came true.
+    pub mix_hits: u64,
 }
 
 /// Everything that can go wrong compressing or decompressing.
@@ -176,7 +250,55 @@ fn adapter_message(file: Option<&str>, loaded: Option<&str>) -> String {
     }
 }
 
-/// How tokens are cut into chunks and chunks into lockstep batches.
+/// The name of the model a header names: a registry id is looked up in
+/// this build's registry (`#ID` when it does not know it).
+pub fn model_name(model: &ModelRef) -> String {
+    match model {
+        ModelRef::Named(name) => name.clone(),
+        ModelRef::Registered(id) => Registry::embedded()
+            .model_by_id(*id)
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| format!("#{id}")),
+    }
+}
+
+/// How a format-2 file's tokens are cut into segments, one per stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// `(first token, length)` of each segment.
+    pub segments: Vec<(usize, usize)>,
+    /// Tokens of context each stream holds.
+    pub window: usize,
+    /// Tokens kept when a window slides.
+    pub keep: usize,
+}
+
+impl Plan {
+    /// The plan for `tokens` tokens: as many streams as segments of at
+    /// least `min_segment` tokens allow, at most `max_streams`, of nearly
+    /// equal lengths.
+    ///
+    /// ```
+    /// use tenbits_lossless::{Plan, Windowed};
+    /// let schedule = Windowed { window: 8, keep: 4, max_streams: 3, min_segment: 4, mixing: 0 };
+    /// assert_eq!(Plan::new(10, &schedule).segments, vec![(0, 5), (5, 5)]);
+    /// assert_eq!(Plan::new(100, &schedule).segments.len(), 3);
+    /// ```
+    pub fn new(tokens: usize, schedule: &Windowed) -> Plan {
+        let streams = (tokens / (schedule.min_segment.max(1) as usize)).clamp(
+            1,
+            (schedule.max_streams.max(1) as usize).min(MAX_BATCH_LIMIT),
+        );
+        Plan {
+            segments: split_evenly(tokens, tokens.div_ceil(streams).max(1)),
+            window: schedule.window as usize,
+            keep: schedule.keep as usize,
+        }
+    }
+}
+
+/// How format-1 tokens are cut into chunks and chunks into lockstep
+/// batches.
 ///
 /// Chunks get nearly equal lengths (at most `chunk_tokens`), and batches
 /// nearly equal sizes (at most `max_batch`), so few steps are wasted on
@@ -223,29 +345,124 @@ fn split_evenly(n: usize, most: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// The frequency table for one position: the model's quantized logits,
-/// then a floor of 1 for every symbol past the model's vocabulary (tokens
-/// the model has no logit for, and the tokenizer's byte escapes). Both
-/// directions build it here, the same way.
-fn symbol_table(logits: &[f32], table_len: usize, freqs: &mut Vec<u32>) {
-    tenbits_coding::quantize_logits(logits, freqs);
-    freqs.resize(table_len.max(logits.len()), 1);
+/// The symbol model both directions build each step from the same logits:
+/// the model's quantized logits, then a floor of 1 for every symbol past
+/// the model's vocabulary (tokens the model has no logit for, and the
+/// tokenizer's byte escapes), then, with mixing, the match model's split.
+struct SymbolModel {
+    table_len: usize,
+    freqs: Vec<u32>,
+    /// Sum of `freqs` as built.
+    total: u64,
+    mixer: Option<MatchMixer>,
 }
 
-/// Bits the table charges for `symbol`.
-fn table_cost(freqs: &[u32], symbol: usize, table_len: usize, vocab: usize) -> f64 {
-    let total = tenbits_coding::TOTAL as f64 + table_len.saturating_sub(vocab) as f64;
-    total.log2() - f64::from(freqs[symbol]).log2()
+/// Denominator of the mixer's hit flag.
+const FLAG_TOTAL: u32 = 4096;
+
+impl SymbolModel {
+    fn new(table_len: usize, streams: usize, mixing: bool) -> SymbolModel {
+        SymbolModel {
+            table_len,
+            freqs: Vec::new(),
+            total: 0,
+            mixer: mixing.then(|| MatchMixer::new(streams)),
+        }
+    }
+
+    /// Builds the step's table and the mixer's prediction for `stream`.
+    fn prepare(&mut self, stream: usize, logits: &[f32]) -> Option<Prediction> {
+        tenbits_coding::quantize_logits(logits, &mut self.freqs);
+        self.freqs.resize(self.table_len.max(logits.len()), 1);
+        self.total = u64::from(tenbits_coding::TOTAL) + (self.freqs.len() - logits.len()) as u64;
+        self.mixer
+            .as_ref()?
+            .predict(stream, &self.freqs, self.total)
+    }
+
+    /// The two flag frequencies: `[miss, hit]`.
+    fn flag(p: &Prediction) -> [u32; 2] {
+        [FLAG_TOTAL - p.p_hit, p.p_hit]
+    }
+
+    /// Codes `token`, returning the bits the tables charge.
+    fn encode(
+        &mut self,
+        stream: usize,
+        logits: &[f32],
+        token: u32,
+        encoder: &mut Encoder,
+    ) -> Result<f64, LosslessError> {
+        let prediction = self.prepare(stream, logits);
+        let total = self.total as f64;
+        let bits = match prediction {
+            Some(p) => {
+                let hit = p.symbol == token as usize;
+                let flag = Self::flag(&p);
+                encoder.encode(usize::from(hit), &flag)?;
+                let mut bits = (f64::from(FLAG_TOTAL) / f64::from(flag[usize::from(hit)])).log2();
+                if !hit {
+                    let removed = self.freqs[p.symbol];
+                    self.freqs[p.symbol] = 0;
+                    encoder.encode(token as usize, &self.freqs)?;
+                    bits += ((total - f64::from(removed)) / f64::from(self.freqs[token as usize]))
+                        .log2();
+                }
+                bits
+            }
+            None => {
+                encoder.encode(token as usize, &self.freqs)?;
+                (total / f64::from(self.freqs[token as usize])).log2()
+            }
+        };
+        if let Some(mixer) = &mut self.mixer {
+            mixer.update(stream, token, prediction);
+        }
+        Ok(bits)
+    }
+
+    fn decode(
+        &mut self,
+        stream: usize,
+        logits: &[f32],
+        decoder: &mut Decoder,
+    ) -> Result<u32, LosslessError> {
+        let prediction = self.prepare(stream, logits);
+        let token = match prediction {
+            Some(p) => {
+                let hit = decoder
+                    .decode(&Self::flag(&p))
+                    .map_err(LosslessError::CorruptPayload)?
+                    == 1;
+                if hit {
+                    p.symbol
+                } else {
+                    self.freqs[p.symbol] = 0;
+                    decoder
+                        .decode(&self.freqs)
+                        .map_err(LosslessError::CorruptPayload)?
+                }
+            }
+            None => decoder
+                .decode(&self.freqs)
+                .map_err(LosslessError::CorruptPayload)?,
+        } as u32;
+        if let Some(mixer) = &mut self.mixer {
+            mixer.update(stream, token, prediction);
+        }
+        Ok(token)
+    }
 }
 
 /// One direction of coding, called once per token in schedule order.
 trait TokenCoder {
-    /// Given the model's logits for position `pos` of `chunk`, returns the
-    /// token there (the known one when encoding, the decoded one when decoding).
-    fn code(&mut self, chunk: usize, pos: usize, logits: &[f32]) -> Result<u32, LosslessError>;
+    /// Given the model's logits for position `pos` of stream `stream`,
+    /// returns the token there (the known one when encoding, the decoded
+    /// one when decoding).
+    fn code(&mut self, stream: usize, pos: usize, logits: &[f32]) -> Result<u32, LosslessError>;
 }
 
-/// The token every chunk is conditioned on first: the document separator,
+/// The token every stream is conditioned on first: the document separator,
 /// as the model saw between documents in training.
 fn start_token<M: LanguageModel>(model: &M) -> u32 {
     let tokenizer = model.tokenizer();
@@ -255,15 +472,120 @@ fn start_token<M: LanguageModel>(model: &M) -> u32 {
         .unwrap_or(0)
 }
 
-/// Runs the model over the layout in lockstep batches and lets `coder` pick
-/// each token. Shared by both directions.
-fn run_schedule<M: LanguageModel>(
+/// The token fed after coding `symbol`: itself, or for an escape or a
+/// token the model has no logit for (coded, never fed) the start token.
+fn feed_as(symbol: u32, feedable: usize, start: u32) -> u32 {
+    if (symbol as usize) < feedable {
+        symbol
+    } else {
+        start
+    }
+}
+
+/// What a driver reports back.
+#[derive(Debug, Default)]
+struct RunCounts {
+    forwards: u64,
+    slides: usize,
+}
+
+/// Format 2: every segment in its own stream, all in one batch, each with
+/// a sliding window. Shared by both directions.
+fn run_windowed<M: LanguageModel>(
+    model: &mut M,
+    plan: &Plan,
+    coder: &mut dyn TokenCoder,
+    total_tokens: u64,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<RunCounts, LosslessError> {
+    let mut counts = RunCounts::default();
+    let streams = plan.segments.len();
+    if streams == 0 {
+        return Ok(counts);
+    }
+    let start = start_token(model);
+    let vocab = model.vocab_size();
+    let feedable = vocab.min(model.tokenizer().escape_base() as usize);
+    let steps = plan.segments.iter().map(|&(_, len)| len).max().unwrap_or(0);
+    let (window, keep) = (plan.window, plan.keep);
+    let piece = (REFILL_LOGITS / (streams * vocab).max(1)).clamp(1, keep);
+    let mut logits = Vec::new();
+    // Caches hold no more slots than the rest of the run can fill: the
+    // attention of a static cache costs every slot, used or not.
+    let mut cache = model.new_cache(streams, window.min(steps));
+    let mut used = 0usize;
+    // What each stream was fed, and the input it is about to be fed (the
+    // last entry); trimmed to what a slide needs.
+    let mut fed: Vec<Vec<u32>> = vec![vec![start]; streams];
+    let mut done = 0u64;
+    for step in 0..steps {
+        let row = if used < window {
+            let inputs: Vec<u32> = fed
+                .iter()
+                .map(|f| *f.last().expect("never empty"))
+                .collect();
+            model.forward(&mut cache, &inputs, &mut logits)?;
+            counts.forwards += 1;
+            used += 1;
+            1
+        } else {
+            // The window is full: start again from the start token and the
+            // last keep - 1 tokens (the pending input included).
+            cache = model.new_cache(streams, window.min(keep + steps - step));
+            counts.slides += 1;
+            let context: Vec<&[u32]> = fed.iter().map(|f| &f[f.len() - (keep - 1)..]).collect();
+            let mut offset = 0;
+            let mut last = 0;
+            while offset < keep {
+                let len = piece.min(keep - offset);
+                let mut tokens = Vec::with_capacity(streams * len);
+                for ctx in &context {
+                    for i in offset..offset + len {
+                        tokens.push(if i == 0 { start } else { ctx[i - 1] });
+                    }
+                }
+                model.forward(&mut cache, &tokens, &mut logits)?;
+                counts.forwards += 1;
+                offset += len;
+                last = len;
+            }
+            used = keep;
+            last
+        };
+        for (j, &(_, len)) in plan.segments.iter().enumerate() {
+            let input = if step < len {
+                done += 1;
+                let at = (j * row + row - 1) * vocab;
+                let symbol = coder.code(j, step, &logits[at..at + vocab])?;
+                feed_as(symbol, feedable, start)
+            } else {
+                // Streams that finished keep running on the start token, so
+                // the batch shape never changes.
+                start
+            };
+            let f = &mut fed[j];
+            f.push(input);
+            if f.len() > 2 * window {
+                f.drain(..f.len() - window);
+            }
+        }
+        progress(Progress {
+            done_tokens: done,
+            total_tokens,
+        });
+    }
+    Ok(counts)
+}
+
+/// Format 1: chunks coded from their own start, `max_batch` at a time.
+fn run_chunked<M: LanguageModel>(
     model: &mut M,
     layout: &Layout,
     coder: &mut dyn TokenCoder,
     total_tokens: u64,
     progress: &mut dyn FnMut(Progress),
-) -> Result<(), LosslessError> {
+) -> Result<RunCounts, LosslessError> {
+    let mut counts = RunCounts::default();
     let start = start_token(model);
     let vocab = model.vocab_size();
     // Escapes and tokens the model has no logit for are coded, never fed.
@@ -274,21 +596,16 @@ fn run_schedule<M: LanguageModel>(
         let chunks = &layout.chunks[first_chunk..first_chunk + count];
         let steps = chunks.iter().map(|&(_, len)| len).max().unwrap_or(0);
         let mut cache = model.new_cache(count, steps);
-        // Streams that finished keep running on the start token, so the
-        // batch shape never changes within a batch.
         let mut inputs = vec![start; count];
         for step in 0..steps {
             model.forward(&mut cache, &inputs, &mut logits)?;
+            counts.forwards += 1;
             for (j, &(_, len)) in chunks.iter().enumerate() {
                 inputs[j] = if step < len {
                     done += 1;
                     let symbol =
                         coder.code(first_chunk + j, step, &logits[j * vocab..(j + 1) * vocab])?;
-                    if (symbol as usize) < feedable {
-                        symbol
-                    } else {
-                        start
-                    }
+                    feed_as(symbol, feedable, start)
                 } else {
                     start
                 };
@@ -299,25 +616,58 @@ fn run_schedule<M: LanguageModel>(
             });
         }
     }
-    Ok(())
+    Ok(counts)
+}
+
+/// Segment (or chunk) starts: `(first token, length)` per stream.
+fn stream_spans(schedule: &Schedule, tokens: usize) -> Vec<(usize, usize)> {
+    match schedule {
+        Schedule::Chunked {
+            chunk_tokens,
+            max_batch,
+        } => Layout::new(tokens, *chunk_tokens as usize, *max_batch as usize).chunks,
+        Schedule::Windowed(w) => Plan::new(tokens, w).segments,
+    }
+}
+
+/// Runs `schedule` over `tokens` tokens with `coder`.
+fn run_schedule<M: LanguageModel>(
+    model: &mut M,
+    schedule: &Schedule,
+    tokens: usize,
+    coder: &mut dyn TokenCoder,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<RunCounts, LosslessError> {
+    match schedule {
+        Schedule::Chunked {
+            chunk_tokens,
+            max_batch,
+        } => {
+            let layout = Layout::new(tokens, *chunk_tokens as usize, *max_batch as usize);
+            run_chunked(model, &layout, coder, tokens as u64, progress)
+        }
+        Schedule::Windowed(w) => {
+            run_windowed(model, &Plan::new(tokens, w), coder, tokens as u64, progress)
+        }
+    }
 }
 
 struct EncodeCoder<'a> {
     tokens: &'a [u32],
-    layout: &'a Layout,
-    table_len: usize,
+    spans: &'a [(usize, usize)],
+    symbols: SymbolModel,
     encoder: Encoder,
-    freqs: Vec<u32>,
     model_bits: f64,
     table_bits: f64,
+    cold: Vec<f64>,
 }
 
 impl TokenCoder for EncodeCoder<'_> {
-    fn code(&mut self, chunk: usize, pos: usize, logits: &[f32]) -> Result<u32, LosslessError> {
-        let token = self.tokens[self.layout.chunks[chunk].0 + pos];
-        symbol_table(logits, self.table_len, &mut self.freqs);
-        self.encoder.encode(token as usize, &self.freqs)?;
-        let cost = table_cost(&self.freqs, token as usize, self.table_len, logits.len());
+    fn code(&mut self, stream: usize, pos: usize, logits: &[f32]) -> Result<u32, LosslessError> {
+        let token = self.tokens[self.spans[stream].0 + pos];
+        let cost = self
+            .symbols
+            .encode(stream, logits, token, &mut self.encoder)?;
         self.model_bits += if (token as usize) < logits.len() {
             tenbits_coding::log2_prob(logits, token as usize)
         } else {
@@ -326,28 +676,85 @@ impl TokenCoder for EncodeCoder<'_> {
             cost
         };
         self.table_bits += cost;
+        if pos < COLD_TOKENS {
+            self.cold[stream] += cost;
+        }
         Ok(token)
     }
 }
 
 struct DecodeCoder<'a, 'd> {
     tokens: &'a mut [u32],
-    layout: &'a Layout,
-    table_len: usize,
+    spans: &'a [(usize, usize)],
+    symbols: SymbolModel,
     decoder: Decoder<'d>,
-    freqs: Vec<u32>,
 }
 
 impl TokenCoder for DecodeCoder<'_, '_> {
-    fn code(&mut self, chunk: usize, pos: usize, logits: &[f32]) -> Result<u32, LosslessError> {
-        symbol_table(logits, self.table_len, &mut self.freqs);
-        let token = self
-            .decoder
-            .decode(&self.freqs)
-            .map_err(LosslessError::CorruptPayload)? as u32;
-        self.tokens[self.layout.chunks[chunk].0 + pos] = token;
+    fn code(&mut self, stream: usize, pos: usize, logits: &[f32]) -> Result<u32, LosslessError> {
+        let token = self.symbols.decode(stream, logits, &mut self.decoder)?;
+        self.tokens[self.spans[stream].0 + pos] = token;
         Ok(token)
     }
+}
+
+/// Checks a schedule against the model (`what` says whose it is, for the
+/// message): a corrupted header or impossible options are refused before
+/// anything is allocated.
+fn check_schedule(schedule: &Schedule, context: usize) -> Result<(), String> {
+    match *schedule {
+        Schedule::Chunked {
+            chunk_tokens,
+            max_batch,
+        } => {
+            let (c, b) = (chunk_tokens as usize, max_batch as usize);
+            if c == 0 || c > context || b == 0 || b > MAX_BATCH_LIMIT {
+                return Err(format!(
+                    "{c}-token chunks in batches of {b} (chunks must be 1 to {context} tokens, batches 1 to {MAX_BATCH_LIMIT})"
+                ));
+            }
+        }
+        Schedule::Windowed(w) => {
+            let (window, keep) = (w.window as usize, w.keep as usize);
+            if window < 2 || window > context || keep == 0 || keep >= window {
+                return Err(format!(
+                    "a {window}-token window keeping {keep} (the window must be 2 to {context} tokens, and keep 1 to window - 1)"
+                ));
+            }
+            if w.max_streams == 0 || w.max_streams as usize > MAX_BATCH_LIMIT || w.min_segment == 0
+            {
+                return Err(format!(
+                    "at most {} streams of at least {} tokens (streams must be 1 to {MAX_BATCH_LIMIT}, segments at least 1 token)",
+                    w.max_streams, w.min_segment
+                ));
+            }
+            if w.mixing > 1 {
+                return Err(format!(
+                    "mixing mode {} (this build knows 0 and 1)",
+                    w.mixing
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A windowed schedule shrunk to fit a model of `context` tokens (the
+/// window at most the context, keeping at most half of it); the header
+/// records the schedule as run.
+fn fit_to_context(schedule: Schedule, context: usize) -> Schedule {
+    match schedule {
+        Schedule::Windowed(mut w) if w.window as usize > context => {
+            w.window = context as u32;
+            w.keep = w.keep.min(w.window / 2).max(1);
+            Schedule::Windowed(w)
+        }
+        other => other,
+    }
+}
+
+fn mixing_of(schedule: &Schedule) -> bool {
+    matches!(schedule, Schedule::Windowed(w) if w.mixing == 1)
 }
 
 /// Compresses `data` into a `.tb` container.
@@ -358,58 +765,151 @@ pub fn compress<M: LanguageModel>(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(Vec<u8>, Stats), LosslessError> {
     let context = model.config().context_length;
-    if options.chunk_tokens == 0 || options.chunk_tokens > context {
-        return Err(LosslessError::Options(format!(
-            "chunk length must be between 1 and the model's context length ({context} tokens), not {}",
-            options.chunk_tokens
-        )));
-    }
-    if options.max_batch == 0 || options.max_batch > MAX_BATCH_LIMIT {
-        return Err(LosslessError::Options(format!(
-            "batch size must be between 1 and {MAX_BATCH_LIMIT}"
-        )));
-    }
+    let schedule = fit_to_context(options.schedule, context);
+    check_schedule(&schedule, context)
+        .map_err(|e| LosslessError::Options(format!("cannot code with {e} on this model")))?;
     let tokens = model.tokenizer().encode_bytes(data)?;
-    let layout = Layout::new(tokens.len(), options.chunk_tokens, options.max_batch);
-    let table_len = model.tokenizer().symbol_count();
+    let spans = stream_spans(&schedule, tokens.len());
     let mut coder = EncodeCoder {
         tokens: &tokens,
-        layout: &layout,
-        table_len,
+        spans: &spans,
+        symbols: SymbolModel::new(
+            model.tokenizer().symbol_count(),
+            spans.len(),
+            mixing_of(&schedule),
+        ),
         encoder: Encoder::new(),
-        freqs: Vec::new(),
         model_bits: 0.0,
         table_bits: 0.0,
+        cold: vec![0.0; spans.len()],
     };
-    run_schedule(model, &layout, &mut coder, tokens.len() as u64, progress)?;
+    let counts = run_schedule(model, &schedule, tokens.len(), &mut coder, progress)?;
     let (model_bits, table_bits) = (coder.model_bits, coder.table_bits);
+    let (mix_predicted, mix_hits) = coder
+        .symbols
+        .mixer
+        .as_ref()
+        .map_or((0, 0), |m| (m.predicted, m.hit));
+    let cold_starts = spans
+        .iter()
+        .zip(&coder.cold)
+        .skip(1)
+        .map(|(&(start, _), &bits)| (start, bits))
+        .collect();
     let payload = coder.encoder.finish();
 
     let fingerprint = model.fingerprint();
+    let format_version = match schedule {
+        Schedule::Chunked { .. } => 1,
+        Schedule::Windowed(_) => 2,
+    };
+    let registered = Registry::embedded()
+        .model(&options.model_name)
+        .ok()
+        .map(|m| m.id);
+    let (model_ref, files) = match (format_version, registered) {
+        (1, _) => (
+            ModelRef::Named(options.model_name.clone()),
+            FilesId::Full {
+                model: fingerprint.model_id(),
+                tokenizer: fingerprint.tokenizer_id(),
+            },
+        ),
+        (_, Some(id)) => (
+            ModelRef::Registered(id),
+            FilesId::Short(fingerprint.files_id()),
+        ),
+        (_, None) => (
+            ModelRef::Named(options.model_name.clone()),
+            FilesId::Short(fingerprint.files_id()),
+        ),
+    };
     let header = Header {
-        format_version: tenbits_coding::FORMAT_VERSION,
-        model_name: options.model_name.clone(),
-        model_fingerprint: fingerprint.model_id(),
-        tokenizer_hash: fingerprint.tokenizer_id(),
+        format_version,
+        model: model_ref,
+        files,
         adapter_id: model.adapter_id().map(|a| a.header_text()),
         lossy: options.lossy.clone(),
-        chunk_tokens: options.chunk_tokens as u32,
-        max_batch: options.max_batch as u32,
+        schedule,
         token_count: tokens.len() as u64,
         original_len: data.len() as u64,
-        checksum: tenbits_coding::checksum(data),
+        checksum: tenbits_coding::header_checksum(format_version, data),
     };
     let container = write_container(&header, &payload)?;
+    let batches = match schedule {
+        Schedule::Chunked { max_batch, .. } => spans.len().div_ceil(max_batch as usize),
+        Schedule::Windowed(_) => usize::from(!spans.is_empty()),
+    };
     let stats = Stats {
         tokens: tokens.len() as u64,
-        chunks: layout.chunks.len(),
-        batches: layout.batches.len(),
+        chunks: spans.len(),
+        batches,
+        slides: counts.slides,
+        forwards: counts.forwards,
         payload_bytes: payload.len(),
         container_bytes: container.len(),
         model_bits,
         table_bits,
+        cold_starts,
+        mix_predicted,
+        mix_hits,
     };
     Ok((container, stats))
+}
+
+/// What the tokens at each cold start would cost with context: for every
+/// `(first token, _)` of [`Stats::cold_starts`], the model's bits for the
+/// first [`COLD_TOKENS`] tokens there when it also sees the `context`
+/// tokens before them (one forward pass per start, without mixing). The
+/// difference from the recorded bits is what cutting the text cost.
+pub fn warm_bits<M: LanguageModel>(
+    model: &mut M,
+    data: &[u8],
+    cold_starts: &[(usize, f64)],
+    context: usize,
+) -> Result<Vec<f64>, LosslessError> {
+    let tokens = model.tokenizer().encode_bytes(data)?;
+    let vocab = model.vocab_size();
+    let feedable = vocab.min(model.tokenizer().escape_base() as usize) as u32;
+    let start = start_token(model);
+    let table_len = model.tokenizer().symbol_count();
+    let context = context.min(
+        model
+            .config()
+            .context_length
+            .saturating_sub(COLD_TOKENS + 1),
+    );
+    let mut symbols = SymbolModel::new(table_len, 1, false);
+    let mut logits = Vec::new();
+    let mut out = Vec::with_capacity(cold_starts.len());
+    for &(first, _) in cold_starts {
+        let from = first.saturating_sub(context);
+        let end = (first + COLD_TOKENS).min(tokens.len());
+        let mut fed = vec![start];
+        fed.extend(tokens[from..end.saturating_sub(1)].iter().map(|&t| {
+            if t < feedable {
+                t
+            } else {
+                start
+            }
+        }));
+        let mut cache = model.new_cache(1, fed.len());
+        model.forward(&mut cache, &fed, &mut logits)?;
+        let mut bits = 0.0;
+        for (i, &token) in tokens[first..end].iter().enumerate() {
+            let row = first - from + i;
+            let row_logits = &logits[row * vocab..(row + 1) * vocab];
+            symbols.prepare(0, row_logits);
+            bits += (symbols.total as f64 / f64::from(symbols.freqs[token as usize])).log2();
+        }
+        out.push(bits);
+    }
+    Ok(out)
+}
+
+/// Bytes of a container's header (everything but the payload).
+pub fn header_bytes(container: &[u8]) -> Result<usize, LosslessError> {
+    Ok(container.len() - read_container(container)?.1.len())
 }
 
 /// Bytes of a container's payload (the rest is header and CRC).
@@ -440,21 +940,19 @@ pub fn decompress<M: LanguageModel>(
             loaded: loaded.map(|a| a.to_string()),
         });
     }
-    let context = model.config().context_length;
-    let chunk_tokens = header.chunk_tokens as usize;
-    let max_batch = header.max_batch as usize;
-    if chunk_tokens == 0 || chunk_tokens > context || max_batch == 0 || max_batch > MAX_BATCH_LIMIT
-    {
-        return Err(LosslessError::Corrupted(format!(
-            "header asks for {chunk_tokens}-token chunks in batches of {max_batch}, outside what this model allows"
-        )));
-    }
+    check_schedule(&header.schedule, model.config().context_length).map_err(|e| {
+        LosslessError::Corrupted(format!(
+            "header asks for {e}, outside what this model allows"
+        ))
+    })?;
     // Every coded token carries at least one byte, and costs at least
     // -log2(1 - (V-1)/2^24) bits (the frequency floor caps any probability
-    // below 1), so these bounds hold for every honest file and stop a forged
-    // header from making us allocate without limit.
+    // below 1; a mixer's hit flag costs at least -log2(4095/4096)), so
+    // these bounds hold for every honest file and stop a forged header from
+    // making us allocate without limit.
     let symbols = model.vocab_size().max(model.tokenizer().symbol_count()) as f64;
-    let min_bits_per_token = -(1.0 - (symbols - 1.0) / tenbits_coding::TOTAL as f64).log2();
+    let min_bits_per_token = (-(1.0 - (symbols - 1.0) / tenbits_coding::TOTAL as f64).log2())
+        .min(-(4095.0f64 / 4096.0).log2());
     let most_tokens = ((payload.len() as f64 + 8.0) * 8.0 / min_bits_per_token).ceil() as u64;
     if header.token_count > header.original_len || header.token_count > most_tokens {
         return Err(LosslessError::Corrupted(format!(
@@ -465,18 +963,20 @@ pub fn decompress<M: LanguageModel>(
         )));
     }
     let token_count = header.token_count as usize;
-    let layout = Layout::new(token_count, chunk_tokens, max_batch);
+    let spans = stream_spans(&header.schedule, token_count);
     let mut tokens = vec![0u32; token_count];
     let decoder = Decoder::new(payload).map_err(LosslessError::CorruptPayload)?;
-    let table_len = model.tokenizer().symbol_count();
     let mut coder = DecodeCoder {
         tokens: &mut tokens,
-        layout: &layout,
-        table_len,
+        spans: &spans,
+        symbols: SymbolModel::new(
+            model.tokenizer().symbol_count(),
+            spans.len(),
+            mixing_of(&header.schedule),
+        ),
         decoder,
-        freqs: Vec::new(),
     };
-    run_schedule(model, &layout, &mut coder, token_count as u64, progress)?;
+    run_schedule(model, &header.schedule, token_count, &mut coder, progress)?;
     let data = model.tokenizer().decode_bytes(&tokens);
     tenbits_coding::verify(&header, &data)?;
     Ok(data)
@@ -488,19 +988,33 @@ fn check_model(
     loaded: &Fingerprint,
     loaded_name: &str,
 ) -> Result<(), LosslessError> {
-    if header.model_fingerprint != loaded.model_id() {
-        return Err(LosslessError::WrongModel {
-            file_model: header.model_name.clone(),
-            file_fp: Fingerprint::short_hex(&header.model_fingerprint),
-            loaded_model: loaded_name.to_string(),
-            loaded_fp: Fingerprint::short_hex(&loaded.model),
-        });
-    }
-    if header.tokenizer_hash != loaded.tokenizer_id() {
-        return Err(LosslessError::WrongTokenizer {
-            file: Fingerprint::short_hex(&header.tokenizer_hash),
-            loaded: Fingerprint::short_hex(&loaded.tokenizer),
-        });
+    match header.files {
+        FilesId::Full { model, tokenizer } => {
+            if model != loaded.model_id() {
+                return Err(LosslessError::WrongModel {
+                    file_model: model_name(&header.model),
+                    file_fp: Fingerprint::short_hex(&model),
+                    loaded_model: loaded_name.to_string(),
+                    loaded_fp: Fingerprint::short_hex(&loaded.model),
+                });
+            }
+            if tokenizer != loaded.tokenizer_id() {
+                return Err(LosslessError::WrongTokenizer {
+                    file: Fingerprint::short_hex(&tokenizer),
+                    loaded: Fingerprint::short_hex(&loaded.tokenizer),
+                });
+            }
+        }
+        FilesId::Short(files) => {
+            if files != loaded.files_id() {
+                return Err(LosslessError::WrongModel {
+                    file_model: model_name(&header.model),
+                    file_fp: Fingerprint::short_hex(&files),
+                    loaded_model: loaded_name.to_string(),
+                    loaded_fp: Fingerprint::short_hex(&loaded.files_id()),
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -529,6 +1043,37 @@ mod tests {
             }
             prop_assert_eq!(next_chunk, layout.chunks.len());
         }
+    }
+
+    proptest! {
+        #[test]
+        fn plan_covers_every_token_once_within_limits(tokens in 0usize..50_000, streams in 1u32..40, min in 1u32..3000) {
+            let schedule = Windowed { window: 64, keep: 8, max_streams: streams, min_segment: min, mixing: 0 };
+            let plan = Plan::new(tokens, &schedule);
+            prop_assert!(plan.segments.len() <= streams as usize);
+            let mut next = 0;
+            for &(start, len) in &plan.segments {
+                prop_assert_eq!(start, next);
+                prop_assert!(len >= 1);
+                prop_assert!(plan.segments.len() == 1 || len >= min as usize);
+                next += len;
+            }
+            prop_assert_eq!(next, tokens);
+        }
+    }
+
+    #[test]
+    fn levels_are_valid_schedules_and_six_is_the_default() {
+        for n in 1..=9 {
+            let l = level(n);
+            assert!(
+                check_schedule(&Schedule::Windowed(l.schedule), 8192).is_ok(),
+                "level {n}"
+            );
+        }
+        assert_eq!(level(DEFAULT_LEVEL).schedule, Windowed::DEFAULT);
+        assert_eq!(level(0), level(1));
+        assert_eq!(level(12), level(9));
     }
 
     #[test]

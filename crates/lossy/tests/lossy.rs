@@ -49,9 +49,7 @@ fn coder() -> OnnxModel {
 fn options() -> Options {
     Options {
         model_name: "tiny".into(),
-        chunk_tokens: 128,
-        max_batch: 4,
-        lossy: None,
+        ..Options::default()
     }
 }
 
