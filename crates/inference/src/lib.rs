@@ -235,15 +235,20 @@ impl Fingerprint {
     /// it named after it, such as `model.onnx.data`, in name order), and the
     /// tokenizer. Large models keep their weights outside `model.onnx`, so
     /// hashing the graph alone would not tell two models apart.
+    ///
+    /// Each file's sha256 is remembered in the cache directory
+    /// (`fingerprints/`), keyed by its path, length and modification time,
+    /// so loading a model does not read its weights twice; a file that
+    /// changes is hashed again.
     pub fn of_files(model: &Path, tokenizer: &Path) -> Result<Fingerprint, InferenceError> {
         let mut hasher = Sha256::new();
-        hasher.update(sha256_file(model)?);
+        hasher.update(sha256_remembered(model)?);
         for data in external_data_files(model)? {
-            hasher.update(sha256_file(&data)?);
+            hasher.update(sha256_remembered(&data)?);
         }
         Ok(Fingerprint {
             model: hasher.finalize().into(),
-            tokenizer: sha256_file(tokenizer)?,
+            tokenizer: sha256_remembered(tokenizer)?,
         })
     }
 
@@ -299,6 +304,77 @@ fn external_data_files(model: &Path) -> Result<Vec<PathBuf>, InferenceError> {
     }
     found.sort();
     Ok(found)
+}
+
+/// [`sha256_file`], remembered in `<cache>/fingerprints/` by the file's
+/// canonical path, length, modification time (nanoseconds) and inode. The
+/// record is only a shortcut: when it cannot be read or written, or the
+/// file is younger than a few seconds, the file is hashed.
+fn sha256_remembered(path: &Path) -> Result<[u8; 32], InferenceError> {
+    let stamp = std::fs::canonicalize(path).ok().and_then(|full| {
+        let meta = std::fs::metadata(&full).ok()?;
+        let modified = meta.modified().ok()?;
+        // A file changed in the last seconds may change again within the
+        // clock's resolution without its stamp changing (git's "racily
+        // clean" case): hash it afresh and remember nothing.
+        if modified.elapsed().map_or(true, |age| age.as_secs() < 3) {
+            return None;
+        }
+        let mtime = modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos();
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0u64;
+        Some((full, format!("{} {mtime} {inode}", meta.len())))
+    });
+    let Some((full, stamp)) = stamp else {
+        return sha256_file(path);
+    };
+    let key: String = Sha256::digest(full.to_string_lossy().as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let record = registry::cache_dir().join("fingerprints").join(key);
+    if let Ok(text) = std::fs::read_to_string(&record) {
+        let mut lines = text.lines();
+        if let (Some(s), Some(hex), Some(p)) = (lines.next(), lines.next(), lines.next()) {
+            if s == stamp && p == full.to_string_lossy() {
+                if let Some(sum) = parse_sha256(hex) {
+                    return Ok(sum);
+                }
+            }
+        }
+    }
+    let sum = sha256_file(path)?;
+    let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
+    let text = format!("{stamp}\n{hex}\n{}\n", full.to_string_lossy());
+    // Best effort, written whole (temp file, then rename).
+    if let Some(dir) = record.parent() {
+        let tmp = dir.join(format!(
+            ".{}.{}",
+            std::process::id(),
+            record.display().to_string().len()
+        ));
+        let _ = std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(&tmp, text))
+            .and_then(|_| std::fs::rename(&tmp, &record));
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(sum)
+}
+
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 /// sha256 of a file, streamed.
