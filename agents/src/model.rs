@@ -1,6 +1,7 @@
 //! Loading models, and sharing one loaded model between sessions.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use tenbits_qa::{ChatModel, Message, ModelError, Sampling};
 
@@ -24,20 +25,25 @@ pub fn onnx_factory() -> ModelFactory {
     })
 }
 
-/// One loaded model shared by several sessions (the asker side's choice):
-/// each [`ChatModel`] call locks the model for its duration, so calls of
-/// different sessions run one after another, never interleaved, and every
-/// session sees exactly the results it would see alone (the models are
-/// deterministic per call). Calls are not merged across sessions; for more
-/// throughput load more copies (`[asker] count`), which sessions use
-/// round-robin.
+/// One loaded model shared by several sessions (the asker side's choice).
+///
+/// Calls of different sessions are merged: a `generate` (or `p_yes`) that
+/// arrives while the model is busy waits, and when the model is free the
+/// first waiter runs every waiting session's requests as one batched call
+/// and hands each session its own results. `Generator` gives a request the
+/// same tokens alone or in any batch, so every session sees exactly what it
+/// would see alone, at the batched rate. `score_candidates` calls run one
+/// at a time. For still more throughput load more copies (`[asker]
+/// count`), which sessions use round-robin.
 ///
 /// A panic inside a call does not poison the model for the other sessions:
 /// the lock is recovered (a call leaves no state behind in the models this
-/// crate hosts).
+/// crate hosts) and the sessions of that call get an error.
 #[derive(Clone)]
 pub struct SharedModel {
     inner: Arc<Mutex<BoxedModel>>,
+    generate: Arc<Merger<(Vec<Message>, Sampling), String>>,
+    p_yes: Arc<Merger<Vec<Message>, f64>>,
     id: [u8; 16],
     name: String,
 }
@@ -48,15 +54,125 @@ impl SharedModel {
         let (id, name) = (model.model_id(), model.name().to_string());
         Self {
             inner: Arc::new(Mutex::new(model)),
+            generate: Arc::new(Merger::default()),
+            p_yes: Arc::new(Merger::default()),
             id,
             name,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, BoxedModel> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        relock(&self.inner)
+    }
+
+    /// Model calls run so far, and the requests they carried (merging
+    /// makes the first smaller than the number of sessions' calls).
+    pub fn merged_calls(&self) -> (u64, u64) {
+        let (g, p) = (relock(&self.generate.state), relock(&self.p_yes.state));
+        (g.calls + p.calls, g.requests + p.requests)
+    }
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Merges concurrent calls of one kind into batched calls (group commit).
+struct Merger<Req, Out> {
+    state: Mutex<MergeState<Req, Out>>,
+    finished: Condvar,
+}
+
+type Outcome<Out> = Result<Vec<Out>, ModelError>;
+
+struct MergeState<Req, Out> {
+    next_ticket: u64,
+    waiting: Vec<(u64, Vec<Req>)>,
+    done: HashMap<u64, Outcome<Out>>,
+    busy: bool,
+    calls: u64,
+    requests: u64,
+}
+
+impl<Req, Out> Default for Merger<Req, Out> {
+    fn default() -> Self {
+        Merger {
+            state: Mutex::new(MergeState {
+                next_ticket: 0,
+                waiting: Vec::new(),
+                done: HashMap::new(),
+                busy: false,
+                calls: 0,
+                requests: 0,
+            }),
+            finished: Condvar::new(),
+        }
+    }
+}
+
+impl<Req: Clone, Out> Merger<Req, Out> {
+    /// `requests`' results, computed by `run` over them and whatever other
+    /// sessions' requests wait at the same time.
+    fn call(&self, requests: &[Req], run: impl FnOnce(&[Req]) -> Outcome<Out>) -> Outcome<Out> {
+        let mut state = relock(&self.state);
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.waiting.push((ticket, requests.to_vec()));
+        let mut run = Some(run);
+        loop {
+            if let Some(result) = state.done.remove(&ticket) {
+                return result;
+            }
+            // Not done and nobody running: our requests are still waiting
+            // (a leader files every result before it clears `busy`), so we
+            // lead, once.
+            if !state.busy {
+                let Some(run) = run.take() else {
+                    return Err(ModelError("merged call lost its result".into()));
+                };
+                state.busy = true;
+                let jobs = std::mem::take(&mut state.waiting);
+                drop(state);
+                let all: Vec<Req> = jobs.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&all)))
+                    .unwrap_or_else(|_| Err(ModelError("the model panicked".into())));
+                state = relock(&self.state);
+                state.calls += 1;
+                state.requests += all.len() as u64;
+                match outcome {
+                    Ok(outs) if outs.len() == all.len() => {
+                        let mut outs = outs.into_iter();
+                        for (t, reqs) in jobs {
+                            state
+                                .done
+                                .insert(t, Ok(outs.by_ref().take(reqs.len()).collect()));
+                        }
+                    }
+                    Ok(outs) => {
+                        let message = format!(
+                            "the model returned {} results for {} requests",
+                            outs.len(),
+                            all.len()
+                        );
+                        for (t, _) in jobs {
+                            state.done.insert(t, Err(ModelError(message.clone())));
+                        }
+                    }
+                    Err(e) => {
+                        for (t, _) in jobs {
+                            state.done.insert(t, Err(ModelError(e.0.clone())));
+                        }
+                    }
+                }
+                state.busy = false;
+                self.finished.notify_all();
+            } else {
+                state = self
+                    .finished
+                    .wait(state)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        }
     }
 }
 
@@ -71,10 +187,14 @@ impl ChatModel for SharedModel {
         &mut self,
         requests: &[(Vec<Message>, Sampling)],
     ) -> Result<Vec<String>, ModelError> {
-        self.lock().generate(requests)
+        let inner = &self.inner;
+        self.generate
+            .call(requests, |all| relock(inner).generate(all))
     }
     fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
-        self.lock().p_yes(conversations)
+        let inner = &self.inner;
+        self.p_yes
+            .call(conversations, |all| relock(inner).p_yes(all))
     }
     fn score_candidates(
         &mut self,
@@ -82,5 +202,103 @@ impl ChatModel for SharedModel {
         candidates: &[String],
     ) -> Result<Vec<f64>, ModelError> {
         self.lock().score_candidates(conversation, candidates)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Echoes each request's last message, slowly, counting its calls.
+    struct Echo {
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl ChatModel for Echo {
+        fn model_id(&self) -> [u8; 16] {
+            [7; 16]
+        }
+        fn name(&self) -> &str {
+            "echo"
+        }
+        fn generate(
+            &mut self,
+            requests: &[(Vec<Message>, Sampling)],
+        ) -> Result<Vec<String>, ModelError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            Ok(requests
+                .iter()
+                .map(|(m, _)| m.last().map(|m| m.content.clone()).unwrap_or_default())
+                .collect())
+        }
+        fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
+            if conversations.iter().any(|c| c.is_empty()) {
+                return Err(ModelError("empty conversation".into()));
+            }
+            Ok(conversations.iter().map(|c| c.len() as f64).collect())
+        }
+        fn score_candidates(
+            &mut self,
+            _: &[Message],
+            candidates: &[String],
+        ) -> Result<Vec<f64>, ModelError> {
+            Ok(vec![0.0; candidates.len()])
+        }
+    }
+
+    #[test]
+    fn concurrent_sessions_share_batched_calls_and_get_their_own_results() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let shared = SharedModel::new(Box::new(Echo {
+            calls: calls.clone(),
+        }));
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let mut model = shared.clone();
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    for round in 0..3 {
+                        let requests: Vec<_> = (0..1 + i % 3)
+                            .map(|k| {
+                                let text = format!("session {i} round {round} request {k}");
+                                (vec![Message::user(text)], Sampling::default())
+                            })
+                            .collect();
+                        let replies = model.generate(&requests).unwrap();
+                        let expected: Vec<String> =
+                            requests.iter().map(|(m, _)| m[0].content.clone()).collect();
+                        assert_eq!(replies, expected);
+                        got.push(replies.len());
+                    }
+                    got
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap().len(), 3);
+        }
+        let model_calls = calls.load(Ordering::SeqCst);
+        // 48 session calls; merged, far fewer model calls.
+        assert!(model_calls < 48 / 2, "{model_calls} model calls");
+        let (merged, requests) = shared.merged_calls();
+        assert_eq!(merged as usize, model_calls);
+        assert_eq!(requests, (0..16).map(|i| 3 * (1 + i % 3)).sum::<u64>());
+    }
+
+    #[test]
+    fn an_error_reaches_every_session_of_the_merged_call_and_not_others() {
+        let shared = SharedModel::new(Box::new(Echo {
+            calls: Arc::new(AtomicUsize::new(0)),
+        }));
+        let mut model = shared.clone();
+        assert!(model.p_yes(&[vec![]]).is_err());
+        assert_eq!(
+            model
+                .p_yes(&[vec![Message::user("q".to_string())]])
+                .unwrap(),
+            vec![1.0]
+        );
     }
 }
