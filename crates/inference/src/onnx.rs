@@ -261,7 +261,7 @@ impl OnnxModel {
             path: model_path.clone(),
             source,
         };
-        let session = Session::builder(env)
+        let builder = Session::builder(env)
             .map_err(ort_err)?
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| ort_err(e.into()))?
@@ -280,7 +280,16 @@ impl OnnxModel {
             } else {
                 ort::logging::LogLevel::Warning
             })
-            .map_err(|e| ort_err(e.into()))?
+            .map_err(|e| ort_err(e.into()))?;
+        // `TENBITS_ORT_PROFILE=PREFIX` writes ONNX Runtime's per-operator
+        // trace (PREFIX_<date>.json) for profiling, a developer's tool.
+        let mut builder = match std::env::var_os("TENBITS_ORT_PROFILE") {
+            Some(prefix) => builder
+                .with_profiling(std::path::PathBuf::from(prefix))
+                .map_err(|e| ort_err(e.into()))?,
+            None => builder,
+        };
+        let session = builder
             .commit_from_file(&model_path)
             .map_err(ort_err)?;
 
