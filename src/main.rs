@@ -289,8 +289,9 @@ struct ModelArgs {
 
 #[derive(Args, Clone)]
 struct CodingArgs {
-    /// Compression level, 1 (fastest) to 9 (smallest; codes with
-    /// qwen2.5-coder-0.5b unless --model says otherwise); also `-1` … `-9`,
+    /// Compression level, 1 (fastest) to 9 (codes each input with whichever
+    /// of smollm2-135m and qwen2.5-coder-0.5b predicts its first KB best,
+    /// unless --model says otherwise); also `-1` … `-9`,
     /// `--fast` (1) and `--best` (9). The file records what decoding needs,
     /// so decompress takes no level. README.md lists each level's measured
     /// size and speed [default: 6].
@@ -429,13 +430,44 @@ impl CodingArgs {
         tenbits_lossless::level(n)
     }
 
-    /// `model` with the level's model filled in where none was asked for.
-    fn model_args(&self, model: &ModelArgs) -> ModelArgs {
+    /// `model` with the level's model filled in where none was asked for:
+    /// the one of the level's models that codes the start of `data` best
+    /// (the choice is printed), or without data the first.
+    fn model_args(&self, model: &ModelArgs, data: Option<&[u8]>) -> Result<ModelArgs> {
         let mut model = model.clone();
-        if model.model.is_none() && model.model_dir.is_none() {
-            model.model = self.level().model.map(str::to_string);
+        let candidates = self.level().models;
+        if model.model.is_some() || model.model_dir.is_some() || candidates.is_empty() {
+            return Ok(model);
         }
-        model
+        let Some(data) = data.filter(|_| candidates.len() > 1) else {
+            model.model = Some(candidates[0].to_string());
+            return Ok(model);
+        };
+        let sample = &data[..data.len().min(tenbits_lossless::MODEL_ROUTE_BYTES)];
+        let mut scores = Vec::new();
+        for &name in candidates {
+            let mut loaded = load_model(Some(name), None, model.threads, false)?;
+            let routing =
+                tenbits_lossless::route(&mut loaded.model, sample, 1, usize::MAX, |_, _| Ok(()))?;
+            scores.push((name, routing.bits[0], routing.seconds));
+        }
+        let best = scores
+            .iter()
+            .fold(scores[0], |b, &s| if s.1 < b.1 { s } else { b });
+        let listed: Vec<String> = scores
+            .iter()
+            .map(|(n, bits, _)| format!("{n} {bits:.0}"))
+            .collect();
+        eprintln!(
+            "model: {} (level {} chooses on the first {} bytes; bits: {}; {:.1} s)",
+            best.0,
+            self.level().level,
+            sample.len(),
+            listed.join(", "),
+            scores.iter().map(|s| s.2).sum::<f64>()
+        );
+        model.model = Some(best.0.to_string());
+        Ok(model)
     }
 
     /// Compression options for `loaded`: the level's schedule with the
@@ -562,7 +594,7 @@ fn model_has_lora_graph(model: &ModelArgs) -> bool {
 /// Loads the coder for `data` with the adapter `coding` asks for (routing
 /// for `auto`), and says which it chose.
 fn load_coder(model: &ModelArgs, coding: &CodingArgs, data: &[u8]) -> Result<LoadedModel> {
-    let model = &coding.model_args(model);
+    let model = &coding.model_args(model, Some(data))?;
     let candidates = tenbits_lossless::adapters::candidates(&model.name(), &coding.adapter)?;
     // `auto` without adapters installed (or a model without LoRA inputs,
     // where every adapter would be refused) is the base model, at its speed.
@@ -971,7 +1003,9 @@ fn run(cli: Cli) -> Result<()> {
             coding,
             markdown,
         }) => {
-            let mut loaded = coding.model_args(&model).load(false)?;
+            // One model for every file: a level that chooses per input
+            // takes its first model here (name one with --model).
+            let mut loaded = coding.model_args(&model, None)?.load(false)?;
             let options = coding.options(&loaded);
             let threads = settings(model.threads).threads;
             let mut sink = bench::TerminalSink::default();

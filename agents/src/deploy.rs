@@ -309,6 +309,9 @@ pub struct SimReport {
     /// The server's counters (answerer's batches included), when it ran in
     /// this process.
     pub server: Option<ServerStats>,
+    /// The shared asker models' `generate`/`p_yes` calls, and the sessions'
+    /// calls merged into them ([`SharedModel::merged_calls`]).
+    pub asker_calls: (u64, u64),
     /// Every session's outcome, by index.
     pub outcomes: Vec<SessionOutcome>,
 }
@@ -415,6 +418,15 @@ impl fmt::Display for SimReport {
             self.requests,
             self.questions_per_second
         )?;
+        if self.asker_calls.0 > 0 {
+            write!(
+                f,
+                "\nasker models: {} batched calls carried {} requests ({:.1} per call)",
+                self.asker_calls.0,
+                self.asker_calls.1,
+                self.asker_calls.1 as f64 / self.asker_calls.0 as f64
+            )?;
+        }
         if let Some(s) = &self.server {
             write!(f, "\nanswerer: {}", s.answerer)?;
         }
@@ -492,6 +504,7 @@ pub async fn simulate_with(
         expect_name: Some(cfg.answerer.model.clone()),
     });
     let start = Instant::now();
+    let askers = context.askers.clone();
     let swarm = SwarmHandle::start(context, specs, cfg.swarm.askers).await?;
     hook(&swarm);
     let outcomes = swarm.finish().await?;
@@ -500,5 +513,10 @@ pub async fn simulate_with(
         Some(s) => Some(s.shutdown().await),
         None => None,
     };
-    Ok(SimReport::from_outcomes(outcomes, elapsed, stats))
+    let mut report = SimReport::from_outcomes(outcomes, elapsed, stats);
+    report.asker_calls = askers.iter().fold((0, 0), |(c, r), a| {
+        let (calls, requests) = a.merged_calls();
+        (c + calls, r + requests)
+    });
+    Ok(report)
 }

@@ -65,8 +65,9 @@ impl SharedModel {
         relock(&self.inner)
     }
 
-    /// Model calls run so far, and the requests they carried (merging
-    /// makes the first smaller than the number of sessions' calls).
+    /// `generate` and `p_yes` calls run on the model so far, and the
+    /// requests they carried (merging makes calls fewer than the sessions'
+    /// calls).
     pub fn merged_calls(&self) -> (u64, u64) {
         let (g, p) = (relock(&self.generate.state), relock(&self.p_yes.state));
         (g.calls + p.calls, g.requests + p.requests)

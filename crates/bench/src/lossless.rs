@@ -51,8 +51,7 @@ pub fn lossless<M: LanguageModel>(
     let mut total_model_bits = 0.0;
     let mut total_payload = 0usize;
     let mut notes = Vec::new();
-    let mut breakdown = Vec::new();
-    let mut sums = Breakdown::default();
+    let mut cold_work = Vec::new();
     for path in files {
         let data =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -102,24 +101,9 @@ pub fn lossless<M: LanguageModel>(
             stats.mix_predicted,
             100.0 * stats.mix_hits as f64 / stats.mix_predicted.max(1) as f64,
         ));
-        // What the cold starts cost: their first tokens again, with the
-        // text before them as context (outside the timings above).
-        let context = match options.schedule {
-            tenbits_lossless::Schedule::Windowed(w) => w.keep as usize,
-            tenbits_lossless::Schedule::Chunked { chunk_tokens, .. } => chunk_tokens as usize,
-        };
-        let warm = tenbits_lossless::warm_bits(model, &data, &stats.cold_starts, context)?;
-        let cold: f64 = stats.cold_starts.iter().map(|c| c.1).sum();
-        let row = Breakdown {
-            header: stats.container_bytes - stats.payload_bytes,
-            payload: stats.payload_bytes,
-            model_bits: stats.model_bits,
-            table_bits: stats.table_bits,
-            starts: stats.cold_starts.len(),
-            cold_extra_bits: cold - warm.iter().sum::<f64>(),
-        };
-        breakdown.push(row.line(&name));
-        sums.add(&row);
+        // Cold starts are priced after every file is timed (below), so the
+        // extra forward passes touch neither timings nor peak memory.
+        cold_work.push((name.clone(), data.clone(), stats.clone()));
 
         for codec in baselines() {
             let method = codec.name;
@@ -185,6 +169,28 @@ pub fn lossless<M: LanguageModel>(
             kb_per_s(total_in, ds),
             peak as f64 / 1e6
         ));
+    }
+    // What the cold starts cost: their first tokens again, with the text
+    // before them as context.
+    let context = match options.schedule {
+        tenbits_lossless::Schedule::Windowed(w) => w.keep as usize,
+        tenbits_lossless::Schedule::Chunked { chunk_tokens, .. } => chunk_tokens as usize,
+    };
+    let mut breakdown = Vec::new();
+    let mut sums = Breakdown::default();
+    for (name, data, stats) in &cold_work {
+        let warm = tenbits_lossless::warm_bits(model, data, &stats.cold_starts, context)?;
+        let cold: f64 = stats.cold_starts.iter().map(|c| c.1).sum();
+        let row = Breakdown {
+            header: stats.container_bytes - stats.payload_bytes,
+            payload: stats.payload_bytes,
+            model_bits: stats.model_bits,
+            table_bits: stats.table_bits,
+            starts: stats.cold_starts.len(),
+            cold_extra_bits: cold - warm.iter().sum::<f64>(),
+        };
+        breakdown.push(row.line(name));
+        sums.add(&row);
     }
     report.line(sink, String::new());
     report.line(sink, "Where tenbits' bytes go (bytes; cross-entropy is the model's own, before mixing; tables is what the coder's tables charge, after mixing; cold-start extra is what the first 64 tokens of every stream after the first cost beyond the same tokens with context):".into());

@@ -82,10 +82,15 @@ pub struct Level {
     pub level: u8,
     /// The schedule it writes.
     pub schedule: Windowed,
-    /// The registry model it codes with, where it names one (else the
-    /// default model or the one asked for).
-    pub model: Option<&'static str>,
+    /// The registry models it chooses between for each input (the one
+    /// that codes its first [`MODEL_ROUTE_BYTES`] bytes in fewest bits),
+    /// where it names any; else the default model or the one asked for.
+    pub models: &'static [&'static str],
 }
+
+/// Bytes of an input scored under each of a level's models to choose one
+/// (the same bytes for every model, whatever its tokenizer).
+pub const MODEL_ROUTE_BYTES: usize = 1024;
 
 /// Default compression level.
 pub const DEFAULT_LEVEL: u8 = 6;
@@ -106,21 +111,23 @@ pub fn level(n: u8) -> Level {
         min_segment,
         mixing,
     };
-    let (schedule, model) = match n {
-        1 => (w(512, 128, 32, 128, 0), None),
-        2 => (w(1024, 256, 24, 192, 1), None),
-        3 => (w(1024, 512, 16, 256, 1), None),
-        4 => (w(2048, 1024, 12, 384, 1), None),
-        5 => (w(2048, 1024, 10, 512, 1), None),
-        6 => (Windowed::DEFAULT, None),
-        7 => (w(2048, 1024, 4, 1536, 1), None),
-        8 => (w(4096, 2048, 1, 1, 1), None),
-        _ => (Windowed::DEFAULT, Some("qwen2.5-coder-0.5b")),
+    let (schedule, models): (Windowed, &'static [&'static str]) = match n {
+        1 => (w(512, 128, 32, 128, 0), &[]),
+        2 => (w(1024, 256, 24, 192, 1), &[]),
+        3 => (w(1024, 512, 16, 256, 1), &[]),
+        4 => (w(2048, 1024, 12, 384, 1), &[]),
+        5 => (w(2048, 1024, 10, 512, 1), &[]),
+        6 => (Windowed::DEFAULT, &[]),
+        7 => (w(2048, 1024, 4, 1536, 1), &[]),
+        8 => (w(4096, 2048, 1, 1, 1), &[]),
+        // Qwen2.5-Coder-0.5B codes Python far better than SmolLM2 and
+        // English prose worse (results/levels/): choose per input.
+        _ => (Windowed::DEFAULT, &["smollm2-135m", "qwen2.5-coder-0.5b"]),
     };
     Level {
         level: n,
         schedule,
-        model,
+        models,
     }
 }
 
