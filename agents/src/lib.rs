@@ -28,8 +28,9 @@
 //!   a connection (TCP or channels, one code path), so the synchronous
 //!   session loop [`tenbits_qa::run_remote`] runs across the wire (it
 //!   blocks on the runtime's handle; see its docs).
-//! - [`SharedModel`] lets many sessions share one loaded small model (calls
-//!   serialized by a lock).
+//! - [`SharedModel`] lets many sessions share one loaded small model: their
+//!   concurrent `generate` and `p_yes` calls are merged into one batched
+//!   call each time the model is free.
 //! - [`SwarmSupervisor`] runs each session as a child actor
 //!   ([`AskerSession`]): a failing, panicking or cancelled session ends
 //!   alone and is reported as a [`SessionOutcome::Failed`].
