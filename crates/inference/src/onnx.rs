@@ -289,9 +289,7 @@ impl OnnxModel {
                 .map_err(|e| ort_err(e.into()))?,
             None => builder,
         };
-        let session = builder
-            .commit_from_file(&model_path)
-            .map_err(ort_err)?;
+        let session = builder.commit_from_file(&model_path).map_err(ort_err)?;
 
         let layout_err = |what: &str| InferenceError::ModelLayout {
             path: model_path.clone(),
