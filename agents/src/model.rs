@@ -113,13 +113,15 @@ impl<Req, Out> Default for Merger<Req, Out> {
 
 impl<Req: Clone, Out> Merger<Req, Out> {
     /// `requests`' results, computed by `run` over them and whatever other
-    /// sessions' requests wait at the same time.
-    fn call(&self, requests: &[Req], run: impl FnOnce(&[Req]) -> Outcome<Out>) -> Outcome<Out> {
+    /// sessions' requests wait at the same time. When the merged call
+    /// fails, each session's requests run again alone, so a failure (or
+    /// panic) reaches only the session that caused it.
+    fn call(&self, requests: &[Req], mut run: impl FnMut(&[Req]) -> Outcome<Out>) -> Outcome<Out> {
         let mut state = relock(&self.state);
         let ticket = state.next_ticket;
         state.next_ticket += 1;
         state.waiting.push((ticket, requests.to_vec()));
-        let mut run = Some(run);
+        let mut led = false;
         loop {
             if let Some(result) = state.done.remove(&ticket) {
                 return result;
@@ -128,43 +130,33 @@ impl<Req: Clone, Out> Merger<Req, Out> {
             // (a leader files every result before it clears `busy`), so we
             // lead, once.
             if !state.busy {
-                let Some(run) = run.take() else {
+                if led {
                     return Err(ModelError("merged call lost its result".into()));
-                };
+                }
+                led = true;
                 state.busy = true;
                 let jobs = std::mem::take(&mut state.waiting);
                 drop(state);
                 let all: Vec<Req> = jobs.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&all)))
-                    .unwrap_or_else(|_| Err(ModelError("the model panicked".into())));
-                state = relock(&self.state);
-                state.calls += 1;
-                state.requests += all.len() as u64;
-                match outcome {
-                    Ok(outs) if outs.len() == all.len() => {
-                        let mut outs = outs.into_iter();
-                        for (t, reqs) in jobs {
-                            state
-                                .done
-                                .insert(t, Ok(outs.by_ref().take(reqs.len()).collect()));
-                        }
-                    }
+                let mut results = Vec::with_capacity(jobs.len());
+                match guarded(&mut run, &all) {
                     Ok(outs) => {
-                        let message = format!(
-                            "the model returned {} results for {} requests",
-                            outs.len(),
-                            all.len()
-                        );
-                        for (t, _) in jobs {
-                            state.done.insert(t, Err(ModelError(message.clone())));
+                        let mut outs = outs.into_iter();
+                        for (t, reqs) in &jobs {
+                            results.push((*t, Ok(outs.by_ref().take(reqs.len()).collect())));
                         }
                     }
-                    Err(e) => {
-                        for (t, _) in jobs {
-                            state.done.insert(t, Err(ModelError(e.0.clone())));
+                    Err(e) if jobs.len() == 1 => results.push((jobs[0].0, Err(e))),
+                    Err(_) => {
+                        for (t, reqs) in &jobs {
+                            results.push((*t, guarded(&mut run, reqs)));
                         }
                     }
                 }
+                state = relock(&self.state);
+                state.calls += 1;
+                state.requests += all.len() as u64;
+                state.done.extend(results);
                 state.busy = false;
                 self.finished.notify_all();
             } else {
@@ -175,6 +167,24 @@ impl<Req: Clone, Out> Merger<Req, Out> {
             }
         }
     }
+}
+
+/// `run(requests)`, with a panic turned into an error and a wrong number
+/// of results refused.
+fn guarded<Req, Out>(
+    run: &mut impl FnMut(&[Req]) -> Outcome<Out>,
+    requests: &[Req],
+) -> Outcome<Out> {
+    let outs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(requests)))
+        .unwrap_or_else(|_| Err(ModelError("the model panicked".into())))?;
+    if outs.len() != requests.len() {
+        return Err(ModelError(format!(
+            "the model returned {} results for {} requests",
+            outs.len(),
+            requests.len()
+        )));
+    }
+    Ok(outs)
 }
 
 impl ChatModel for SharedModel {
@@ -235,6 +245,7 @@ mod tests {
                 .collect())
         }
         fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
+            std::thread::sleep(std::time::Duration::from_millis(30));
             if conversations.iter().any(|c| c.is_empty()) {
                 return Err(ModelError("empty conversation".into()));
             }
@@ -289,17 +300,24 @@ mod tests {
     }
 
     #[test]
-    fn an_error_reaches_every_session_of_the_merged_call_and_not_others() {
+    fn an_error_reaches_only_the_session_that_caused_it() {
         let shared = SharedModel::new(Box::new(Echo {
             calls: Arc::new(AtomicUsize::new(0)),
         }));
-        let mut model = shared.clone();
-        assert!(model.p_yes(&[vec![]]).is_err());
-        assert_eq!(
-            model
-                .p_yes(&[vec![Message::user("q".to_string())]])
-                .unwrap(),
-            vec![1.0]
-        );
+        let ok = || vec![Message::user("q".to_string())];
+        let spawn = |conversation: Vec<Message>| {
+            let mut model = shared.clone();
+            std::thread::spawn(move || model.p_yes(&[conversation]))
+        };
+        // The first call keeps the model busy; the next two wait and are
+        // merged into one call, which fails on the empty conversation and
+        // is run again session by session.
+        let first = spawn(ok());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let (bad, good) = (spawn(vec![]), spawn(ok()));
+        assert_eq!(first.join().unwrap().unwrap(), vec![1.0]);
+        assert!(bad.join().unwrap().is_err());
+        assert_eq!(good.join().unwrap().unwrap(), vec![1.0]);
+        assert_eq!(shared.merged_calls(), (2, 3), "one call of one, one of two");
     }
 }
