@@ -538,6 +538,8 @@ fn run_windowed<M: LanguageModel>(
         } else {
             // The window is full: start again from the start token and the
             // last keep - 1 tokens (the pending input included).
+            // The old cache goes first: both at once would double the peak.
+            drop(cache);
             cache = model.new_cache(streams, window.min(keep + steps - step));
             counts.slides += 1;
             let context: Vec<&[u32]> = fed.iter().map(|f| &f[f.len() - (keep - 1)..]).collect();
