@@ -51,19 +51,24 @@ impl AdapterId {
 
     /// Parses a header's adapter field (12 lowercase hex digits).
     pub fn parse_header(text: &str) -> Option<[u8; ADAPTER_HASH_LEN]> {
-        if text.len() != 2 * ADAPTER_HASH_LEN {
+        parse_hex(text)
+    }
+}
+
+/// `N` bytes from exactly `2N` lowercase hex digits (what [`hex`] writes).
+pub(crate) fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        let pair = text.get(2 * i..2 * i + 2)?;
+        if pair.bytes().any(|b| b.is_ascii_uppercase()) {
             return None;
         }
-        let mut hash = [0u8; ADAPTER_HASH_LEN];
-        for (i, byte) in hash.iter_mut().enumerate() {
-            let pair = text.get(2 * i..2 * i + 2)?;
-            if pair.bytes().any(|b| b.is_ascii_uppercase()) {
-                return None;
-            }
-            *byte = u8::from_str_radix(pair, 16).ok()?;
-        }
-        Some(hash)
+        *byte = u8::from_str_radix(pair, 16).ok()?;
     }
+    Some(out)
 }
 
 impl fmt::Display for AdapterId {

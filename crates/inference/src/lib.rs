@@ -275,7 +275,7 @@ impl Fingerprint {
 
     /// Hex form of the first (at most 6) bytes of a hash, for messages.
     pub fn short_hex(hash: &[u8]) -> String {
-        hash.iter().take(6).map(|b| format!("{b:02x}")).collect()
+        adapter::hex(&hash[..hash.len().min(6)])
     }
 }
 
@@ -333,48 +333,33 @@ fn sha256_remembered(path: &Path) -> Result<[u8; 32], InferenceError> {
     let Some((full, stamp)) = stamp else {
         return sha256_file(path);
     };
-    let key: String = Sha256::digest(full.to_string_lossy().as_bytes())[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let record = registry::cache_dir().join("fingerprints").join(key);
+    let key = adapter::hex(&Sha256::digest(full.to_string_lossy().as_bytes())[..8]);
+    let record = registry::cache_dir().join("fingerprints").join(&key);
     if let Ok(text) = std::fs::read_to_string(&record) {
         let mut lines = text.lines();
         if let (Some(s), Some(hex), Some(p)) = (lines.next(), lines.next(), lines.next()) {
             if s == stamp && p == full.to_string_lossy() {
-                if let Some(sum) = parse_sha256(hex) {
+                if let Some(sum) = adapter::parse_hex::<32>(hex) {
                     return Ok(sum);
                 }
             }
         }
     }
     let sum = sha256_file(path)?;
-    let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
-    let text = format!("{stamp}\n{hex}\n{}\n", full.to_string_lossy());
+    let text = format!(
+        "{stamp}\n{}\n{}\n",
+        adapter::hex(&sum),
+        full.to_string_lossy()
+    );
     // Best effort, written whole (temp file, then rename).
     if let Some(dir) = record.parent() {
-        let tmp = dir.join(format!(
-            ".{}.{}",
-            std::process::id(),
-            record.display().to_string().len()
-        ));
+        let tmp = dir.join(format!(".{key}.{}.tmp", std::process::id()));
         let _ = std::fs::create_dir_all(dir)
             .and_then(|_| std::fs::write(&tmp, text))
             .and_then(|_| std::fs::rename(&tmp, &record));
         let _ = std::fs::remove_file(&tmp);
     }
     Ok(sum)
-}
-
-fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
 }
 
 /// sha256 of a file, streamed.
