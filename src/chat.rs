@@ -217,7 +217,7 @@ pub fn generate_command(
     raw: bool,
     args: &SamplingArgs,
 ) -> Result<()> {
-    let loaded = model.load(false)?;
+    let loaded = model.load_for_generation()?;
     let mut generator = Generator::new(loaded.model)?;
     let prompt_ids = if raw {
         let vocab = generator.model().vocab_size() as u32;
@@ -249,7 +249,7 @@ pub fn generate_command(
 
 /// `tenbits chat`: an interactive conversation on stdin/stdout.
 pub fn chat_command(model: &ModelArgs, args: &SamplingArgs) -> Result<()> {
-    let loaded = model.load(false)?;
+    let loaded = model.load_for_generation()?;
     let name = loaded.name.clone();
     let mut generator = Generator::new(loaded.model)?;
     let interactive = std::io::stdin().is_terminal();

@@ -108,6 +108,9 @@ model's ``convert_args``, and it is written into config.json and model.onnx.
 model.onnx.data, tokenizer.json or config.json, for any input), or stale
 conversions stay in use.  Changes that leave the output identical (comments,
 refactoring) must not bump it, so that nobody reconverts for nothing.
+``model-rows.onnx`` is the exception that proves the rule: it is a pure
+function of model.onnx (see rows.py), so set-up derives it for conversions
+that lack it instead of converting again.
 """
 
 from __future__ import annotations

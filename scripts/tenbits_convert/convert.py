@@ -14,6 +14,7 @@ import numpy as np
 from . import CONVERTER_VERSION, ConversionError, log
 from .gguf_io import GGUFModel, HParams, sha256_file
 from .graph import OPSET, build_model
+from .rows import ROWS_GRAPH_NAME, derive as derive_rows
 from .tokenizer import build_tokenizer
 
 # protobuf cannot serialize messages over 2 GiB; stay well below it.
@@ -64,6 +65,9 @@ def convert(gguf_path: str, out_dir: str, external_data: str = "auto",
                 f.write(model.SerializeToString(deterministic=True))
             del model
 
+        # Logits only at the rows asked for, for generation and scoring.
+        derive_rows(tmp, quiet=True)
+
         with open(os.path.join(tmp, "tokenizer.json"), "w", encoding="utf-8") as f:
             # Insertion order (vocab by id) is already deterministic; keeping it
             # makes the file read like a Hugging Face original.
@@ -103,7 +107,7 @@ def convert(gguf_path: str, out_dir: str, external_data: str = "auto",
             f.write("\n")
 
         os.makedirs(out_dir, exist_ok=True)
-        names = ["model.onnx", "tokenizer.json", "config.json"]
+        names = ["model.onnx", ROWS_GRAPH_NAME, "tokenizer.json", "config.json"]
         if lora_rank:
             names.insert(1, LORA_GRAPH_NAME)
         elif os.path.exists(os.path.join(out_dir, LORA_GRAPH_NAME)):

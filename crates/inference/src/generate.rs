@@ -230,6 +230,7 @@ impl<M: BatchedModel> Generator<M> {
         }
         let started = std::time::Instant::now();
         let mut logits = Vec::new();
+        let one_row = vec![0; streams];
         loop {
             let mut next = vec![self.pad; streams];
             let mut real = vec![false; streams];
@@ -262,7 +263,7 @@ impl<M: BatchedModel> Generator<M> {
                 break;
             }
             self.model
-                .forward_padded(&mut cache, &next, Some(&real), &mut logits)?;
+                .forward_rows(&mut cache, &next, Some(&real), &one_row, &mut logits)?;
             self.stats.decode_steps += 1;
             self.stats.decode_tokens += real.iter().filter(|&&r| r).count();
             logits.truncate(batch * vocab);
@@ -399,8 +400,10 @@ impl<M: BatchedModel> Generator<M> {
         let mut logits = Vec::new();
         let mut cache = if shared > 0 {
             let mut one = self.model.new_cache(1, shared);
+            // The shared prefix's logits are never read: ask for one row.
             for block in prompts[0][..shared].chunks(BLOCK) {
-                self.model.forward(&mut one, block, &mut logits)?;
+                self.model
+                    .forward_rows(&mut one, block, None, &[0], &mut logits)?;
             }
             self.stats.reused_tokens += shared * (batch - 1);
             one.fork(0, batch, capacity)?
@@ -409,7 +412,8 @@ impl<M: BatchedModel> Generator<M> {
         };
         self.stats.prefill_tokens += shared;
         // The rest of each prompt in blocks of BLOCK slots, right-padded;
-        // each stream's logits are kept from the block holding its last token.
+        // each stream's logits are kept from the block holding its last
+        // token, the only row asked for (row 0 of the others is ignored).
         let mut last = vec![0.0f32; batch * vocab];
         let mut start = shared;
         while start < longest {
@@ -421,13 +425,17 @@ impl<M: BatchedModel> Generator<M> {
                     real.push(at < p.len());
                 }
             }
+            let ends_here = |p: &[u32]| p.len() > start && p.len() <= start + BLOCK;
+            let rows: Vec<usize> = prompts
+                .iter()
+                .map(|p| if ends_here(p) { p.len() - 1 - start } else { 0 })
+                .collect();
             self.model
-                .forward_padded(&mut cache, &tokens, Some(&real), &mut logits)?;
+                .forward_rows(&mut cache, &tokens, Some(&real), &rows, &mut logits)?;
             for (b, p) in prompts.iter().enumerate() {
-                if p.len() > start && p.len() <= start + BLOCK {
-                    let row = b * BLOCK + (p.len() - 1 - start);
+                if ends_here(p) {
                     last[b * vocab..(b + 1) * vocab]
-                        .copy_from_slice(&logits[row * vocab..(row + 1) * vocab]);
+                        .copy_from_slice(&logits[b * vocab..(b + 1) * vocab]);
                 }
             }
             self.stats.prefill_tokens += real.iter().filter(|&&r| r).count();

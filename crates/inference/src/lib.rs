@@ -162,11 +162,76 @@ pub trait BatchedModel: LanguageModel<Cache: BatchCache> {
         logits: &mut Vec<f32>,
     ) -> Result<(), InferenceError>;
 
+    /// As [`Self::forward_padded`], but returns only the logits at `rows`:
+    /// for each stream, the same number `k` of indices into this call's
+    /// positions (`rows.len() = batch × k`), giving `batch × k × vocab`
+    /// logits. The cache advances exactly as with `forward_padded`.
+    ///
+    /// Why: yes/no scoring and prefill need one row per stream, and a full
+    /// LM head over every position is about a quarter of a small model's
+    /// prefill. The default computes every row and keeps those asked for;
+    /// [`OnnxModel`] loaded with [`OnnxModel::load_for_rows`] computes only
+    /// them.
+    fn forward_rows(
+        &mut self,
+        cache: &mut Self::Cache,
+        tokens: &[u32],
+        real: Option<&[bool]>,
+        rows: &[usize],
+        logits: &mut Vec<f32>,
+    ) -> Result<(), InferenceError> {
+        let batch = cache.batch();
+        let seq = check_rows(tokens.len(), batch, rows)?;
+        let mut all = Vec::new();
+        self.forward_padded(cache, tokens, real, &mut all)?;
+        pick_rows(&all, batch, seq, self.vocab_size(), rows, logits);
+        Ok(())
+    }
+
     /// Whether this model's caches can [`BatchCache::fork`] (for
     /// [`OnnxModel`], those of [`KvLayout::Static`] models). Where they
     /// cannot, [`Generator`] computes every prompt in full, and runs a lone
     /// request as a batch of one.
     fn can_fork(&self) -> bool;
+}
+
+/// Checks the `rows` of [`BatchedModel::forward_rows`] against a call of
+/// `tokens` tokens in `batch` streams; returns the positions per stream.
+pub(crate) fn check_rows(
+    tokens: usize,
+    batch: usize,
+    rows: &[usize],
+) -> Result<usize, InferenceError> {
+    if batch == 0 || tokens == 0 || !tokens.is_multiple_of(batch) {
+        return Err(InferenceError::BatchMismatch { tokens, batch });
+    }
+    let seq = tokens / batch;
+    if rows.is_empty() || !rows.len().is_multiple_of(batch) || rows.iter().any(|&r| r >= seq) {
+        return Err(InferenceError::RowsMismatch {
+            rows: rows.len(),
+            batch,
+            seq,
+        });
+    }
+    Ok(seq)
+}
+
+/// Copies the logits at `rows` (checked by [`check_rows`]) out of every
+/// position's (`batch × seq × vocab`).
+pub(crate) fn pick_rows(
+    all: &[f32],
+    batch: usize,
+    seq: usize,
+    vocab: usize,
+    rows: &[usize],
+    logits: &mut Vec<f32>,
+) {
+    let k = rows.len() / batch;
+    logits.clear();
+    for (i, &row) in rows.iter().enumerate() {
+        let at = (i / k) * seq + row;
+        logits.extend_from_slice(&all[at * vocab..(at + 1) * vocab]);
+    }
 }
 
 /// What `config.json` beside a converted model says about it.
@@ -533,6 +598,18 @@ pub enum InferenceError {
         /// Streams in the cache.
         batch: usize,
     },
+    /// [`BatchedModel::forward_rows`] got rows that are not the same
+    /// number per stream, or that point past the call's positions.
+    #[error("{rows} logit rows do not split evenly into {batch} streams of positions 0..{seq}")]
+    RowsMismatch {
+        /// Rows asked for.
+        rows: usize,
+        /// Streams in the call.
+        batch: usize,
+        /// Positions per stream in the call.
+        seq: usize,
+    },
+
     /// [`BatchedModel::forward_padded`] got other than one flag per token.
     #[error("{flags} padding flags for {tokens} tokens; one per token is needed")]
     PaddingMismatch {

@@ -15,6 +15,26 @@ use ort::value::{DynValue, Tensor, TensorRef};
 /// The graph with LoRA inputs, beside `model.onnx` (see [`crate::adapter`]).
 const LORA_GRAPH: &str = "model-lora.onnx";
 
+/// The graph that returns logits only at the rows asked for (input
+/// `logit_rows`), derived from `model.onnx` by
+/// `scripts/tenbits_convert/rows.py`; see [`OnnxModel::load_for_rows`].
+const ROWS_GRAPH: &str = "model-rows.onnx";
+
+/// Metadata key of [`ROWS_GRAPH`]: the sha256 of the `model.onnx` it was
+/// derived from, in hex.
+const ROWS_BASE_KEY: &str = "tenbits.base_sha256";
+
+/// Which of a model directory's graphs a session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Graph {
+    /// `model.onnx`: logits at every position.
+    Base,
+    /// [`LORA_GRAPH`].
+    Lora,
+    /// [`ROWS_GRAPH`].
+    Rows,
+}
+
 use crate::adapter::{ActiveAdapter, Adapter, AdapterId};
 use crate::{
     BatchCache, BatchedModel, Fingerprint, InferenceError, KvLayout, LanguageModel, ModelConfig,
@@ -102,6 +122,8 @@ pub struct OnnxModel {
     layout: KvLayout,
     /// Whether the session runs `model-lora.onnx` (adapters can be set).
     lora: bool,
+    /// Whether the session runs `model-rows.onnx` (takes `logit_rows`).
+    rows: bool,
     /// The active adapter and the run options that bind it.
     adapter: Option<ActiveAdapter>,
 }
@@ -195,7 +217,37 @@ impl BatchCache for KvCache {
 impl OnnxModel {
     /// Loads `model.onnx`, `tokenizer.json` and `config.json` from `dir`.
     pub fn load(dir: &Path, settings: SessionSettings) -> Result<OnnxModel, InferenceError> {
-        Self::load_graph(dir, settings, false)
+        Self::load_graph(dir, settings, Graph::Base)
+    }
+
+    /// As [`Self::load`], but runs `model-rows.onnx` where the directory
+    /// has one derived from this `model.onnx`, so that
+    /// [`BatchedModel::forward_rows`] computes the LM head only at the rows
+    /// asked for: what generation, yes/no scoring and prefill need. The
+    /// layers and the cache are the base graph's; the fingerprint is the
+    /// base model's. Without a matching rows graph this is [`Self::load`].
+    ///
+    /// The lossless coder, which needs every position's logits, loads the
+    /// base graph: the head's rows are the same computation, but one
+    /// process must not code with one graph what another decodes with the
+    /// other.
+    pub fn load_for_rows(
+        dir: &Path,
+        settings: SessionSettings,
+    ) -> Result<OnnxModel, InferenceError> {
+        // `TENBITS_NO_ROWS_GRAPH=1` runs the base graph instead: the "before"
+        // of `bench swarm`'s comparison, a developer's switch.
+        let disabled = std::env::var_os("TENBITS_NO_ROWS_GRAPH").is_some_and(|v| v == "1");
+        if dir.join(ROWS_GRAPH).is_file() && !disabled {
+            Self::load_graph(dir, settings, Graph::Rows)
+        } else {
+            Self::load(dir, settings)
+        }
+    }
+
+    /// Whether the session computes logits only at the rows asked for.
+    pub fn computes_rows_only(&self) -> bool {
+        self.rows
     }
 
     /// As [`Self::load`], but runs `model-lora.onnx`, the graph with LoRA
@@ -207,7 +259,7 @@ impl OnnxModel {
         dir: &Path,
         settings: SessionSettings,
     ) -> Result<OnnxModel, InferenceError> {
-        Self::load_graph(dir, settings, true)
+        Self::load_graph(dir, settings, Graph::Lora)
     }
 
     /// Whether `dir` holds a graph with LoRA inputs.
@@ -238,13 +290,14 @@ impl OnnxModel {
     fn load_graph(
         dir: &Path,
         settings: SessionSettings,
-        lora: bool,
+        graph: Graph,
     ) -> Result<OnnxModel, InferenceError> {
         let base_path = dir.join("model.onnx");
-        let model_path = if lora {
-            dir.join(LORA_GRAPH)
-        } else {
-            base_path.clone()
+        let (lora, rows) = (graph == Graph::Lora, graph == Graph::Rows);
+        let model_path = match graph {
+            Graph::Base => base_path.clone(),
+            Graph::Lora => dir.join(LORA_GRAPH),
+            Graph::Rows => dir.join(ROWS_GRAPH),
         };
         let tokenizer_path = dir.join("tokenizer.json");
         for path in [&model_path, &tokenizer_path] {
@@ -290,13 +343,35 @@ impl OnnxModel {
             None => builder,
         };
         let session = builder.commit_from_file(&model_path).map_err(ort_err)?;
+        if rows {
+            // A rows graph left from an older model.onnx would compute
+            // another model: use the base graph instead.
+            let derived_from = session
+                .metadata()
+                .ok()
+                .and_then(|m| m.custom(ROWS_BASE_KEY));
+            let base_sha = crate::adapter::hex(&crate::sha256_remembered(&base_path)?);
+            if derived_from.as_deref() != Some(base_sha.as_str()) {
+                tracing::warn!(
+                    path = %model_path.display(),
+                    "ignoring {ROWS_GRAPH}: it was not derived from this model.onnx; run `python3 scripts/setup.py` to derive it again"
+                );
+                drop(session);
+                return Self::load_graph(dir, settings, Graph::Base);
+            }
+        }
 
         let layout_err = |what: &str| InferenceError::ModelLayout {
             path: model_path.clone(),
             what: what.to_string(),
         };
         let input_names: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
-        for required in ["input_ids", "attention_mask", "position_ids"] {
+        let required_inputs: &[&str] = if rows {
+            &["input_ids", "attention_mask", "position_ids", "logit_rows"]
+        } else {
+            &["input_ids", "attention_mask", "position_ids"]
+        };
+        for &required in required_inputs {
             if !input_names.contains(&required) {
                 return Err(layout_err(&format!("missing input `{required}`")));
             }
@@ -351,6 +426,7 @@ impl OnnxModel {
             vocab,
             layout,
             lora,
+            rows,
             adapter: None,
         })
     }
@@ -427,6 +503,40 @@ impl BatchedModel for OnnxModel {
         real: Option<&[bool]>,
         logits: &mut Vec<f32>,
     ) -> Result<(), InferenceError> {
+        self.run(cache, tokens, real, None, logits)
+    }
+
+    fn forward_rows(
+        &mut self,
+        cache: &mut KvCache,
+        tokens: &[u32],
+        real: Option<&[bool]>,
+        rows: &[usize],
+        logits: &mut Vec<f32>,
+    ) -> Result<(), InferenceError> {
+        crate::check_rows(tokens.len(), cache.batch, rows)?;
+        if self.rows {
+            return self.run(cache, tokens, real, Some(rows), logits);
+        }
+        let (batch, seq) = (cache.batch, tokens.len() / cache.batch);
+        let mut all = Vec::new();
+        self.run(cache, tokens, real, None, &mut all)?;
+        crate::pick_rows(&all, batch, seq, self.vocab, rows, logits);
+        Ok(())
+    }
+}
+
+impl OnnxModel {
+    /// One pass: logits at every position (`rows` = `None`) or, with the
+    /// rows graph, at the given rows (checked by the caller).
+    fn run(
+        &mut self,
+        cache: &mut KvCache,
+        tokens: &[u32],
+        real: Option<&[bool]>,
+        rows: Option<&[usize]>,
+        logits: &mut Vec<f32>,
+    ) -> Result<(), InferenceError> {
         let batch = cache.batch;
         if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
             return Err(InferenceError::BatchMismatch {
@@ -485,7 +595,7 @@ impl BatchedModel for OnnxModel {
         }
 
         let mut inputs: Vec<(String, SessionInputValue<'_>)> =
-            Vec::with_capacity(3 + self.past_names.len());
+            Vec::with_capacity(4 + self.past_names.len());
         inputs.push((
             "input_ids".into(),
             Tensor::from_array(([batch, seq], ids))
@@ -504,6 +614,21 @@ impl BatchedModel for OnnxModel {
                 .map_err(run_err)?
                 .into(),
         ));
+        // The rows graph returns `out_rows` rows per stream: those asked
+        // for, or every position.
+        let out_rows = rows.map_or(seq, |r| r.len() / batch);
+        if self.rows {
+            let index: Vec<i64> = match rows {
+                Some(r) => r.iter().map(|&r| r as i64).collect(),
+                None => (0..batch).flat_map(|_| 0..seq as i64).collect(),
+            };
+            inputs.push((
+                "logit_rows".into(),
+                Tensor::from_array(([batch, out_rows], index))
+                    .map_err(run_err)?
+                    .into(),
+            ));
+        }
         match &mut cache.storage {
             KvStorage::Concat(values) if values.is_empty() => {
                 for name in &self.past_names {
@@ -540,9 +665,11 @@ impl BatchedModel for OnnxModel {
             let (shape, data) = outputs["logits"]
                 .try_extract_tensor::<f32>()
                 .map_err(run_err)?;
-            if shape.len() != 3 || shape[0] as usize != batch || shape[1] as usize != seq {
+            if shape.len() != 3 || shape[0] as usize != batch || shape[1] as usize != out_rows {
                 return Err(InferenceError::UnexpectedOutput {
-                    what: format!("logits have shape {shape:?}, expected [{batch}, {seq}, vocab]"),
+                    what: format!(
+                        "logits have shape {shape:?}, expected [{batch}, {out_rows}, vocab]"
+                    ),
                 });
             }
             let vocab = shape[2] as usize;
