@@ -22,7 +22,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn serve_command(path: &Path) -> Result<()> {
     let cfg = load_config(path)?;
     let rt = runtime()?;
-    rt.block_on(async {
+    let grace = cfg.limits.shutdown_timeout();
+    let served = rt.block_on(async {
         eprintln!("loading {} ...", cfg.answerer.model);
         let server = tenbits_agents::serve(&cfg, onnx_factory()).await?;
         match server.local_addr() {
@@ -30,22 +31,37 @@ pub fn serve_command(path: &Path) -> Result<()> {
             None => eprintln!("answerer {} serving in-process channels only (transport.kind = \"channel\")", cfg.answerer.model),
         }
         tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
-        eprintln!("stopping");
-        let stats = server.shutdown().await;
+        eprintln!(
+            "stopping (at most {} ms; Ctrl-C again stops at once)",
+            grace.as_millis() * 2
+        );
+        tokio::spawn(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("stopped");
+                std::process::exit(130);
+            }
+        });
+        let stats = server.shutdown_within(grace).await;
         println!(
-            "connections {} (refused {}, completed {}, dropped {}), requests {} (bad {}), wire {} bytes for {} answer bits",
+            "connections {} (refused {}, completed {}, dropped {}, busy {}, timed out {}), requests {} (bad {}, too long {}), wire {} bytes for {} answer bits",
             stats.connections,
             stats.handshake_failures,
             stats.sessions_completed,
             stats.sessions_dropped,
+            stats.refused_busy,
+            stats.timeouts,
             stats.requests,
             stats.bad_requests,
+            stats.too_long,
             stats.wire.bytes_sent + stats.wire.bytes_received,
             stats.wire.payload_bits_sent
         );
         println!("{}", stats.answerer);
-        Ok(())
-    })
+        Ok::<_, anyhow::Error>(())
+    });
+    // A batch still running on a blocking thread is abandoned, not awaited.
+    rt.shutdown_timeout(grace);
+    served
 }
 
 pub fn ask_command(path: &Path, problem: &str) -> Result<()> {

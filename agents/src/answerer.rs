@@ -282,12 +282,14 @@ pub struct AnswererHandle {
     actor: ActorRef<AnswererMsg>,
     model_id: [u8; 16],
     model_name: String,
+    budget: Option<tenbits_qa::PromptBudget>,
 }
 
 impl AnswererHandle {
     /// Starts an answerer actor.
     pub async fn spawn(args: AnswererArgs) -> Result<Self, AgentError> {
         let (model_id, model_name) = (args.model.model_id(), args.model.name().to_string());
+        let budget = args.model.prompt_budget();
         let (actor, _join) = Actor::spawn(None, AnswererActor, args)
             .await
             .map_err(|e| AgentError::Actor(format!("cannot start the answerer: {e}")))?;
@@ -295,7 +297,13 @@ impl AnswererHandle {
             actor,
             model_id,
             model_name,
+            budget,
         })
+    }
+
+    /// The model's context and token counter, where it has them.
+    pub fn prompt_budget(&self) -> Option<&tenbits_qa::PromptBudget> {
+        self.budget.as_ref()
     }
 
     /// The model's id.
@@ -329,7 +337,13 @@ impl AnswererHandle {
 
     /// The counters so far.
     pub async fn stats(&self) -> Result<AnswererStats, AgentError> {
-        match self.actor.call(AnswererMsg::Stats, None).await {
+        self.stats_within(None).await
+    }
+
+    /// [`Self::stats`], giving up after `limit` (the actor answers between
+    /// batches, so a long batch would hold a plain call).
+    pub async fn stats_within(&self, limit: Option<Duration>) -> Result<AnswererStats, AgentError> {
+        match self.actor.call(AnswererMsg::Stats, limit).await {
             Ok(ractor::rpc::CallResult::Success(s)) => Ok(s),
             _ => Err(AgentError::Actor("the answerer is gone".into())),
         }

@@ -9,9 +9,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+use tenbits_messaging::{Timeouts, TlsClient, TlsServer, Token};
 use tenbits_qa::{AnswererView, Config, Knowledge, Sampling, Setting, Task};
 
+use crate::server::ServiceLimits;
 use crate::AgentError;
 
 /// Prefix of environment overrides.
@@ -34,6 +38,10 @@ pub struct DeploymentConfig {
     pub transport: TransportConfig,
     /// Many askers against one answerer.
     pub swarm: SwarmConfig,
+    /// What one peer may cost the answerer: timeouts, caps, lengths.
+    pub limits: LimitsConfig,
+    /// Who may connect: token and TLS.
+    pub security: SecurityConfig,
 }
 
 /// `[asker]`.
@@ -232,6 +240,14 @@ pub struct TransportConfig {
     pub listen: String,
     /// Where an asker connects.
     pub connect: String,
+    /// Whether an asker whose connection drops connects again (with
+    /// back-off, up to `reconnect_attempts` times) and resends the request
+    /// in flight: answers are a function of the request, so the transcript
+    /// is the one an unbroken connection gives. `false`: the session fails
+    /// with the connection's error.
+    pub reconnect: bool,
+    /// Connection attempts after a drop, with `reconnect`.
+    pub reconnect_attempts: u32,
 }
 
 impl Default for TransportConfig {
@@ -240,8 +256,208 @@ impl Default for TransportConfig {
             kind: TransportKind::Channel,
             listen: "127.0.0.1:7410".into(),
             connect: "127.0.0.1:7410".into(),
+            reconnect: false,
+            reconnect_attempts: 8,
         }
     }
+}
+
+/// `[limits]`: what one connection may cost the answerer. Times in
+/// milliseconds; 0 turns a timeout off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Connections served at once; more get a `BUSY` error and are closed.
+    pub max_connections: usize,
+    /// Longest TLS handshake, token check and hello exchange.
+    pub handshake_timeout_ms: u64,
+    /// Longest silence between frames (an asker drafting with a slow small
+    /// model is silent meanwhile, hence minutes).
+    pub idle_timeout_ms: u64,
+    /// Longest time from a frame's first byte to its last, and longest send.
+    pub frame_timeout_ms: u64,
+    /// Longest frame, in bytes.
+    pub max_frame_bytes: usize,
+    /// Most tokens of problem, draft and one question together; 0: the
+    /// model's context less 1,024 (for the prompt and its own solution).
+    pub max_prompt_tokens: usize,
+    /// How long shutdown waits for open connections and the answerer.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 600_000,
+            frame_timeout_ms: 30_000,
+            max_frame_bytes: tenbits_messaging::MAX_FRAME_BYTES,
+            max_prompt_tokens: 0,
+            shutdown_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl LimitsConfig {
+    fn ms(ms: u64) -> Option<Duration> {
+        (ms > 0).then(|| Duration::from_millis(ms))
+    }
+
+    /// How long shutdown waits.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// The connection timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            idle: Self::ms(self.idle_timeout_ms),
+            frame: Self::ms(self.frame_timeout_ms),
+        }
+    }
+
+    /// The server's [`ServiceLimits`] with `token`.
+    pub fn service_limits(&self, token: Option<Token>) -> ServiceLimits {
+        ServiceLimits {
+            handshake: Self::ms(self.handshake_timeout_ms),
+            timeouts: self.timeouts(),
+            max_frame_bytes: self.max_frame_bytes,
+            max_prompt_tokens: (self.max_prompt_tokens > 0).then_some(self.max_prompt_tokens),
+            token,
+        }
+    }
+}
+
+/// `[security]`: the shared token and TLS, for both sides.
+///
+/// The token is read from `token_file` or the environment variable named
+/// by `token_env`, never from this file, and is never logged. A server
+/// that listens beyond loopback without a token is refused unless
+/// `allow_remote_without_token` says so.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// A file holding the token (surrounding whitespace ignored).
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding the token (used if set and
+    /// `token_file` is not).
+    pub token_env: Option<String>,
+    /// Serve (or connect) without a token on a non-loopback address.
+    pub allow_remote_without_token: bool,
+    /// Server: its certificate chain (PEM); with `tls_key`, turns TLS on.
+    pub tls_cert: Option<PathBuf>,
+    /// Server: its private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Server: accept only clients with a certificate signed by this CA.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Client: the CA (PEM) to trust; turns TLS on for the asker.
+    pub tls_ca: Option<PathBuf>,
+    /// Client: the name the server's certificate must carry (default: the
+    /// host of `transport.connect`).
+    pub tls_server_name: Option<String>,
+    /// Client: its certificate chain (PEM), for servers that ask for one.
+    pub tls_client_cert: Option<PathBuf>,
+    /// Client: its private key (PEM).
+    pub tls_client_key: Option<PathBuf>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            token_file: None,
+            token_env: Some("TENBITS_TOKEN".into()),
+            allow_remote_without_token: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            tls_ca: None,
+            tls_server_name: None,
+            tls_client_cert: None,
+            tls_client_key: None,
+        }
+    }
+}
+
+impl SecurityConfig {
+    /// The token, from `token_file` or else `token_env`; an error for an
+    /// unreadable or empty token file.
+    pub fn token(&self) -> Result<Option<Token>, AgentError> {
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                AgentError::Config(format!(
+                    "cannot read the token file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let token = Token::new(text);
+            if token.is_empty() {
+                return Err(AgentError::Config(format!(
+                    "the token file {} is empty",
+                    path.display()
+                )));
+            }
+            return Ok(Some(token));
+        }
+        Ok(self
+            .token_env
+            .as_deref()
+            .and_then(|name| std::env::var(name).ok())
+            .map(Token::new)
+            .filter(|t| !t.is_empty()))
+    }
+
+    /// The server's TLS, if `tls_cert` and `tls_key` are set.
+    pub fn tls_server(&self) -> Result<Option<TlsServer>, AgentError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsServer::from_pem_files(
+                cert,
+                key,
+                self.tls_client_ca.as_deref(),
+            )?)),
+            (None, None) => Ok(None),
+            _ => Err(AgentError::Config(
+                "security.tls_cert and security.tls_key go together".into(),
+            )),
+        }
+    }
+
+    /// The asker's TLS, if `tls_ca` is set, for a server at `connect`.
+    pub fn tls_client(&self, connect: &str) -> Result<Option<TlsClient>, AgentError> {
+        let Some(ca) = &self.tls_ca else {
+            return Ok(None);
+        };
+        let host = match &self.tls_server_name {
+            Some(name) => name.clone(),
+            None => host_of(connect).to_string(),
+        };
+        let identity = match (&self.tls_client_cert, &self.tls_client_key) {
+            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            (None, None) => None,
+            _ => {
+                return Err(AgentError::Config(
+                    "security.tls_client_cert and security.tls_client_key go together".into(),
+                ))
+            }
+        };
+        Ok(Some(TlsClient::from_pem_files(ca, &host, identity)?))
+    }
+}
+
+/// The host part of `host:port` (`[v6]:port` unbracketed).
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// Whether a listen address is loopback only (`127.0.0.0/8`, `::1`,
+/// `localhost`).
+pub fn is_loopback(addr: &str) -> bool {
+    let host = host_of(addr);
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `[swarm]`.
@@ -340,6 +556,13 @@ impl DeploymentConfig {
             return bad("protocol.questions must be between 1 and 1024");
         }
         self.answerer.expected_id()?;
+        let l = &self.limits;
+        if l.max_connections == 0 {
+            return bad("limits.max_connections must be at least 1");
+        }
+        if l.max_frame_bytes < 1024 {
+            return bad("limits.max_frame_bytes must be at least 1024");
+        }
         Ok(())
     }
 
@@ -349,8 +572,20 @@ impl DeploymentConfig {
         if self.swarm.tasks.is_relative() {
             self.swarm.tasks = base.join(&self.swarm.tasks);
         }
-        if let Some(t) = self.answerer.tasks.as_mut().filter(|t| t.is_relative()) {
-            *t = base.join(&*t);
+        let s = &mut self.security;
+        for path in [
+            &mut self.answerer.tasks,
+            &mut s.token_file,
+            &mut s.tls_cert,
+            &mut s.tls_key,
+            &mut s.tls_client_ca,
+            &mut s.tls_ca,
+            &mut s.tls_client_cert,
+            &mut s.tls_client_key,
+        ] {
+            if let Some(p) = path.as_mut().filter(|p| p.is_relative()) {
+                *p = base.join(&*p);
+            }
         }
     }
 

@@ -10,10 +10,10 @@ use tenbits_messaging::{Listener, WireStats};
 use tenbits_qa::{run, run_remote, AnswerBook, Knowledge, Problem, QaError, Setting, Transcript};
 
 use crate::answerer::{AnswererArgs, AnswererHandle};
-use crate::config::{load_tasks, DeploymentConfig, TaskSpec, TransportKind};
+use crate::config::{is_loopback, load_tasks, DeploymentConfig, TaskSpec, TransportKind};
 use crate::model::{BoxedModel, ModelFactory, SharedModel};
 use crate::remote::{NoAnswerer, RemoteAnswerer};
-use crate::server::{Endpoint, ServerHandle, ServerStats, Service};
+use crate::server::{Endpoint, ListenOptions, ServerHandle, ServerStats, Service, TcpEndpoint};
 use crate::swarm::{SessionOutcome, SessionReport, SessionSpec, SwarmContext, SwarmHandle};
 use crate::AgentError;
 
@@ -75,19 +75,53 @@ pub async fn serve(
 }
 
 async fn serve_with(cfg: &DeploymentConfig, service: Service) -> Result<ServerHandle, AgentError> {
+    let token = cfg.security.token()?;
+    let tcp = cfg.transport.kind == TransportKind::Tcp;
+    let listen = &cfg.transport.listen;
+    if tcp && token.is_none() && !is_loopback(listen) && !cfg.security.allow_remote_without_token {
+        return Err(AgentError::Config(format!(
+            "refusing to listen on {listen} without a token: anyone who can reach it would get answers. \
+             Set [security] token_file (or the TENBITS_TOKEN variable), listen on 127.0.0.1, \
+             or set [security] allow_remote_without_token = true"
+        )));
+    }
+    let service = service.with_limits(cfg.limits.service_limits(token));
     match cfg.transport.kind {
         TransportKind::Tcp => {
-            let listener = Listener::bind(cfg.transport.listen.as_str()).await?;
-            let server = ServerHandle::listen(service, listener)?;
+            let listener = Listener::bind(listen.as_str()).await?;
+            let options = ListenOptions {
+                max_connections: cfg.limits.max_connections,
+                tls: cfg.security.tls_server()?,
+            };
+            let tls = options.tls.is_some();
+            let server = ServerHandle::listen_with(service, listener, options)?;
             tracing::info!(
-                "answerer {} listening on {:?}",
+                "answerer {} listening on {:?} ({}, {})",
                 server.service().answerer().model_name(),
-                server.local_addr()
+                server.local_addr(),
+                if tls { "TLS" } else { "plain TCP" },
+                if server.service().limits().token.is_some() {
+                    "token required"
+                } else {
+                    "no token"
+                },
             );
             Ok(server)
         }
         TransportKind::Channel => Ok(ServerHandle::in_process(service)),
     }
+}
+
+/// The answerer at `transport.connect`, with the asker's TLS, token and
+/// timeouts from `cfg`.
+pub fn tcp_endpoint(cfg: &DeploymentConfig) -> Result<Endpoint, AgentError> {
+    let connect = &cfg.transport.connect;
+    Ok(Endpoint::Tcp(TcpEndpoint {
+        addr: connect.clone(),
+        tls: cfg.security.tls_client(connect)?,
+        token: cfg.security.token()?,
+        timeouts: cfg.limits.timeouts(),
+    }))
 }
 
 /// One problem asked: the transcript, and its cost on the wire.
@@ -163,18 +197,18 @@ pub fn ask(
             let endpoint = server.endpoint();
             (Some(server), endpoint)
         } else {
-            (None, Endpoint::Tcp(cfg.transport.connect.clone()))
+            (None, tcp_endpoint(cfg)?)
         };
-        let conn = endpoint.open().await?;
         let expect_id = cfg.answerer.expected_id()?;
-        let remote = RemoteAnswerer::connect(
-            conn,
+        let remote = RemoteAnswerer::open(
+            &endpoint,
             small.model_id(),
             0,
             expect_id,
             Some(&cfg.answerer.model),
         )
-        .await?;
+        .await?
+        .with_reconnect(reconnect_attempts(cfg));
         Ok::<_, AgentError>((server, remote))
     })?;
     let transcript = run_remote(setting, &config, &mut *small, &mut remote, &problem);
@@ -190,6 +224,16 @@ pub fn ask(
         wire,
         latencies: remote.latencies().to_vec(),
     })
+}
+
+/// Reconnection attempts of an asker: `transport.reconnect_attempts` with
+/// `transport.reconnect`, else none.
+fn reconnect_attempts(cfg: &DeploymentConfig) -> u32 {
+    if cfg.transport.reconnect {
+        cfg.transport.reconnect_attempts
+    } else {
+        0
+    }
 }
 
 /// The reference of `problem` in `answerer.tasks`, if known and used.
@@ -487,7 +531,7 @@ pub async fn simulate_with(
     };
     let endpoint = match &server {
         Some(s) => s.endpoint(),
-        None => Endpoint::Tcp(cfg.transport.connect.clone()),
+        None => tcp_endpoint(cfg)?,
     };
     let mut askers = Vec::new();
     for _ in 0..cfg.asker.count.max(1) {
@@ -502,6 +546,7 @@ pub async fn simulate_with(
         askers,
         expect_id: cfg.answerer.expected_id()?,
         expect_name: Some(cfg.answerer.model.clone()),
+        reconnect: reconnect_attempts(cfg),
     });
     let start = Instant::now();
     let askers = context.askers.clone();

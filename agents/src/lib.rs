@@ -87,14 +87,18 @@ pub mod wire;
 pub use answerer::{AnswererActor, AnswererArgs, AnswererHandle, AnswererMsg, AnswererStats};
 pub use config::{load_tasks, DeploymentConfig, TaskSpec};
 pub use deploy::{
-    ask, quantile, serve, simulate, simulate_with, swarm_sessions, AskReport, SimReport,
+    ask, quantile, serve, simulate, simulate_with, swarm_sessions, tcp_endpoint, AskReport,
+    SimReport,
 };
 pub use error::AgentError;
 #[cfg(feature = "onnx")]
 pub use model::onnx_factory;
 pub use model::{BoxedModel, ModelFactory, SharedModel};
 pub use remote::RemoteAnswerer;
-pub use server::{Endpoint, ServerHandle, ServerStats, Service};
+pub use server::{
+    Endpoint, ListenOptions, ServerHandle, ServerStats, Service, ServiceLimits, TcpEndpoint,
+    PROMPT_RESERVE_TOKENS,
+};
 pub use swarm::{
     AskerSession, SessionOutcome, SessionReport, SessionSpec, SwarmContext, SwarmHandle,
     SwarmSupervisor,

@@ -4,11 +4,13 @@
 //! seam their tests use with fakes.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use tenbits_inference::{
     FinishReason, Generator, LanguageModel, OnnxModel, Registry, Request, SessionSettings,
+    TextTokenizer,
 };
-use tenbits_qa::{ChatModel, Message, ModelError, Reply, Sampling, Usage};
+use tenbits_qa::{ChatModel, Message, ModelError, PromptBudget, Reply, Sampling, Usage};
 
 /// An ONNX model from the registry (or a directory) behind [`ChatModel`].
 ///
@@ -18,6 +20,7 @@ use tenbits_qa::{ChatModel, Message, ModelError, Reply, Sampling, Usage};
 pub struct OnnxChatModel {
     name: String,
     generator: Generator,
+    budget: PromptBudget,
 }
 
 impl OnnxChatModel {
@@ -34,12 +37,32 @@ impl OnnxChatModel {
         let settings = SessionSettings {
             threads: threads.max(1),
         };
-        let model = OnnxModel::load(dir, settings)
+        let model = OnnxModel::load_for_rows(dir, settings)
             .map_err(|e| ModelError(format!("cannot load `{name}`: {e}")))?;
         let generator = Generator::new(model).map_err(|e| ModelError(e.to_string()))?;
+        // A second copy of the tokenizer counts tokens off the model's
+        // thread (the server checks requests while the model computes).
+        let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))
+            .map_err(|e| ModelError(format!("cannot load `{name}`'s tokenizer: {e}")))?;
+        let max_token_bytes = (0..tokenizer.vocab_size() as u32)
+            .map(|id| tokenizer.token_bytes(id).len())
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let tokenizer = Arc::new(tokenizer);
+        let budget = PromptBudget {
+            context_tokens: generator.model().config().context_length,
+            max_token_bytes,
+            count: Arc::new(move |text: &str| {
+                tokenizer
+                    .encode_bytes(text.as_bytes())
+                    .map_or(usize::MAX, |ids| ids.len())
+            }),
+        };
         Ok(OnnxChatModel {
             name: name.to_string(),
             generator,
+            budget,
         })
     }
 
@@ -107,6 +130,10 @@ impl ChatModel for OnnxChatModel {
 
     fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
         self.generator.p_yes(conversations).map_err(model_error)
+    }
+
+    fn prompt_budget(&self) -> Option<PromptBudget> {
+        Some(self.budget.clone())
     }
 
     fn score_candidates(

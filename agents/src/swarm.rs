@@ -33,6 +33,8 @@ pub struct SwarmContext {
     pub expect_id: Option<[u8; 16]>,
     /// The answerer's model name, if insisted on.
     pub expect_name: Option<String>,
+    /// Reconnection attempts after a dropped connection (0: none).
+    pub reconnect: u32,
 }
 
 /// One session to play.
@@ -379,11 +381,12 @@ async fn play(args: SessionArgs) -> Result<Result<Box<SessionReport>, String>, A
         None
     } else {
         let connected = async {
-            let conn = ctx.endpoint.open().await?;
             let asker_id = tenbits_qa::ChatModel::model_id(&asker);
             let session = args.index as u64;
             let (id, name) = (ctx.expect_id, ctx.expect_name.as_deref());
-            RemoteAnswerer::connect(conn, asker_id, session, id, name).await
+            RemoteAnswerer::open(&ctx.endpoint, asker_id, session, id, name)
+                .await
+                .map(|r| r.with_reconnect(ctx.reconnect))
         }
         .await;
         match connected {

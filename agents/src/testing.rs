@@ -37,6 +37,9 @@ pub struct FakeWorld {
     pub panic_on: Vec<String>,
     /// Problems (substrings) on which the small model sleeps first.
     pub slow_on: Vec<(String, Duration)>,
+    /// Problems (substrings) on which the large model sleeps first (a
+    /// batch in flight at shutdown, for one).
+    pub large_slow_on: Vec<(String, Duration)>,
     /// Calls and conversations counted across every model of the world.
     pub counters: Arc<FakeCounters>,
 }
@@ -112,6 +115,11 @@ impl FakeModel {
 
     fn misbehave(&self, problem: &str) -> Result<(), ModelError> {
         if !self.small {
+            for (p, pause) in &self.world.large_slow_on {
+                if problem.contains(p.as_str()) {
+                    std::thread::sleep(*pause);
+                }
+            }
             return Ok(());
         }
         for (p, pause) in &self.world.slow_on {
@@ -202,6 +210,9 @@ impl ChatModel for FakeModel {
     }
     fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
         if !self.small {
+            for conversation in conversations {
+                self.misbehave(problem_of(conversation))?;
+            }
             let c = &self.world.counters;
             c.large_p_yes_calls.fetch_add(1, Relaxed);
             c.large_p_yes_conversations

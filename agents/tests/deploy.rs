@@ -1,14 +1,16 @@
 //! Deployments with fake models: sessions over TCP (one process and two),
 //! batching, failing sessions, configuration, handshakes.
 
+mod common;
+use common::{config, root, runtime, tasks};
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use tenbits_agents::config::{load_tasks, SettingName, TaskSpec, TransportKind};
+use tenbits_agents::config::{SettingName, TaskSpec, TransportKind};
 use tenbits_agents::testing::FakeWorld;
 use tenbits_agents::{
     ask, serve, simulate, simulate_with, AgentError, DeploymentConfig, RemoteAnswerer,
@@ -16,33 +18,6 @@ use tenbits_agents::{
 };
 use tenbits_messaging::{handshake, ErrorCode, Frame, Hello, Role, TaskKind, View};
 use tenbits_qa::{grade, run, AnswerRequest, ChatModel, Knowledge, Problem, Task, PROMPT_VERSION};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn config(name: &str) -> DeploymentConfig {
-    let mut cfg =
-        DeploymentConfig::load_with_env(root().join("config").join(name), Some(HashMap::new()))
-            .unwrap();
-    cfg.resolve_paths(&root());
-    cfg
-}
-
-fn tasks() -> Vec<TaskSpec> {
-    load_tasks(&root().join("config/tasks/arith.jsonl")).unwrap()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// The answerer config on an ephemeral loopback port.
 fn answerer_config() -> DeploymentConfig {

@@ -63,6 +63,12 @@ impl ErrorCode {
     pub const BUSY: Self = Self(7);
     /// The peer failed internally.
     pub const INTERNAL: Self = Self(8);
+    /// The peer presented no token, or a wrong one.
+    pub const UNAUTHORIZED: Self = Self(9);
+    /// A problem or question is longer than the answerer's model can take.
+    pub const TOO_LONG: Self = Self(10);
+    /// The peer took too long to send a frame (or the rest of one).
+    pub const TIMED_OUT: Self = Self(11);
 }
 
 impl fmt::Display for ErrorCode {
@@ -76,6 +82,9 @@ impl fmt::Display for ErrorCode {
             Self::BAD_REQUEST => "bad request",
             Self::BUSY => "busy",
             Self::INTERNAL => "internal error",
+            Self::UNAUTHORIZED => "unauthorized",
+            Self::TOO_LONG => "too long",
+            Self::TIMED_OUT => "timed out",
             _ => "unknown",
         };
         write!(f, "{} ({name})", self.0)
@@ -145,6 +154,44 @@ impl Hello {
     }
 }
 
+/// A shared secret that proves a client may use a server. Its `Debug`
+/// and `Display` print `<redacted>`, so a frame in a log never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Token(#[serde(deserialize_with = "safe::string")] String);
+
+impl Token {
+    /// Wraps a token's text (surrounding whitespace, such as a token
+    /// file's newline, is not part of it).
+    pub fn new(text: impl AsRef<str>) -> Self {
+        Self(text.as_ref().trim().to_string())
+    }
+
+    /// Whether `self` equals `other`, in time that depends only on the
+    /// lengths (and so leaks nothing about where they differ).
+    pub fn matches(&self, other: &Token) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.as_bytes().ct_eq(other.0.as_bytes()))
+    }
+
+    /// Whether the token is empty (which is never accepted).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// One message. The variant's position is its tag on the wire: append new
 /// variants at the end only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,10 +238,16 @@ pub enum Frame {
     },
     /// The sender is done; it closes after this.
     Bye,
+    /// A client's token, sent before its [`Hello`] to a server that
+    /// requires one (see [`crate::handshake_as_client`]).
+    Auth {
+        /// The shared secret.
+        token: Token,
+    },
 }
 
 /// Names of the variants, indexed by wire tag.
-const KINDS: [&str; 5] = ["Hello", "Questions", "PackedBits", "Error", "Bye"];
+const KINDS: [&str; 6] = ["Hello", "Questions", "PackedBits", "Error", "Bye", "Auth"];
 
 impl Frame {
     /// A [`Frame::PackedBits`] holding `bits`.
@@ -231,6 +284,7 @@ impl Frame {
             Frame::PackedBits { .. } => 2,
             Frame::Error { .. } => 3,
             Frame::Bye => 4,
+            Frame::Auth { .. } => 5,
         }
     }
 
@@ -368,6 +422,25 @@ pub enum WireError {
     /// Socket error.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// Nothing (or not the rest of a frame) arrived in time, or a send
+    /// could not finish in time.
+    #[error("timed out after {} ms waiting for {waiting}", after.as_millis())]
+    TimedOut {
+        /// What was awaited: "a frame", "the rest of a frame", "a send".
+        waiting: &'static str,
+        /// The limit that ran out.
+        after: std::time::Duration,
+    },
+    /// The peer's first bytes are a TLS record: it speaks TLS and this end
+    /// does not.
+    #[error("the peer speaks TLS but this connection is plain TCP; enable TLS on this side (`tls` in the config) or connect to a plain port")]
+    PeerSpeaksTls,
+    /// The server refused this client's token (or its lack of one).
+    #[error("not authorized: {0}")]
+    Unauthorized(String),
+    /// A TLS handshake failed (wrong certificate, or a peer without TLS).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The hellos do not match.
     #[error("handshake failed: {0}")]
     Handshake(#[from] HandshakeError),

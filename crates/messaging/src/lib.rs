@@ -75,17 +75,20 @@
 #![warn(missing_docs)]
 
 mod frame;
+mod tls;
 mod transport;
 
 pub use frame::{
     check_hello, decode_frame, decode_payload, encode_frame, hex, pack_bits, unpack_bits,
-    ErrorCode, Frame, HandshakeError, Hello, ModelId, Role, TaskKind, View, WireError,
+    ErrorCode, Frame, HandshakeError, Hello, ModelId, Role, TaskKind, Token, View, WireError,
     HEADER_BYTES, MAX_FRAME_BYTES, PREFIX_BYTES, PROTOCOL_VERSION, WIRE_MAGIC, WIRE_VERSION,
 };
 pub use transport::{
-    channel_pair, connect, handshake, Connection, FrameReceiver, FrameSender, Listener, WireStats,
-    CHANNEL_CAPACITY,
+    channel_pair, connect, handshake, handshake_as_client, handshake_as_server, Connection,
+    FrameReceiver, FrameSender, Listener, Timeouts, WireStats, CHANNEL_CAPACITY,
 };
+
+pub use tls::{TlsClient, TlsServer};
 
 #[cfg(test)]
 mod tests;

@@ -76,6 +76,9 @@ fn every_frame() -> Vec<Frame> {
             message: String::new(),
         },
         Frame::Bye,
+        Frame::Auth {
+            token: crate::Token::new("a shared secret"),
+        },
     ]
 }
 
@@ -175,8 +178,8 @@ fn rejects_malformed_frames() {
         "frame has wire version 1, this build speaks version 2"
     );
     bad = good.clone();
-    bad[6] = 5;
-    assert!(matches!(err(&bad), WireError::UnknownKind { tag: 5 }));
+    bad[6] = 6;
+    assert!(matches!(err(&bad), WireError::UnknownKind { tag: 6 }));
     // Invalid bool, option tag, task, UTF-8, role.
     let questions = |view: &[u8]| raw(&[&[1, 0, 0, 0, 0, 0][..], view].concat());
     assert_eq!(
@@ -562,5 +565,288 @@ proptest! {
         // Cut the body and fix the prefix so the decoder sees a short body.
         let body = &bytes[6..bytes.len() - cut % (bytes.len() - 6)];
         let _ = decode_frame(&raw(body), MAX_FRAME_BYTES);
+    }
+}
+
+// ---- Timeouts, memory, TLS and tokens (issue 12) ----
+
+use crate::{handshake_as_client, handshake_as_server, Timeouts, TlsClient, TlsServer, Token};
+use std::time::Duration;
+
+fn short_timeouts() -> Timeouts {
+    Timeouts {
+        idle: Some(Duration::from_millis(300)),
+        frame: Some(Duration::from_millis(200)),
+    }
+}
+
+#[tokio::test]
+async fn a_silent_peer_and_a_stalled_frame_time_out() {
+    // Silent: nothing at all.
+    let listener = Listener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut c = listener
+        .accept()
+        .await
+        .unwrap()
+        .with_timeouts(short_timeouts());
+    let e = c.recv().await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            WireError::TimedOut {
+                waiting: "a frame",
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    // Half a frame, then nothing: the frame timeout, not the idle one.
+    let good = enc(&one_question("p"));
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut c = listener.accept().await.unwrap().with_timeouts(Timeouts {
+        idle: Some(Duration::from_secs(60)),
+        frame: Some(Duration::from_millis(200)),
+    });
+    raw.write_all(&good[..good.len() / 2]).await.unwrap();
+    let started = std::time::Instant::now();
+    let e = c.recv().await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            WireError::TimedOut {
+                waiting: "the rest of a frame",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    // A frame that arrives in time still does, byte by byte.
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut c = listener
+        .accept()
+        .await
+        .unwrap()
+        .with_timeouts(short_timeouts());
+    let sender = tokio::spawn(async move {
+        for b in good {
+            raw.write_all(&[b]).await.unwrap();
+        }
+        raw
+    });
+    assert!(matches!(c.recv().await, Ok(Some(Frame::Questions { .. }))));
+    drop(sender.await.unwrap());
+}
+
+#[tokio::test]
+async fn channels_time_out_when_idle() {
+    let (_a, b) = channel_pair();
+    let mut b = b.with_timeouts(short_timeouts());
+    assert!(matches!(b.recv().await, Err(WireError::TimedOut { .. })));
+}
+
+#[tokio::test]
+async fn a_tls_client_on_a_plain_port_is_told_apart() {
+    // The first bytes of a TLS 1.2/1.3 ClientHello record.
+    let hello = vec![
+        0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03,
+    ];
+    let mut c = raw_peer(hello, MAX_FRAME_BYTES).await;
+    let e = c.recv().await.unwrap_err();
+    assert!(matches!(e, WireError::PeerSpeaksTls), "{e}");
+    assert!(e.to_string().contains("TLS"));
+    // A real frame whose prefix happens to start like a TLS record is not
+    // mistaken for one (its fifth byte is the magic).
+    let f = one_question(&"x".repeat(0x0316 - 40));
+    let bytes = enc(&f);
+    let mut c = raw_peer(bytes, MAX_FRAME_BYTES).await;
+    let got = c.recv().await;
+    assert!(got.is_ok(), "{got:?}");
+}
+
+#[test]
+fn tokens_never_print() {
+    let t = Token::new("sekrit-value\n");
+    assert!(!format!("{t:?}").contains("sekrit"));
+    assert!(!format!("{t}").contains("sekrit"));
+    let f = Frame::Auth { token: t.clone() };
+    assert!(!format!("{f:?}").contains("sekrit"));
+    assert!(t.matches(&Token::new("sekrit-value")));
+    assert!(!t.matches(&Token::new("sekrit-valuf")));
+    assert!(!t.matches(&Token::new("sekrit")));
+    // And it survives the wire.
+    assert_eq!(decode_frame(&enc(&f), MAX_FRAME_BYTES).unwrap(), f);
+}
+
+async fn auth_case(
+    server_token: Option<&str>,
+    client_token: Option<&str>,
+) -> (Result<Hello, WireError>, Result<Hello, WireError>) {
+    let (mut a, mut b) = channel_pair();
+    let asker = Hello::new(Role::Asker, A, None, 3, "asker");
+    let answerer = Hello::new(Role::Answerer, B, None, 3, "answerer");
+    let (st, ct) = (server_token.map(Token::new), client_token.map(Token::new));
+    tokio::join!(
+        handshake_as_server(&mut b, &answerer, st.as_ref()),
+        handshake_as_client(&mut a, &asker, ct.as_ref()),
+    )
+}
+
+#[tokio::test]
+async fn a_server_with_a_token_accepts_only_that_token() {
+    let (server, client) = auth_case(Some("t0k"), Some("t0k")).await;
+    assert_eq!(server.unwrap().name, "asker");
+    assert_eq!(client.unwrap().name, "answerer");
+    for client_token in [None, Some("t0K"), Some("")] {
+        let (server, client) = auth_case(Some("t0k"), client_token).await;
+        assert!(
+            matches!(server, Err(WireError::Unauthorized(_))),
+            "{server:?}"
+        );
+        match client {
+            Err(WireError::Remote { code, .. }) => assert_eq!(code, ErrorCode::UNAUTHORIZED),
+            other => panic!("{client_token:?}: {other:?}"),
+        }
+    }
+    // No token required: with or without one, the session opens.
+    for client_token in [None, Some("anything")] {
+        let (server, client) = auth_case(None, client_token).await;
+        assert!(server.is_ok() && client.is_ok());
+    }
+}
+
+fn tls_fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/tls")
+        .join(name)
+}
+
+fn tls_server(client_ca: bool) -> TlsServer {
+    let ca = tls_fixture("ca.pem");
+    TlsServer::from_pem_files(
+        &tls_fixture("server.pem"),
+        &tls_fixture("server.key"),
+        client_ca.then_some(ca.as_path()),
+    )
+    .unwrap()
+}
+
+fn tls_client(ca: &str, identity: bool) -> TlsClient {
+    let (cert, key) = (tls_fixture("client.pem"), tls_fixture("client.key"));
+    TlsClient::from_pem_files(
+        &tls_fixture(ca),
+        "localhost",
+        identity.then_some((cert.as_path(), key.as_path())),
+    )
+    .unwrap()
+}
+
+/// A TLS server answering one connection with the frame it receives.
+async fn tls_echo(
+    server: TlsServer,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<Result<(), WireError>>,
+) {
+    let listener = Listener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let stream = listener.accept_stream().await?;
+        let mut conn = server.accept(stream).await?;
+        if let Some(f) = conn.recv().await? {
+            conn.send(&f).await?;
+        }
+        Ok(())
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn frames_round_trip_over_tls() {
+    let (addr, server) = tls_echo(tls_server(false)).await;
+    let mut c = tls_client("ca.pem", false).connect(addr).await.unwrap();
+    let f = one_question("over TLS");
+    c.send(&f).await.unwrap();
+    assert_eq!(c.recv().await.unwrap(), Some(f));
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn tls_refuses_strangers_and_plain_peers_with_a_reason() {
+    // A server certificate from a CA the client does not trust.
+    let (addr, _server) = tls_echo(tls_server(false)).await;
+    let e = tls_client("other-ca.pem", false)
+        .connect(addr)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("TLS"), "{e}");
+
+    // A server that wants client certificates, a client without one.
+    let (addr, server) = tls_echo(tls_server(true)).await;
+    let outcome = async {
+        let mut c = tls_client("ca.pem", false).connect(addr).await?;
+        c.send(&Frame::Bye).await?;
+        c.recv().await
+    }
+    .await;
+    assert!(outcome.is_err(), "{outcome:?}");
+    assert!(server.await.unwrap().is_err());
+    // ... and with one.
+    let (addr, server) = tls_echo(tls_server(true)).await;
+    let mut c = tls_client("ca.pem", true).connect(addr).await.unwrap();
+    c.send(&Frame::Bye).await.unwrap();
+    assert_eq!(c.recv().await.unwrap(), Some(Frame::Bye));
+    server.await.unwrap().unwrap();
+
+    // A TLS client against a plain server.
+    let listener = Listener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let plain = tokio::spawn(async move {
+        let mut conn = listener.accept().await.unwrap();
+        let got = conn.recv().await;
+        let _ = conn
+            .send(&Frame::Error {
+                code: ErrorCode::BAD_REQUEST,
+                message: "plain".into(),
+            })
+            .await;
+        got
+    });
+    let e = tls_client("ca.pem", false).connect(addr).await.unwrap_err();
+    assert!(e.to_string().contains("did not speak TLS"), "{e}");
+    assert!(matches!(
+        plain.await.unwrap(),
+        Err(WireError::PeerSpeaksTls)
+    ));
+
+    // A plain client against a TLS server.
+    let (addr, server) = tls_echo(tls_server(false)).await;
+    let mut c = connect(addr).await.unwrap();
+    let _ = c.send(&Frame::Bye).await;
+    let e = c.recv().await;
+    assert!(
+        matches!(
+            e,
+            Err(WireError::PeerSpeaksTls) | Ok(None) | Err(WireError::Io(_))
+        ),
+        "{e:?}"
+    );
+    let e = server.await.unwrap().unwrap_err();
+    assert!(e.to_string().contains("TLS"), "{e}");
+}
+
+/// Writes the frame fuzz target's seed corpus (`fuzz/corpus/frame`):
+/// `cargo test -p tenbits-messaging -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/frame");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, f) in every_frame().iter().enumerate() {
+        std::fs::write(dir.join(format!("seed-{i:02}-{}", f.kind())), enc(f)).unwrap();
     }
 }

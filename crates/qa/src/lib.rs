@@ -130,6 +130,35 @@ pub trait ChatModel {
     fn take_usage(&mut self) -> Usage {
         Usage::default()
     }
+    /// How many tokens of text this model can take in one prompt, and how
+    /// to count them, so a server refuses an oversized problem before it
+    /// reaches the model; `None` where the model cannot say (fakes).
+    fn prompt_budget(&self) -> Option<PromptBudget> {
+        None
+    }
+}
+
+/// A model's context, and a counter of tokens as the model reads text
+/// (see [`ChatModel::prompt_budget`]). Cheap to clone and safe to use from
+/// any thread, apart from the model.
+#[derive(Clone)]
+pub struct PromptBudget {
+    /// Most positions the model takes (prompt and reply together).
+    pub context_tokens: usize,
+    /// Bytes of the longest token: text of `n` bytes has at least
+    /// `n / max_token_bytes` tokens, so longer text is refused uncounted.
+    pub max_token_bytes: usize,
+    /// Tokens in a text.
+    pub count: std::sync::Arc<dyn Fn(&str) -> usize + Send + Sync>,
+}
+
+impl std::fmt::Debug for PromptBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromptBudget")
+            .field("context_tokens", &self.context_tokens)
+            .field("max_token_bytes", &self.max_token_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One completion and how it ended.
