@@ -509,6 +509,17 @@ impl ModelArgs {
             lora,
         )
     }
+
+    /// Loads the model for generating and scoring, not coding: its graph
+    /// with logits only where asked, where it has one.
+    fn load_for_generation(&self) -> Result<LoadedModel> {
+        let name = self.name();
+        let dir = model_dir(&name, self.model_dir.as_deref())?;
+        tracing::info!(model = %name, dir = %dir.display(), "loading model for generation");
+        let model = OnnxModel::load_for_rows(&dir, settings(self.threads))
+            .with_context(|| format!("cannot load model `{name}`"))?;
+        Ok(LoadedModel { name, model })
+    }
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal.
@@ -553,7 +564,9 @@ fn read_input(input: Option<&Path>) -> Result<Vec<u8>> {
 }
 
 /// Writes to `output` through a temporary file renamed into place, so a
-/// failure never leaves a partial file; or to stdout.
+/// failure never leaves a partial file; or to stdout. A file that
+/// existed keeps its permissions; a new one gets 0666 less the umask, as
+/// a plain write would. A stdout that is closed or full is an error.
 fn write_output(output: Option<&Path>, data: &[u8], binary: bool) -> Result<()> {
     match output {
         Some(path) => {
@@ -561,10 +574,19 @@ fn write_output(output: Option<&Path>, data: &[u8], binary: bool) -> Result<()> 
                 Some(p) if !p.as_os_str().is_empty() => p,
                 _ => Path::new("."),
             };
+            let existing = std::fs::metadata(path).ok().map(|m| m.permissions());
             let mut tmp = tempfile::Builder::new()
                 .prefix(".tenbits-")
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
                 .tempfile_in(dir)
                 .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+            if let Some(permissions) = existing {
+                tmp.as_file()
+                    .set_permissions(permissions)
+                    .with_context(|| {
+                        format!("cannot keep the permissions of {}", path.display())
+                    })?;
+            }
             tmp.write_all(data)
                 .and_then(|_| tmp.as_file().sync_all())
                 .context("cannot write the output")?;
@@ -573,10 +595,14 @@ fn write_output(output: Option<&Path>, data: &[u8], binary: bool) -> Result<()> 
             Ok(())
         }
         None => {
-            let mut stdout = std::io::stdout().lock();
+            let stdout = std::io::stdout();
             if binary && stdout.is_terminal() {
                 bail!("refusing to write compressed data to a terminal; use -o FILE or redirect stdout");
             }
+            if STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
+                bail!("cannot write to stdout: it is closed (>&-); redirect it or use -o FILE");
+            }
+            let mut stdout = stdout.lock();
             stdout
                 .write_all(data)
                 .and_then(|_| stdout.flush())
@@ -761,10 +787,8 @@ fn info_command(input: &Path) -> Result<()> {
     let h = tenbits_lossless::inspect(&packed)?;
     let header_bytes = tenbits_lossless::header_bytes(&packed)?;
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    // Names come from the file: print them escaped, never raw.
-    let name = tenbits_lossless::model_name(&h.model)
-        .escape_debug()
-        .to_string();
+    // Names come from the file: model_name escapes them.
+    let name = tenbits_lossless::model_name(&h.model);
     println!("format version   {}", h.format_version);
     match &h.model {
         ModelRef::Registered(id) => println!("model            {name} (registry id {id})"),
@@ -1050,7 +1074,43 @@ fn parse_domain(text: &str) -> Result<tenbits_bench::DomainFiles> {
     })
 }
 
+/// Set when the process started with stdout closed (see
+/// [`stdout_was_closed`]).
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether stdout was closed when the process started. Rust's runtime
+/// opens /dev/null read-write in place of a closed standard descriptor
+/// (so that no file lands on fd 1), and writes there succeed unseen; a
+/// shell's `> /dev/null` opens it write-only, so the two are told apart.
+fn stdout_was_closed() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(null) = std::fs::metadata("/dev/null") else {
+        return false;
+    };
+    // SAFETY: fstat and fcntl(F_GETFL) only read the descriptor's state
+    // into a zeroed struct we own.
+    let (stat, flags) = unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        if libc::fstat(1, &mut stat) != 0 {
+            return true;
+        }
+        (stat, libc::fcntl(1, libc::F_GETFL))
+    };
+    stat.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && stat.st_rdev == null.rdev()
+        && flags >= 0
+        && flags & libc::O_ACCMODE == libc::O_RDWR
+}
+
 fn main() {
+    STDOUT_CLOSED.store(stdout_was_closed(), std::sync::atomic::Ordering::Relaxed);
+    // A closed pipe (`tenbits info f.tb | head -1`) ends the process as it
+    // does every Unix tool, instead of a panic in println!.
+    // SAFETY: restoring the default disposition of one signal, before any
+    // thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

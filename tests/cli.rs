@@ -358,3 +358,98 @@ fn an_adapter_file_travels_in_the_header_and_decoding_needs_it() {
         std::fs::read(s.path("in.txt")).unwrap()
     );
 }
+
+/// Runs `script` under `sh -c` with `$TB` set to the binary.
+fn sh(script: &str) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env("TB", env!("CARGO_BIN_EXE_tenbits"))
+        .output()
+        .expect("sh runs")
+}
+
+#[test]
+fn a_closed_or_full_stdout_is_an_error() {
+    let dir = Scratch::new("stdout");
+    make_tb(&dir, b"output that must not vanish quietly");
+    let tb = dir.s("in.tb");
+    let closed = sh(&format!("\"$TB\" decompress '{tb}' --model-dir {TINY} >&-"));
+    assert_clean_failure(&closed, "stdout");
+    let full = sh(&format!(
+        "\"$TB\" decompress '{tb}' --model-dir {TINY} > /dev/full"
+    ));
+    assert_clean_failure(&full, "stdout");
+    let fine = sh(&format!(
+        "\"$TB\" decompress '{tb}' --model-dir {TINY} > /dev/null"
+    ));
+    assert!(fine.status.success(), "{}", stderr(&fine));
+}
+
+#[test]
+fn an_existing_output_file_keeps_its_mode_and_a_new_one_follows_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Scratch::new("mode");
+    make_tb(&dir, b"the mode of the file it replaces");
+    let out = dir.path("out.txt");
+    std::fs::write(&out, b"old").unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let args = [
+        "decompress",
+        &dir.s("in.tb"),
+        "-o",
+        &dir.s("out.txt"),
+        "--model-dir",
+        TINY,
+    ];
+    assert!(tenbits(&args).status.success());
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    let fresh = sh(&format!(
+        "umask 022; \"$TB\" decompress '{}' -o '{}' --model-dir {TINY}",
+        dir.s("in.tb"),
+        dir.s("new.txt")
+    ));
+    assert!(fresh.status.success(), "{}", stderr(&fresh));
+    let mode = std::fs::metadata(dir.path("new.txt"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o644, "a new file gets 0666 less the umask");
+}
+
+#[test]
+fn names_from_a_file_reach_the_terminal_escaped() {
+    let dir = Scratch::new("escape");
+    // A model directory whose name carries an escape sequence: the header
+    // records that name, as a forged file would.
+    let evil = dir.path("evil\u{1b}[31mred");
+    std::fs::create_dir_all(&evil).unwrap();
+    for f in ["model.onnx", "tokenizer.json", "config.json"] {
+        std::fs::copy(Path::new(TINY).join(f), evil.join(f)).unwrap();
+    }
+    std::fs::write(dir.path("in.txt"), b"named by a hostile directory").unwrap();
+    let out = tenbits(&[
+        "compress",
+        &dir.s("in.txt"),
+        "-o",
+        &dir.s("in.tb"),
+        "--model-dir",
+        &evil.to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info = tenbits(&["info", &dir.s("in.tb")]);
+    assert!(info.status.success());
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(!text.contains('\u{1b}'), "raw escape in: {text}");
+    assert!(text.contains("\\u{1b}"), "escaped name expected in: {text}");
+    // Decompressing looks the name up and fails: the message is escaped too.
+    let out = tenbits(&["decompress", &dir.s("in.tb")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !stderr(&out).contains('\u{1b}'),
+        "raw escape in: {}",
+        stderr(&out)
+    );
+}

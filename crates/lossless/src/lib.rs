@@ -259,9 +259,13 @@ fn adapter_message(file: Option<&str>, loaded: Option<&str>) -> String {
 
 /// The name of the model a header names: a registry id is looked up in
 /// this build's registry (`#ID` when it does not know it).
+///
+/// A name read from a file is escaped (`escape_debug`): it reaches
+/// terminals through messages, and a forged header must not carry
+/// control sequences there.
 pub fn model_name(model: &ModelRef) -> String {
     match model {
-        ModelRef::Named(name) => name.clone(),
+        ModelRef::Named(name) => name.escape_debug().to_string(),
         ModelRef::Registered(id) => Registry::embedded()
             .model_by_id(*id)
             .map(|m| m.name.clone())
