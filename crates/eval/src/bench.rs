@@ -693,6 +693,29 @@ struct TaskRecord {
     answer: Option<Value>,
 }
 
+/// The text formats [`parse_text`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextFormat {
+    /// HumanEval JSON lines.
+    HumanEval,
+    /// A BIG-bench `task.json`.
+    BigBench,
+    /// The project's task file (JSON lines).
+    TaskFile,
+}
+
+/// Parses benchmark text already in memory (what the loaders do after
+/// reading a file; the fuzz targets call it). `name` stands for the path
+/// in messages.
+pub fn parse_text(format: TextFormat, name: &str, text: &str) -> Result<Benchmark> {
+    let path = Path::new(name);
+    match format {
+        TextFormat::HumanEval => parse_humaneval(path, text),
+        TextFormat::BigBench => parse_bigbench(path, text, None),
+        TextFormat::TaskFile => parse_task_file(path, text),
+    }
+}
+
 /// Reads a project task file (`config/tasks/*.jsonl`): one JSON object per
 /// line, `{"task": "short"|"mc"|"code", "problem": ..., "answer": ...}`;
 /// blank lines and lines starting with `#` or `//` are skipped, as

@@ -71,8 +71,8 @@ pub mod stats;
 pub mod summary;
 
 pub use bench::{
-    load, load_bigbench, load_bigbench_named, load_humaneval, load_task_file, Benchmark, CodeTest,
-    Format, Gold, Item, Split,
+    load, load_bigbench, load_bigbench_named, load_humaneval, load_task_file, parse_text,
+    Benchmark, CodeTest, Format, Gold, Item, Split, TextFormat,
 };
 pub use datasets::{dataset, humaneval_path, load_cached_humaneval, DatasetEntry};
 pub use error::{EvalError, Result};
