@@ -251,6 +251,27 @@ enum BenchCommand {
         #[arg(long, value_name = "FILE")]
         markdown: Option<PathBuf>,
     },
+    /// One answerer (real server and actor, fake model) under many
+    /// concurrent sessions on loopback for a fixed time, then the same with
+    /// idle clients flooding it: sessions/s, latency, lost and mixed-up
+    /// sessions, memory and file descriptors.
+    Load {
+        /// Sessions open at once.
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// Seconds each run holds the load.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Requests (of 3 questions) per session before the next opens.
+        #[arg(long, default_value_t = 5)]
+        requests: usize,
+        /// Clients sending half a frame and stalling, in the second run (0: no second run).
+        #[arg(long, default_value_t = 10)]
+        idle_clients: usize,
+        /// Also write the results table (Markdown) to this file.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+    },
     /// Load time, prefill and decode speed (batch 1, 8, 32) and memory of
     /// each model, beside this machine's measured memory bandwidth and
     /// matrix-multiply rate.
@@ -930,6 +951,22 @@ fn run(cli: Cli) -> Result<()> {
                 tasks: &tasks,
             };
             let report = tenbits_bench::swarm(&options, &mut bench::TerminalSink::default())?;
+            report.save(markdown.as_deref())
+        }
+        Command::Bench(BenchCommand::Load {
+            sessions,
+            seconds,
+            requests,
+            idle_clients,
+            markdown,
+        }) => {
+            let options = tenbits_bench::LoadOptions {
+                sessions,
+                seconds,
+                requests_per_session: requests,
+                idle_clients,
+            };
+            let report = tenbits_bench::load(&options, &mut bench::TerminalSink::default())?;
             report.save(markdown.as_deref())
         }
         Command::Bench(BenchCommand::Models {

@@ -146,3 +146,26 @@ impl ChatModel for OnnxChatModel {
             .map_err(model_error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prompt_budget_counts_with_the_models_own_tokenizer() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny");
+        let model = OnnxChatModel::load_dir("tiny", &dir, 1).expect("the tiny model loads");
+        let budget = model.prompt_budget().expect("a real model has a budget");
+        assert_eq!(
+            budget.context_tokens,
+            model.generator.model().config().context_length
+        );
+        let short = (budget.count)("hello");
+        let long = (budget.count)(&"hello ".repeat(100));
+        assert!(short >= 1 && long > 50 * short, "{short} {long}");
+        assert!(budget.max_token_bytes >= 1);
+        // The bound it gives for refusing uncounted text holds.
+        let text = "abc ".repeat(500);
+        assert!((budget.count)(&text) >= text.len() / budget.max_token_bytes);
+    }
+}

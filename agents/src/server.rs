@@ -113,6 +113,11 @@ fn timed_out(e: &WireError) -> Frame {
 }
 
 /// Serves connections for one answerer: its hello, the actor, counters.
+///
+/// One peer's failure (a refused handshake, a timeout, a drop) is logged
+/// at `info` and counted in [`ServerStats`]; `warn` is kept for what
+/// concerns every peer (failing `accept`), so that a flood of bad peers
+/// cannot flood the log.
 #[derive(Clone)]
 pub struct Service {
     answerer: AnswererHandle,
@@ -215,7 +220,7 @@ impl Service {
                     if matches!(e, WireError::TimedOut { .. }) {
                         c.timeouts.fetch_add(1, Relaxed);
                     }
-                    tracing::warn!("TLS handshake failed: {e}");
+                    tracing::info!("TLS handshake failed: {e}");
                 }
             }
         }));
@@ -257,7 +262,7 @@ impl Service {
         let asker = match shaken {
             Ok(h) => h,
             Err(e) => {
-                tracing::warn!("handshake with {peer} failed: {e}");
+                tracing::info!("handshake with {peer} failed: {e}");
                 c.handshake_failures.fetch_add(1, Relaxed);
                 // Refusals the handshake made itself were told to the peer;
                 // a peer that is gone hears nothing; the rest hear why.
@@ -292,19 +297,19 @@ impl Service {
                 Ok(None) => break false,
                 Ok(Some(frame)) => {
                     if let Err(e) = self.respond(&mut conn, &frame).await {
-                        tracing::warn!("session with {peer} ended: {e}");
+                        tracing::info!("session with {peer} ended: {e}");
                         break false;
                     }
                 }
                 Err(e @ WireError::TimedOut { .. }) => {
-                    tracing::warn!("session with {peer} ended: {e}");
+                    tracing::info!("session with {peer} ended: {e}");
                     c.timeouts.fetch_add(1, Relaxed);
                     let _ = conn.send(&timed_out(&e)).await;
                     break false;
                 }
                 Err(e @ (WireError::Oversized { .. } | WireError::PeerSpeaksTls)) => {
                     // The stream cannot be resynchronised: say why, close.
-                    tracing::warn!("session with {peer} ended: {e}");
+                    tracing::info!("session with {peer} ended: {e}");
                     c.bad_requests.fetch_add(1, Relaxed);
                     let error = Frame::Error {
                         code: ErrorCode::BAD_REQUEST,
@@ -314,7 +319,7 @@ impl Service {
                     break false;
                 }
                 Err(e @ (WireError::Io(_) | WireError::Dropped { .. })) => {
-                    tracing::warn!("session with {peer} ended: {e}");
+                    tracing::info!("session with {peer} ended: {e}");
                     break false;
                 }
                 Err(e) => {

@@ -8,6 +8,8 @@
 //!   beside this machine's measured memory bandwidth and matmul rate.
 //! - [`swarm()`]: one answerer over TCP on loopback and many askers,
 //!   batched and one question at a time.
+//! - [`load()`]: the answerer's runtime under a thousand concurrent
+//!   sessions (and idle flooders) for a fixed time, over a fake model.
 //! - [`frontier()`]: every mode (classic compressors, LLM coding, the
 //!   question-asking methods at each bit budget) on the compression-compute
 //!   plane over the large model's responses in `tenbits eval` results, and
@@ -52,6 +54,7 @@ use anyhow::{Context, Result};
 mod adapters;
 mod baselines;
 mod frontier;
+mod load;
 mod lossless;
 mod lossy;
 mod memory;
@@ -61,6 +64,7 @@ mod swarm;
 pub use adapters::{adapters, DomainFiles};
 pub use baselines::{baselines, Baseline};
 pub use frontier::{frontier, plot, Point};
+pub use load::{load, LoadOptions};
 pub use lossless::lossless;
 pub use lossy::{held_out, lossy, responses, Response};
 pub use models::{models, weights_per_token, ModelsOptions};
