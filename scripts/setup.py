@@ -49,6 +49,7 @@ REGISTRY = ROOT / "crates" / "inference" / "models.toml"
 DATASETS = ROOT / "crates" / "eval" / "datasets.toml"
 CONVERTER = ROOT / "scripts" / "convert_gguf.py"
 REQUIREMENTS = ROOT / "scripts" / "requirements-convert.txt"
+OPENAI_CLIENT_REQUIREMENTS = ROOT / "scripts" / "requirements-openai-client.txt"
 
 
 def log(msg):
@@ -164,23 +165,40 @@ def setup_dataset(cache, dataset):
     return target
 
 
+def pinned_venv(cache, prefix, requirements):
+    """Where a venv of pinned requirements lives: keyed by their hash."""
+    key = short(hashlib.sha256(requirements.read_bytes()).hexdigest())
+    return cache / f"{prefix}-{key}"
+
+
 def converter_venv(cache):
-    """Where the converter's venv lives: keyed by the hash of its requirements."""
-    key = short(hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest())
-    return cache / f"venv-convert-{key}"
+    """Where the converter's venv lives."""
+    return pinned_venv(cache, "venv-convert", REQUIREMENTS)
 
 
 def converter_python(cache):
-    """A venv with the converter's pinned requirements, keyed by their hash."""
-    venv = converter_venv(cache)
-    key = venv.name[len("venv-convert-"):]
+    """A venv with the converter's pinned requirements."""
+    return pinned_python(cache, "venv-convert", REQUIREMENTS, "the converter's Python environment (numpy, onnx, gguf)")
+
+
+def openai_client_python(cache):
+    """A venv with the official `openai` package, the client the tests run
+    against `tenbits serve --openai` (the Rust test finds it by the same key)."""
+    return pinned_python(cache, "venv-openai-client", OPENAI_CLIENT_REQUIREMENTS,
+                         "the OpenAI client's Python environment (openai, for the tests)")
+
+
+def pinned_python(cache, prefix, requirements, what):
+    """A venv of exactly `requirements` (wheels only), made once."""
+    venv = pinned_venv(cache, prefix, requirements)
+    key = venv.name[len(prefix) + 1:]
     python = venv / "bin" / "python"
     if (venv / ".complete").is_file():
         return python
     if venv.exists():
         shutil.rmtree(venv)
-    log("creating the converter's Python environment (numpy, onnx, gguf)")
-    tmp = cache / f"venv-convert-{key}.part"
+    log(f"creating {what}")
+    tmp = cache / f"{prefix}-{key}.part"
     if tmp.exists():
         shutil.rmtree(tmp)
     subprocess.run([sys.executable, "-m", "venv", str(tmp)], check=True)
@@ -188,10 +206,10 @@ def converter_python(cache):
     # rename first, then install, then mark complete.
     os.replace(tmp, venv)
     rc = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--only-binary=:all:",
-                         "-r", str(REQUIREMENTS)]).returncode
+                         "-r", str(requirements)]).returncode
     if rc != 0:
         shutil.rmtree(venv, ignore_errors=True)
-        fail("installing the converter's requirements failed (see pip's message above)")
+        fail(f"installing {requirements.name} failed (see pip's message above)")
     (venv / ".complete").write_text("ok\n")
     return python
 
@@ -292,7 +310,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=[],
                         help="model name from crates/inference/models.toml (repeatable)")
-    parser.add_argument("--all", action="store_true", help="every model in the registry, and every dataset")
+    parser.add_argument("--all", action="store_true",
+                        help="every model in the registry, every dataset, and the `openai` Python "
+                             "client the tests use")
     parser.add_argument("--dataset", action="append", default=[],
                         help="dataset name from crates/eval/datasets.toml (repeatable); fetches only the "
                              "named datasets, unless --model or --all is given too")
@@ -350,6 +370,9 @@ def main():
             setup_model(cache, registry, models[name], f"[{n}/{len(names)}] " if len(names) > 1 else "",
                         python)
             setup_adapters(cache, registry, name)
+    if args.all:
+        # The official client the tests run against `tenbits serve --openai`.
+        openai_client_python(cache)
     log(f"done in {time.time() - start:.0f} s")
 
 

@@ -64,6 +64,60 @@ pub fn serve_command(path: &Path) -> Result<()> {
     served
 }
 
+/// `tenbits serve --openai`: the answerer's model behind OpenAI's
+/// chat-completions API on `transport.listen`.
+pub fn serve_openai_command(path: &Path) -> Result<()> {
+    let cfg = load_config(path)?;
+    let token = cfg.security.token()?;
+    let listen = cfg.transport.listen.clone();
+    if token.is_none()
+        && !tenbits_agents::config::is_loopback(&listen)
+        && !cfg.security.allow_remote_without_token
+    {
+        anyhow::bail!(
+            "refusing to listen on {listen} without a token: anyone who can reach it would get answers. \
+             Set [security] token_file (or the TENBITS_TOKEN variable), listen on 127.0.0.1, \
+             or set [security] allow_remote_without_token = true"
+        );
+    }
+    let name = cfg.answerer.model.clone();
+    let dir = tenbits_inference::Registry::embedded().set_up_dir(&name)?;
+    eprintln!("loading {name} ...");
+    let settings = tenbits_inference::SessionSettings {
+        threads: cfg.answerer.threads.max(1),
+    };
+    let model = tenbits_inference::OnnxModel::load_for_rows(&dir, settings)
+        .with_context(|| format!("cannot load `{name}`"))?;
+    let generator = tenbits_inference::Generator::new(model)?;
+    let tokenizer = tenbits_inference::TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
+    let has_token = token.is_some();
+    let server = tenbits_openai::server::OpenAiServer::new(generator, tokenizer, &name, token);
+    let rt = runtime()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        eprintln!(
+            "{name} on http://{}/v1 (OpenAI chat completions; {}); Ctrl-C stops",
+            listener.local_addr()?,
+            if has_token {
+                "API key required"
+            } else {
+                "no API key"
+            }
+        );
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("stopping");
+        };
+        tenbits_openai::server::serve(server, listener, stop)
+            .await
+            .context("the HTTP server failed")
+    })?;
+    rt.shutdown_timeout(cfg.limits.shutdown_timeout());
+    Ok(())
+}
+
 pub fn ask_command(path: &Path, problem: &str) -> Result<()> {
     let cfg = load_config(path)?;
     eprintln!(

@@ -126,6 +126,11 @@ enum Command {
         /// overridden with TENBITS_<SECTION>__<KEY>.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Serve the answerer's model over OpenAI's HTTP API instead
+        /// (/v1/chat/completions with streaming and logprobs, /v1/models)
+        /// on transport.listen; the [security] token is the API key.
+        #[arg(long)]
+        openai: bool,
     },
     /// Ask: a small model drafts, asks yes/no questions, gets one bit per
     /// question from the answerer, and revises. Prints every step and the
@@ -921,7 +926,14 @@ fn run(cli: Cli) -> Result<()> {
             &coding,
         ),
         Command::Models(command) => chat::models_command(&command),
-        Command::Serve { config } => agents::serve_command(&config),
+        Command::Serve {
+            config,
+            openai: false,
+        } => agents::serve_command(&config),
+        Command::Serve {
+            config,
+            openai: true,
+        } => agents::serve_openai_command(&config),
         Command::Ask { config, problem } => agents::ask_command(&config, &problem),
         Command::Simulate { config } => agents::simulate_command(&config),
         Command::Generate {

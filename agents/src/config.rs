@@ -42,6 +42,67 @@ pub struct DeploymentConfig {
     pub limits: LimitsConfig,
     /// Who may connect: token and TLS.
     pub security: SecurityConfig,
+    /// The endpoint of `answerer.backend = "openai"`.
+    pub openai: OpenAiSection,
+}
+
+/// `backend = "onnx" | "openai"`: where the answerer's model runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// A registered model, here (`answerer.model`).
+    #[default]
+    Onnx,
+    /// Any OpenAI-compatible chat-completions endpoint (`[openai]`).
+    Openai,
+}
+
+/// `[openai]`: an OpenAI-compatible endpoint the answerer asks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenAiSection {
+    /// Base URL up to `/v1`.
+    pub base_url: String,
+    /// The model's name there; the answerer announces it.
+    pub model: String,
+    /// The variable holding the API key (never logged); unset or empty
+    /// sends none.
+    pub api_key_env: Option<String>,
+    /// Longest wait for one response.
+    pub timeout_ms: u64,
+    /// Attempts after a failure of transport, 429 or 5xx.
+    pub retries: u32,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for OpenAiSection {
+    fn default() -> Self {
+        let d = tenbits_openai::OpenAiConfig::default();
+        Self {
+            base_url: d.base_url,
+            model: d.model,
+            api_key_env: d.api_key_env,
+            timeout_ms: d.timeout.as_millis() as u64,
+            retries: d.retries,
+            concurrency: d.concurrency,
+        }
+    }
+}
+
+impl OpenAiSection {
+    /// The client's configuration.
+    pub fn client_config(&self) -> tenbits_openai::OpenAiConfig {
+        tenbits_openai::OpenAiConfig {
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+            api_key_env: self.api_key_env.clone(),
+            timeout: Duration::from_millis(self.timeout_ms),
+            retries: self.retries,
+            concurrency: self.concurrency.max(1),
+            ..tenbits_openai::OpenAiConfig::default()
+        }
+    }
 }
 
 /// `[asker]`.
@@ -94,6 +155,9 @@ pub struct AnswererConfig {
     /// A task file (JSON lines) whose gold answers are the references, keyed
     /// by problem text. [`simulate`](crate::simulate) adds the swarm's tasks.
     pub tasks: Option<PathBuf>,
+    /// Where the model runs: `"onnx"` (`model`, here) or `"openai"` (the
+    /// endpoint of `[openai]`, whose model name is announced instead).
+    pub backend: Backend,
 }
 
 impl Default for AnswererConfig {
@@ -107,6 +171,7 @@ impl Default for AnswererConfig {
             knowledge: Knowledge::ReferenceElseOwn,
             checks_claims: false,
             tasks: None,
+            backend: Backend::Onnx,
         }
     }
 }
@@ -115,6 +180,17 @@ impl AnswererConfig {
     /// [`Self::id`] parsed.
     pub fn expected_id(&self) -> Result<Option<[u8; 16]>, AgentError> {
         self.id.as_deref().map(parse_model_id).transpose()
+    }
+}
+
+impl DeploymentConfig {
+    /// The model name the answerer announces (and an asker expects):
+    /// `answerer.model`, or `openai.model` for the `openai` backend.
+    pub fn answerer_name(&self) -> &str {
+        match self.answerer.backend {
+            Backend::Onnx => &self.answerer.model,
+            Backend::Openai => &self.openai.model,
+        }
     }
 }
 

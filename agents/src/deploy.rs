@@ -7,18 +7,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tenbits_messaging::{Listener, WireStats};
-use tenbits_qa::{run, run_remote, AnswerBook, Knowledge, Problem, QaError, Setting, Transcript};
+use tenbits_qa::{AnswerBook, Knowledge, Problem, QaError, Setting, Transcript};
 
 use crate::answerer::{AnswererArgs, AnswererHandle};
-use crate::config::{is_loopback, load_tasks, DeploymentConfig, TaskSpec, TransportKind};
+use crate::config::{is_loopback, load_tasks, Backend, DeploymentConfig, TaskSpec, TransportKind};
 use crate::model::{BoxedModel, ModelFactory, SharedModel};
-use crate::remote::{NoAnswerer, RemoteAnswerer};
 use crate::server::{Endpoint, ListenOptions, ServerHandle, ServerStats, Service, TcpEndpoint};
 use crate::swarm::{SessionOutcome, SessionReport, SessionSpec, SwarmContext, SwarmHandle};
 use crate::AgentError;
 
 /// Loads a model on a blocking thread.
-async fn load(
+pub(crate) async fn load(
     factory: &ModelFactory,
     name: &str,
     threads: usize,
@@ -31,7 +30,7 @@ async fn load(
 
 /// Starts the answerer actor for `cfg` with references from `tasks` (plus
 /// `answerer.tasks`).
-async fn start_answerer(
+pub(crate) async fn start_answerer(
     cfg: &DeploymentConfig,
     factory: &ModelFactory,
     tasks: &[TaskSpec],
@@ -47,7 +46,12 @@ async fn start_answerer(
             references.insert(t.problem.clone(), gold.clone());
         }
     }
-    let model = load(factory, &a.model, a.threads).await?;
+    let model: BoxedModel = match a.backend {
+        Backend::Onnx => load(factory, &a.model, a.threads).await?,
+        Backend::Openai => Box::new(tenbits_openai::OpenAiChatModel::new(
+            cfg.openai.client_config(),
+        )),
+    };
     let book = AnswerBook::new(a.knowledge, cfg.solution_sampling())
         .with_references(Arc::new(references))
         .checking_claims(a.checks_claims);
@@ -142,93 +146,25 @@ pub struct AskReport {
 /// (`"channel"`) with the answerer in this process over in-process channels
 /// (the same frames). BLC consults no answerer; QA+ runs only in one
 /// process (both models at hand, no wire). Blocking: call it outside any
-/// async runtime; it runs its own.
+/// async runtime; it runs its own. A [`Runtime`](crate::Runtime) for one
+/// problem: to ask many, keep one and call [`Runtime::ask`](crate::Runtime::ask).
 pub fn ask(
     cfg: &DeploymentConfig,
     factory: ModelFactory,
     problem: &str,
 ) -> Result<AskReport, AgentError> {
-    let setting: Setting = cfg.protocol.setting.into();
-    let config = cfg.qa_config();
-    let problem = Problem::new(cfg.protocol.task.into(), problem);
-    let mut small = factory(&cfg.asker.model, cfg.asker.threads)?;
-    let local = cfg.transport.kind == TransportKind::Channel;
-    match setting {
-        Setting::Blc => {
-            let transcript = run_remote(setting, &config, &mut *small, &mut NoAnswerer, &problem)?;
-            return Ok(AskReport {
-                transcript,
-                answerer: cfg.asker.model.clone(),
-                wire: WireStats::default(),
-                latencies: Vec::new(),
-            });
-        }
-        Setting::QaPlus if local => {
-            // Both models here: the reference from `answerer.tasks`, else
-            // the large model's own solution (as the answerer actor does).
-            let mut config = config;
-            let mut problem = problem;
-            problem.reference = reference_for(cfg, &problem.text)?;
-            if problem.reference.is_none() {
-                config.view.knowledge = tenbits_qa::Knowledge::OwnSolution;
-            }
-            let mut large = factory(&cfg.answerer.model, cfg.answerer.threads)?;
-            let transcript = run(setting, &config, &mut *small, &mut *large, &problem)?;
-            return Ok(AskReport {
-                transcript,
-                answerer: cfg.answerer.model.clone(),
-                wire: WireStats::default(),
-                latencies: Vec::new(),
-            });
-        }
-        Setting::QaPlus => {
-            return Err(QaError::Invalid("QA+ runs only with transport.kind = \"channel\"").into())
-        }
-        Setting::Qa => {}
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
+    let mut runtime = crate::Runtime::builder()
+        .config(cfg.clone())
+        .factory(factory)
         .build()?;
-    let (server, mut remote) = runtime.block_on(async {
-        let (server, endpoint) = if local {
-            let service = start_answerer(cfg, &factory, &[]).await?;
-            let server = ServerHandle::in_process(service);
-            let endpoint = server.endpoint();
-            (Some(server), endpoint)
-        } else {
-            (None, tcp_endpoint(cfg)?)
-        };
-        let expect_id = cfg.answerer.expected_id()?;
-        let remote = RemoteAnswerer::open(
-            &endpoint,
-            small.model_id(),
-            0,
-            expect_id,
-            Some(&cfg.answerer.model),
-        )
-        .await?
-        .with_reconnect(reconnect_attempts(cfg));
-        Ok::<_, AgentError>((server, remote))
-    })?;
-    let transcript = run_remote(setting, &config, &mut *small, &mut remote, &problem);
-    let wire = remote.close();
-    if let Some(server) = server {
-        runtime.block_on(server.shutdown());
-    }
-    let transcript = transcript?;
-    let wire = wire.unwrap_or_else(|_| remote.wire_stats());
-    Ok(AskReport {
-        transcript,
-        answerer: remote.peer().name.clone(),
-        wire,
-        latencies: remote.latencies().to_vec(),
-    })
+    let report = runtime.ask(problem);
+    runtime.shutdown();
+    report
 }
 
 /// Reconnection attempts of an asker: `transport.reconnect_attempts` with
 /// `transport.reconnect`, else none.
-fn reconnect_attempts(cfg: &DeploymentConfig) -> u32 {
+pub(crate) fn reconnect_attempts(cfg: &DeploymentConfig) -> u32 {
     if cfg.transport.reconnect {
         cfg.transport.reconnect_attempts
     } else {
@@ -237,7 +173,10 @@ fn reconnect_attempts(cfg: &DeploymentConfig) -> u32 {
 }
 
 /// The reference of `problem` in `answerer.tasks`, if known and used.
-fn reference_for(cfg: &DeploymentConfig, problem: &str) -> Result<Option<String>, AgentError> {
+pub(crate) fn reference_for(
+    cfg: &DeploymentConfig,
+    problem: &str,
+) -> Result<Option<String>, AgentError> {
     if cfg.answerer.knowledge == Knowledge::OwnSolution {
         return Ok(None);
     }
@@ -545,7 +484,7 @@ pub async fn simulate_with(
         config: cfg.qa_config(),
         askers,
         expect_id: cfg.answerer.expected_id()?,
-        expect_name: Some(cfg.answerer.model.clone()),
+        expect_name: Some(cfg.answerer_name().to_string()),
         reconnect: reconnect_attempts(cfg),
     });
     let start = Instant::now();

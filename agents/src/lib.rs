@@ -78,6 +78,7 @@ mod model;
 #[cfg(feature = "onnx")]
 pub mod onnx;
 pub mod remote;
+mod runtime;
 pub mod server;
 pub mod swarm;
 #[cfg(feature = "testing")]
@@ -95,6 +96,7 @@ pub use error::AgentError;
 pub use model::onnx_factory;
 pub use model::{BoxedModel, ModelFactory, SharedModel};
 pub use remote::RemoteAnswerer;
+pub use runtime::{Runtime, RuntimeBuilder};
 pub use server::{
     Endpoint, ListenOptions, ServerHandle, ServerStats, Service, ServiceLimits, TcpEndpoint,
     PROMPT_RESERVE_TOKENS,

@@ -194,7 +194,19 @@ impl<M: BatchedModel> Generator<M> {
     pub fn generate(
         &mut self,
         requests: &[Request],
+        on_text: impl FnMut(usize, &str),
+    ) -> Result<Vec<Completion>, InferenceError> {
+        self.generate_observed(requests, on_text, |_, _, _| {})
+    }
+
+    /// [`Self::generate`], also showing `on_step(i, token, logits)` the
+    /// logits request `i`'s token was picked from (for log-probabilities,
+    /// as an OpenAI-compatible server returns them).
+    pub fn generate_observed(
+        &mut self,
+        requests: &[Request],
         mut on_text: impl FnMut(usize, &str),
+        mut on_step: impl FnMut(usize, u32, &[f32]),
     ) -> Result<Vec<Completion>, InferenceError> {
         if requests.is_empty() {
             return Ok(Vec::new());
@@ -239,7 +251,9 @@ impl<M: BatchedModel> Generator<M> {
                     continue;
                 }
                 let sampling = &requests[i].sampling;
-                let token = state.pick(&last_logits[i * vocab..(i + 1) * vocab], sampling);
+                let row = &last_logits[i * vocab..(i + 1) * vocab];
+                let token = state.pick(row, sampling);
+                on_step(i, token, row);
                 state.tokens.push(token);
                 let piece = if self.stop_tokens.contains(&token) {
                     state.end(FinishReason::EndOfTurn)
@@ -595,9 +609,30 @@ fn argmax(row: &[f32]) -> usize {
 }
 
 fn log_softmax_at(row: &[f32], index: usize) -> f64 {
+    f64::from(row[index]) - log_sum_exp(row)
+}
+
+/// ln Σ e^l over a row of logits.
+fn log_sum_exp(row: &[f32]) -> f64 {
     let max = f64::from(row[argmax(row)]);
     let sum: f64 = row.iter().map(|&l| (f64::from(l) - max).exp()).sum();
-    f64::from(row[index]) - max - sum.ln()
+    max + sum.ln()
+}
+
+/// The log-probabilities (natural log) of `tokens` and of the `k` most
+/// likely tokens under one row of logits, most likely first: what an
+/// OpenAI-compatible `logprobs` field reports for a generated token.
+pub fn token_logprobs(row: &[f32], tokens: &[u32], k: usize) -> (Vec<f64>, Vec<(u32, f64)>) {
+    let norm = log_sum_exp(row);
+    let of = |t: u32| f64::from(row[t as usize]) - norm;
+    let mut order: Vec<u32> = (0..row.len() as u32).collect();
+    let k = k.min(order.len());
+    if k > 0 {
+        order.select_nth_unstable_by(k - 1, |&a, &b| row[b as usize].total_cmp(&row[a as usize]));
+    }
+    let mut top: Vec<(u32, f64)> = order[..k].iter().map(|&t| (t, of(t))).collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    (tokens.iter().map(|&t| of(t)).collect(), top)
 }
 
 #[cfg(test)]

@@ -70,7 +70,8 @@ mod tokenizer;
 
 pub use adapter::{Adapter, AdapterId, ADAPTER_HASH_LEN};
 pub use generate::{
-    Completion, FinishReason, GenerationStats, Generator, Message, Request, Role, Sampling,
+    token_logprobs, Completion, FinishReason, GenerationStats, Generator, Message, Request, Role,
+    Sampling,
 };
 pub use onnx::{runtime_library_path, KvCache, OnnxModel, SessionSettings};
 pub use registry::{
