@@ -19,9 +19,15 @@ for t in $targets; do
   echo "== $t: $seconds s"
   # No sanitizer: the code is safe Rust, and what is hunted is panics,
   # hangs and wrong results; ASan would only slow the search.
+  mkdir -p fuzz/logs
+  log="fuzz/logs/$t.log"
   cargo +nightly fuzz run --sanitizer none "$t" "fuzz/corpus-local/$t" "fuzz/corpus/$t" -- \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 2>&1 \
-    | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|INFO: Loaded|.*ERROR|.*panicked|SUMMARY)" || true
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 > "$log" 2>&1 || true
+  runs=$(grep -a '^stat::number_of_executed_units' "$log" | awk '{print $2}')
+  peak=$(grep -a '^stat::peak_rss_mb' "$log" | awk '{print $2}')
+  corpus=$(ls "fuzz/corpus-local/$t" | wc -l)
+  echo "$t: ${runs:-?} runs in $seconds s, corpus ${corpus} inputs, peak ${peak:-?} MB (log: $log)"
+  grep -a -E "panicked|ERROR|SUMMARY" "$log" | head -5 || true
   if ls "fuzz/artifacts/$t"/crash-* "fuzz/artifacts/$t"/timeout-* >/dev/null 2>&1; then
     echo "$t: a crash or timeout was found; see fuzz/artifacts/$t" >&2
     exit 1
