@@ -13,6 +13,7 @@ mod agents;
 mod bench;
 mod chat;
 mod eval;
+mod twenty;
 
 #[derive(Parser)]
 #[command(
@@ -155,6 +156,11 @@ enum Command {
     /// share of the small-to-large gap recovered, bits and compute. Results
     /// are appended as they finish; a rerun resumes.
     Eval(Box<eval::EvalArgs>),
+    /// Twenty questions on BIG-bench's concepts: the asker finds each
+    /// concept of a category with at most N yes/no bits from an answerer
+    /// that knows it; concepts found and bits needed, per category, with
+    /// intervals. Games are appended as they finish; a rerun resumes.
+    TwentyQuestions(Box<twenty::TwentyArgs>),
     /// Place every mode on the compression-compute plane over the large
     /// model's responses in `tenbits eval` results: classic compressors,
     /// lossless LLM coding and the question-asking methods at each bit
@@ -945,6 +951,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Chat { model, sampling } => chat::chat_command(&model, &sampling),
         Command::Eval(args) => eval::eval_command(&args),
         Command::Frontier(args) => eval::frontier_command(&args),
+        Command::TwentyQuestions(args) => twenty::twenty_command(&args),
         Command::Bench(BenchCommand::Swarm {
             model,
             threads,

@@ -75,6 +75,7 @@ pub mod prompts;
 pub mod protocol;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod twenty;
 pub mod types;
 
 pub use answerer::{
@@ -85,6 +86,7 @@ pub use bisect::{asker_probabilities, bisect, bisect_to, list_candidates, Bisect
 pub use eval::{grade, Tally};
 pub use prompts::{parse_questions, Task, PROMPT_VERSION};
 pub use protocol::{run, run_remote, Config, Receiver, Round, Sender, Setting, Transcript};
+pub use twenty::{play_twenty_questions, Game, Turn, TwentyConfig};
 pub use types::{Answer, AnswererView, Basis, Knowledge, Problem};
 
 /// A chat model, as the protocol sees it. Implementations must be

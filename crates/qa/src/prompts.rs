@@ -266,9 +266,104 @@ pub fn parse_questions(text: &str, n: usize) -> Vec<String> {
     items
 }
 
+/// Version of the twenty-questions templates ([`twenty_question`],
+/// [`twenty_answer`], [`twenty_guess`]), a scenario apart from the QA
+/// session's prompts; pinned by its own fingerprint.
+pub const TWENTY_QUESTIONS_PROMPT_VERSION: u32 = 1;
+
+/// The asker's turn in twenty questions: the possibilities, the questions
+/// and answers so far, and the request for one new question.
+pub fn twenty_question(candidates: &[String], history: &[(String, bool)]) -> Vec<Message> {
+    let so_far = if history.is_empty() {
+        String::new()
+    } else {
+        format!("Questions so far:\n{}\n", qa_lines(history))
+    };
+    vec![
+        Message::system(
+            "We are playing twenty questions. You ask yes/no questions to find the secret.",
+        ),
+        Message::user(format!(
+            "The secret is one of these: {}.\n{so_far}Ask one new yes/no question that splits the \
+possibilities that are left, such as \"Is it alive?\" or \"Is it bigger than a person?\". \
+Do not repeat a question. Reply with the question only.",
+            candidates.join(", ")
+        )),
+    ]
+}
+
+/// The answerer's turn: it knows the secret and answers one question.
+pub fn twenty_answer(concept: &str, question: &str) -> Vec<Message> {
+    vec![
+        Message::system(format!(
+            "We are playing twenty questions. The secret is \"{concept}\". Answer each question \
+about the secret truthfully with Yes or No."
+        )),
+        Message::user(question.to_string()),
+    ]
+}
+
+/// The asker's guess: which possibility the answers point to (candidates
+/// are scored as replies: [`twenty_guess_reply`]).
+pub fn twenty_guess(candidates: &[String], history: &[(String, bool)]) -> Vec<Message> {
+    vec![
+        Message::system(
+            "We are playing twenty questions. You ask yes/no questions to find the secret.",
+        ),
+        Message::user(format!(
+            "The secret is one of these: {}.\nQuestions so far:\n{}\nWhich one is the secret? \
+Reply with its name only.",
+            candidates.join(", "),
+            qa_lines(history)
+        )),
+    ]
+}
+
+/// How a candidate is scored as the reply to [`twenty_guess`].
+pub fn twenty_guess_reply(candidate: &str) -> String {
+    candidate.to_string()
+}
+
+/// The question a guess is asked as.
+pub fn twenty_guess_question(candidate: &str) -> String {
+    format!("Is it {candidate}?")
+}
+
+/// FNV-1a hash of the twenty-questions templates; pinned to
+/// [`TWENTY_QUESTIONS_PROMPT_VERSION`] by a test.
+pub fn twenty_fingerprint() -> u64 {
+    let (c, h) = (
+        ["a".to_string(), "b".to_string()],
+        [("Is it?".to_string(), true)],
+    );
+    let mut all = vec![
+        twenty_question(&c, &h),
+        twenty_question(&c, &[]),
+        twenty_answer("a", &twenty_guess_question("b")),
+        twenty_guess(&c, &h),
+    ];
+    all.push(vec![Message::assistant(twenty_guess_reply("a"))]);
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for m in all.iter().flatten() {
+        for b in format!("{:?}\u{0}{}\u{0}", m.role, m.content).bytes() {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn twenty_questions_templates_are_pinned_to_their_version() {
+        // Bump TWENTY_QUESTIONS_PROMPT_VERSION with the fingerprint.
+        assert_eq!(
+            (TWENTY_QUESTIONS_PROMPT_VERSION, twenty_fingerprint()),
+            (1, 0x7be8_8bd6_c9cf_4be2)
+        );
+    }
 
     #[test]
     fn templates_are_pinned_to_the_version() {
