@@ -441,3 +441,67 @@ fn an_answerer_restarted_mid_session_is_reconnected_with_the_same_answers() {
     rt.block_on(server.shutdown());
     let _ = WireError::Closed;
 }
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn out_of_file_descriptors_the_server_backs_off_and_recovers() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let tasks = tasks();
+    // The fake answerer with 40 descriptors: a flood of connections makes
+    // accept fail with EMFILE.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 40 && exec \"$0\" \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_tenbits-fake-answerer"))
+        .arg(root().join("config/answerer.toml"))
+        .env("TENBITS_TRANSPORT__LISTEN", "127.0.0.1:0")
+        .env(
+            "TENBITS_ANSWERER__TASKS",
+            root().join("config/tasks/arith.jsonl"),
+        )
+        .env("TENBITS_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect(&line)
+        .parse()
+        .unwrap();
+    let flood: Vec<_> = (0..100)
+        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_seconds(child.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu_seconds(child.id()) - before;
+    // A busy accept loop would take a whole core: about 2 s of the 2 s.
+    assert!(spent < 0.5, "{spent} CPU seconds while out of descriptors");
+    drop(flood);
+    std::thread::sleep(Duration::from_millis(1500));
+    let world = FakeWorld::new(&tasks);
+    let mut cfg = config("asker.toml");
+    cfg.transport.connect = addr.to_string();
+    cfg.security.token_env = None;
+    let report = ask(&cfg, world.factory(), &tasks[0].problem).unwrap();
+    assert_eq!(report.transcript.answer(), "Answer: 42");
+    drop(child.stdin.take());
+    let mut summary = String::new();
+    stdout.read_line(&mut summary).unwrap();
+    assert!(child.wait().unwrap().success());
+}
