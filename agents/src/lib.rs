@@ -15,6 +15,9 @@
 //!                                                   many sessions' questions per p_yes call
 //! ```
 //!
+//! - [`Runtime`] is the entry point for applications: build it from a
+//!   [`DeploymentConfig`] (code or TOML), then [`Runtime::ask`] problem by
+//!   problem with the models loaded once.
 //! - [`AnswererActor`] hosts the large model and batches the questions of
 //!   all pending requests into one `p_yes` call ([`AnswererHandle`] to use
 //!   it). It knows the reference answers of the deployment's task file, or
@@ -22,8 +25,10 @@
 //! - [`Service`] serves [`Connection`](tenbits_messaging::Connection)s for
 //!   it: the handshake (protocol version, model ids, prompt version), then
 //!   `Questions` frames answered by `PackedBits`, `Error` frames for bad
-//!   requests, `Bye` to end. [`ServerHandle`] adds a TCP listener;
-//!   [`Endpoint`] says where an asker connects.
+//!   requests, `Bye` to end, every wait bounded by [`ServiceLimits`] (and
+//!   the token checked first). [`ServerHandle`] adds a TCP listener (TLS,
+//!   connection cap, accept back-off: [`ListenOptions`]); [`Endpoint`] says
+//!   where an asker connects.
 //! - [`RemoteAnswerer`] is the asker's end: a [`tenbits_qa::Answerer`] over
 //!   a connection (TCP or channels, one code path), so the synchronous
 //!   session loop [`tenbits_qa::run_remote`] runs across the wire (it

@@ -14,7 +14,12 @@
 //!   [`FrameReceiver`] for separate tasks. Every connection keeps
 //!   [`WireStats`]: answer bits conveyed, apart from bytes on the wire.
 //! - [`handshake`]: exchanges [`Hello`]s and checks them ([`check_hello`]):
-//!   protocol version, roles, model ids, prompt version.
+//!   protocol version, roles, model ids, prompt version;
+//!   [`handshake_as_server`] / [`handshake_as_client`] add the shared
+//!   [`Token`] (`Auth` frame first, compared in constant time, never
+//!   printed).
+//! - [`Timeouts`] bound every wait of a connection (idle, per frame, per
+//!   send); [`TlsServer`] and [`TlsClient`] put connections on TLS.
 //!
 //! # Frame layout
 //!
