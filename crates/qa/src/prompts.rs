@@ -269,7 +269,7 @@ pub fn parse_questions(text: &str, n: usize) -> Vec<String> {
 /// Version of the twenty-questions templates ([`twenty_question`],
 /// [`twenty_answer`], [`twenty_guess`]), a scenario apart from the QA
 /// session's prompts; pinned by its own fingerprint.
-pub const TWENTY_QUESTIONS_PROMPT_VERSION: u32 = 1;
+pub const TWENTY_QUESTIONS_PROMPT_VERSION: u32 = 2;
 
 /// The asker's turn in twenty questions: the possibilities, the questions
 /// and answers so far, and the request for one new question.
@@ -326,7 +326,7 @@ pub fn twenty_guess_reply(candidate: &str) -> String {
 
 /// The question a guess is asked as.
 pub fn twenty_guess_question(candidate: &str) -> String {
-    format!("Is it {candidate}?")
+    format!("Is the secret \"{candidate}\"?")
 }
 
 /// FNV-1a hash of the twenty-questions templates; pinned to
@@ -361,7 +361,7 @@ mod tests {
         // Bump TWENTY_QUESTIONS_PROMPT_VERSION with the fingerprint.
         assert_eq!(
             (TWENTY_QUESTIONS_PROMPT_VERSION, twenty_fingerprint()),
-            (1, 0x7be8_8bd6_c9cf_4be2)
+            (2, 0x4b50_e97d_443a_d8be)
         );
     }
 

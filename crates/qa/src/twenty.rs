@@ -101,9 +101,16 @@ pub fn play_twenty_questions(
         } else {
             None
         };
-        let question = match &guess {
-            Some(c) => prompts::twenty_guess_question(c),
-            None => new_question(asker, &left, &history, turn, config)?,
+        // An asker that cannot think of a new question guesses instead.
+        let (guess, question) = match guess {
+            Some(c) => (Some(c.clone()), prompts::twenty_guess_question(&c)),
+            None => match new_question(asker, &left, &history, turn, config)? {
+                Some(q) => (None, q),
+                None => {
+                    let (c, _) = likeliest(asker, &left, &history)?.expect("possibilities left");
+                    (Some(c.clone()), prompts::twenty_guess_question(&c))
+                }
+            },
         };
         let p = p_yes(answerer, &[prompts::twenty_answer(concept, &question)])?[0];
         let bit = p >= 0.5;
@@ -158,15 +165,14 @@ fn likeliest(
 }
 
 /// A new question: greedy first; a repeat (or an empty line) is drawn
-/// again, sampled with a seed, up to three times, then a fallback that
-/// names the next possibility.
+/// again, sampled with a seed, up to three times; `None` if none is new.
 fn new_question(
     asker: &mut dyn ChatModel,
     left: &[String],
     history: &[(String, bool)],
     turn: usize,
     config: &TwentyConfig,
-) -> Result<String, QaError> {
+) -> Result<Option<String>, QaError> {
     let prompt = prompts::twenty_question(left, history);
     for attempt in 0..4u64 {
         let sampling = Sampling {
@@ -193,17 +199,10 @@ fn new_question(
             .iter()
             .any(|(q, _)| q.eq_ignore_ascii_case(&question));
         if question.len() > 1 && !repeated {
-            return Ok(question);
+            return Ok(Some(question));
         }
     }
-    let untried = left
-        .iter()
-        .find(|c| {
-            let q = prompts::twenty_guess_question(c);
-            !history.iter().any(|(h, _)| *h == q)
-        })
-        .unwrap_or(&left[0]);
-    Ok(prompts::twenty_guess_question(untried))
+    Ok(None)
 }
 
 #[cfg(test)]
