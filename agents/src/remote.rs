@@ -272,13 +272,25 @@ impl RemoteAnswerer {
             }
         };
         let token = redial.endpoint.token();
-        let peer = Self::shake(
+        let shaken = Self::shake(
             &mut conn,
             &redial.mine,
             token,
             redial.expect_name.as_deref(),
         )
-        .await?;
+        .await;
+        let peer = match shaken {
+            Ok(peer) => peer,
+            // A restarted answerer at its connection cap: the next attempt
+            // pauses longer. Any other refusal is final.
+            Err(AgentError::Wire(WireError::Remote { code, .. }))
+                if code == tenbits_messaging::ErrorCode::BUSY =>
+            {
+                tracing::warn!("session {}: the answerer is busy", self.session);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         if peer.model != self.peer.model {
             return Err(AgentError::Handshake(format!(
                 "after reconnecting, the answerer runs model {} instead of {}",
