@@ -68,18 +68,8 @@ pub fn serve_command(path: &Path) -> Result<()> {
 /// chat-completions API on `transport.listen`.
 pub fn serve_openai_command(path: &Path) -> Result<()> {
     let cfg = load_config(path)?;
-    let token = cfg.security.token()?;
     let listen = cfg.transport.listen.clone();
-    if token.is_none()
-        && !tenbits_agents::config::is_loopback(&listen)
-        && !cfg.security.allow_remote_without_token
-    {
-        anyhow::bail!(
-            "refusing to listen on {listen} without a token: anyone who can reach it would get answers. \
-             Set [security] token_file (or the TENBITS_TOKEN variable), listen on 127.0.0.1, \
-             or set [security] allow_remote_without_token = true"
-        );
-    }
+    let token = cfg.security.server_token(&listen)?;
     let name = cfg.answerer.model.clone();
     let dir = tenbits_inference::Registry::embedded().set_up_dir(&name)?;
     eprintln!("loading {name} ...");

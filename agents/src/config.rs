@@ -483,6 +483,21 @@ impl SecurityConfig {
             .filter(|t| !t.is_empty()))
     }
 
+    /// The token a server listening on `listen` requires; an error when
+    /// there is none and `listen` reaches beyond loopback, unless
+    /// `allow_remote_without_token` says so.
+    pub fn server_token(&self, listen: &str) -> Result<Option<Token>, AgentError> {
+        let token = self.token()?;
+        if token.is_none() && !is_loopback(listen) && !self.allow_remote_without_token {
+            return Err(AgentError::Config(format!(
+                "refusing to listen on {listen} without a token: anyone who can reach it would get answers. \
+                 Set [security] token_file (or the TENBITS_TOKEN variable), listen on 127.0.0.1, \
+                 or set [security] allow_remote_without_token = true"
+            )));
+        }
+        Ok(token)
+    }
+
     /// The server's TLS, if `tls_cert` and `tls_key` are set.
     pub fn tls_server(&self) -> Result<Option<TlsServer>, AgentError> {
         match (&self.tls_cert, &self.tls_key) {

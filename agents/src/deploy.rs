@@ -10,7 +10,7 @@ use tenbits_messaging::{Listener, WireStats};
 use tenbits_qa::{AnswerBook, Knowledge, Problem, QaError, Setting, Transcript};
 
 use crate::answerer::{AnswererArgs, AnswererHandle};
-use crate::config::{is_loopback, load_tasks, Backend, DeploymentConfig, TaskSpec, TransportKind};
+use crate::config::{load_tasks, Backend, DeploymentConfig, TaskSpec, TransportKind};
 use crate::model::{BoxedModel, ModelFactory, SharedModel};
 use crate::server::{Endpoint, ListenOptions, ServerHandle, ServerStats, Service, TcpEndpoint};
 use crate::swarm::{SessionOutcome, SessionReport, SessionSpec, SwarmContext, SwarmHandle};
@@ -78,17 +78,15 @@ pub async fn serve(
     serve_with(cfg, service).await
 }
 
-async fn serve_with(cfg: &DeploymentConfig, service: Service) -> Result<ServerHandle, AgentError> {
-    let token = cfg.security.token()?;
-    let tcp = cfg.transport.kind == TransportKind::Tcp;
+pub(crate) async fn serve_with(
+    cfg: &DeploymentConfig,
+    service: Service,
+) -> Result<ServerHandle, AgentError> {
     let listen = &cfg.transport.listen;
-    if tcp && token.is_none() && !is_loopback(listen) && !cfg.security.allow_remote_without_token {
-        return Err(AgentError::Config(format!(
-            "refusing to listen on {listen} without a token: anyone who can reach it would get answers. \
-             Set [security] token_file (or the TENBITS_TOKEN variable), listen on 127.0.0.1, \
-             or set [security] allow_remote_without_token = true"
-        )));
-    }
+    let token = match cfg.transport.kind {
+        TransportKind::Tcp => cfg.security.server_token(listen)?,
+        TransportKind::Channel => cfg.security.token()?,
+    };
     let service = service.with_limits(cfg.limits.service_limits(token));
     match cfg.transport.kind {
         TransportKind::Tcp => {

@@ -32,7 +32,9 @@ use tenbits_messaging::WireStats;
 use tenbits_qa::{run, run_remote, Problem, QaError, Setting};
 
 use crate::config::{DeploymentConfig, TransportKind};
-use crate::deploy::{reconnect_attempts, reference_for, start_answerer, tcp_endpoint, AskReport};
+use crate::deploy::{
+    reconnect_attempts, reference_for, serve_with, start_answerer, tcp_endpoint, AskReport,
+};
 use crate::model::{BoxedModel, ModelFactory};
 use crate::remote::{NoAnswerer, RemoteAnswerer};
 use crate::server::{Endpoint, ServerHandle, ServerStats};
@@ -112,10 +114,10 @@ impl RuntimeBuilder {
                 )
             }
             Setting::Qa if local => {
-                let service = tokio.block_on(start_answerer(&cfg, &factory, &[]))?;
-                let handle = ServerHandle::in_process(
-                    service.with_limits(cfg.limits.service_limits(cfg.security.token()?)),
-                );
+                // In-process channels: serve_with applies the limits and token.
+                let handle = tokio.block_on(async {
+                    serve_with(&cfg, start_answerer(&cfg, &factory, &[]).await?).await
+                })?;
                 endpoint = Some(handle.endpoint());
                 server = Some(handle);
             }
