@@ -179,7 +179,7 @@ pub fn twenty_command(args: &TwentyArgs) -> Result<()> {
                 && categories.iter().any(|c| **c == r.category)
         })
         .collect();
-    let table = summary(args, &records);
+    let table = summary(args, &file.concepts, &records);
     print!("{table}");
     if let Some(path) = &args.markdown {
         std::fs::write(path, &table).with_context(|| format!("cannot write {}", path.display()))?;
@@ -187,7 +187,11 @@ pub fn twenty_command(args: &TwentyArgs) -> Result<()> {
     Ok(())
 }
 
-fn summary(args: &TwentyArgs, records: &[GameRecord]) -> String {
+fn summary(
+    args: &TwentyArgs,
+    concepts: &BTreeMap<String, Vec<String>>,
+    records: &[GameRecord],
+) -> String {
     let mut by: BTreeMap<&str, Vec<&GameRecord>> = BTreeMap::new();
     for r in records {
         by.entry(&r.category).or_default().push(r);
@@ -215,7 +219,7 @@ fn summary(args: &TwentyArgs, records: &[GameRecord]) -> String {
             .count();
         s += &format!(
             "| {category} | {} | {} | {} | {:.0}% ({:.0}–{:.0}%) | {bits} | {wrong} |\n",
-            category_size(args, category),
+            concepts.get(*category).map_or(0, Vec::len),
             games.len(),
             found.len(),
             100.0 * found.len() as f64 / games.len().max(1) as f64,
@@ -224,12 +228,4 @@ fn summary(args: &TwentyArgs, records: &[GameRecord]) -> String {
         );
     }
     s
-}
-
-fn category_size(args: &TwentyArgs, category: &str) -> usize {
-    std::fs::read_to_string(&args.concepts)
-        .ok()
-        .and_then(|t| serde_json::from_str::<ConceptsFile>(&t).ok())
-        .and_then(|f| f.concepts.get(category).map(Vec::len))
-        .unwrap_or(0)
 }

@@ -287,7 +287,7 @@ async fn run_load(options: &LoadOptions, idle: usize, sink: &mut dyn Sink) -> Re
         // timeout; sessions finish their current one.
         let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
     }
-    let stats = server.shutdown().await;
+    server.shutdown().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (rss1, fds1) = (current_rss(), open_fds());
     let mut latencies = std::mem::take(&mut *tally.latencies.lock().unwrap());
@@ -298,7 +298,6 @@ async fn run_load(options: &LoadOptions, idle: usize, sink: &mut dyn Sink) -> Re
     for (cause, n) in tally.causes.lock().unwrap().iter() {
         sink.note(&format!("lost {n}: {cause}"));
     }
-    let _ = stats;
     Ok(format!(
         "| {idle} | {sessions} | {:.0} | {} | {:.1} | {:.1} | {} | {} | {} | {:.0} → {:.0} → {:.0} | {fds0} → {fds_peak} → {fds1} |",
         sessions as f64 / elapsed.as_secs_f64(),
