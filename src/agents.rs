@@ -19,6 +19,32 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// `tenbits cluster status`.
+pub fn cluster_status_command(path: &Path, wait: f64) -> Result<()> {
+    let mut cfg = load_config(path)?;
+    // Its own node: a fresh name, and a free port on the configured
+    // interface (the file's port may be a running node's).
+    cfg.cluster.node_name = Some(format!("status-{}", std::process::id()));
+    let ip = cfg
+        .cluster
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+    let free = std::net::TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .context("cannot find a free port for the status node")?;
+    cfg.cluster.listen = free.to_string();
+    let rt = runtime()?;
+    let status = rt.block_on(tenbits_agents::cluster_status(
+        &cfg.cluster,
+        &cfg.security,
+        std::time::Duration::from_secs_f64(wait.max(0.1)),
+    ))?;
+    println!("{status}");
+    Ok(())
+}
+
 pub fn serve_command(path: &Path) -> Result<()> {
     let cfg = load_config(path)?;
     let rt = runtime()?;
@@ -26,9 +52,13 @@ pub fn serve_command(path: &Path) -> Result<()> {
     let served = rt.block_on(async {
         eprintln!("loading {} ...", cfg.answerer.model);
         let server = tenbits_agents::serve(&cfg, onnx_factory()).await?;
-        match server.local_addr() {
-            Some(addr) => eprintln!("answerer {} listening on {addr}; Ctrl-C stops", cfg.answerer.model),
-            None => eprintln!("answerer {} serving in-process channels only (transport.kind = \"channel\")", cfg.answerer.model),
+        match (server.local_addr(), server.cluster()) {
+            (Some(addr), _) => eprintln!("answerer {} listening on {addr}; Ctrl-C stops", cfg.answerer_name()),
+            (None, Some(node)) => eprintln!(
+                "answerer {} serving the cluster as node {} on {}; Ctrl-C stops",
+                cfg.answerer_name(), node.name(), cfg.cluster.listen
+            ),
+            (None, None) => eprintln!("answerer {} serving in-process channels only (transport.kind = \"channel\")", cfg.answerer_name()),
         }
         tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
         eprintln!(

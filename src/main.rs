@@ -169,6 +169,27 @@ enum Command {
     /// Measure tenbits: compression against classic compressors, model speed.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// An answerer cluster: `tenbits serve` with [cluster] enabled = true
+    /// starts an answerer node; `answerer.backend = "cluster"` routes to
+    /// the nodes.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Join the cluster briefly (a node of its own, on a free port of
+    /// [cluster] listen's address) and
+    /// list the nodes, the models they answer for, and each replica's load.
+    Status {
+        /// Deployment file with the [cluster] section (seeds, cookie);
+        /// keys can be overridden with TENBITS_<SECTION>__<KEY>.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Seconds to wait for the seeds to connect.
+        #[arg(long, default_value_t = 3.0)]
+        wait: f64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -282,6 +303,43 @@ enum BenchCommand {
         /// Also write the results table (Markdown) to this file.
         #[arg(long, value_name = "FILE")]
         markdown: Option<PathBuf>,
+    },
+    /// The load of `bench load` through a cluster router to 1, 2, 3
+    /// answerer nodes (one process each), with an instant model and with
+    /// model calls of a fixed time; plus the same without a cluster.
+    Cluster {
+        /// Answerer node counts.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        replicas: Vec<usize>,
+        /// Milliseconds per model call, one series each.
+        #[arg(long, value_delimiter = ',', default_value = "0,20")]
+        call_ms: Vec<u64>,
+        /// Sessions open at once.
+        #[arg(long, default_value_t = 200)]
+        sessions: usize,
+        /// Seconds each run holds the load.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Requests (of 3 questions) per session before the next opens.
+        #[arg(long, default_value_t = 5)]
+        requests: usize,
+        /// Also write the results table (Markdown) to this file.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+    },
+    /// One answerer node of `bench cluster` (started by it).
+    #[command(hide = true)]
+    ClusterNode {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        listen: String,
+        #[arg(long = "seed")]
+        seeds: Vec<String>,
+        #[arg(long)]
+        cookie_file: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        call_ms: u64,
     },
     /// Load time, prefill and decode speed (batch 1, 8, 32) and memory of
     /// each model, beside this machine's measured memory bandwidth and
@@ -942,6 +1000,9 @@ fn run(cli: Cli) -> Result<()> {
         } => agents::serve_openai_command(&config),
         Command::Ask { config, problem } => agents::ask_command(&config, &problem),
         Command::Simulate { config } => agents::simulate_command(&config),
+        Command::Cluster(ClusterCommand::Status { config, wait }) => {
+            agents::cluster_status_command(&config, wait)
+        }
         Command::Generate {
             prompt,
             raw,
@@ -988,6 +1049,40 @@ fn run(cli: Cli) -> Result<()> {
             let report = tenbits_bench::load(&options, &mut bench::TerminalSink::default())?;
             report.save(markdown.as_deref())
         }
+        Command::Bench(BenchCommand::Cluster {
+            replicas,
+            call_ms,
+            sessions,
+            seconds,
+            requests,
+            markdown,
+        }) => {
+            let exe = std::env::current_exe().context("cannot find this program to start nodes")?;
+            let options = tenbits_bench::ClusterOptions {
+                replicas,
+                call_ms,
+                load: tenbits_bench::LoadOptions {
+                    sessions,
+                    seconds,
+                    requests_per_session: requests,
+                    idle_clients: 0,
+                },
+                node_command: vec![
+                    exe.to_string_lossy().into_owned(),
+                    "bench".into(),
+                    "cluster-node".into(),
+                ],
+            };
+            let report = tenbits_bench::cluster(&options, &mut bench::TerminalSink::default())?;
+            report.save(markdown.as_deref())
+        }
+        Command::Bench(BenchCommand::ClusterNode {
+            name,
+            listen,
+            seeds,
+            cookie_file,
+            call_ms,
+        }) => tenbits_bench::cluster_node(&name, &listen, &seeds, cookie_file, call_ms),
         Command::Bench(BenchCommand::Models {
             models,
             threads,

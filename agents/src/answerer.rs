@@ -58,6 +58,9 @@ pub enum AnswerFailure {
     /// The model was lost by an earlier failure.
     #[error("the answerer's model was lost")]
     ModelGone,
+    /// A cluster replica refused the request, or none answered it.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// Messages of an [`AnswererActor`].
@@ -96,6 +99,8 @@ pub struct AnswererStats {
     pub failed_requests: u64,
     /// Time spent in model calls.
     pub model_time: Duration,
+    /// Requests a cluster router sent to another replica after one failed.
+    pub retried: u64,
 }
 
 /// Batch sizes above this share the last histogram entry.
@@ -132,7 +137,11 @@ impl fmt::Display for AnswererStats {
             self.solutions,
             self.failed_requests,
             self.model_time.as_secs_f64()
-        )
+        )?;
+        if self.retried > 0 {
+            write!(f, ", {} requests moved to another replica", self.retried)?;
+        }
+        Ok(())
     }
 }
 
@@ -299,6 +308,22 @@ impl AnswererHandle {
             model_name,
             budget,
         })
+    }
+
+    /// A handle on another actor that answers [`AnswererMsg`]s (a
+    /// [`ClusterRouter`](crate::cluster::ClusterRouter)).
+    pub fn from_actor(
+        actor: ActorRef<AnswererMsg>,
+        model_id: [u8; 16],
+        model_name: String,
+        budget: Option<tenbits_qa::PromptBudget>,
+    ) -> Self {
+        Self {
+            actor,
+            model_id,
+            model_name,
+            budget,
+        }
     }
 
     /// The model's context and token counter, where it has them.

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tenbits_messaging::{Timeouts, TlsClient, TlsServer, Token};
 use tenbits_qa::{AnswererView, Config, Knowledge, Sampling, Setting, Task};
 
+pub use crate::cluster::ClusterConfig;
 use crate::server::ServiceLimits;
 use crate::AgentError;
 
@@ -44,9 +45,12 @@ pub struct DeploymentConfig {
     pub security: SecurityConfig,
     /// The endpoint of `answerer.backend = "openai"`.
     pub openai: OpenAiSection,
+    /// This process as a node of an answerer cluster.
+    pub cluster: ClusterConfig,
 }
 
-/// `backend = "onnx" | "openai"`: where the answerer's model runs.
+/// `backend = "onnx" | "openai" | "cluster"`: where the answerer's model
+/// runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Backend {
@@ -55,6 +59,9 @@ pub enum Backend {
     Onnx,
     /// Any OpenAI-compatible chat-completions endpoint (`[openai]`).
     Openai,
+    /// The replicas of `answerer.model` in an answerer cluster
+    /// (`[cluster]`), least loaded first.
+    Cluster,
 }
 
 /// `[openai]`: an OpenAI-compatible endpoint the answerer asks.
@@ -188,7 +195,7 @@ impl DeploymentConfig {
     /// `answerer.model`, or `openai.model` for the `openai` backend.
     pub fn answerer_name(&self) -> &str {
         match self.answerer.backend {
-            Backend::Onnx => &self.answerer.model,
+            Backend::Onnx | Backend::Cluster => &self.answerer.model,
             Backend::Openai => &self.openai.model,
         }
     }
@@ -608,6 +615,9 @@ impl DeploymentConfig {
             .prefix_separator("_")
             .separator(ENV_SEPARATOR)
             .try_parsing(true)
+            // TENBITS_CLUSTER__SEEDS=host:port,host:port
+            .list_separator(",")
+            .with_list_parse_key("cluster.seeds")
             .source(Some(vars));
         let built = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))

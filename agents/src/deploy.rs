@@ -10,6 +10,7 @@ use tenbits_messaging::{Listener, WireStats};
 use tenbits_qa::{AnswerBook, Knowledge, Problem, QaError, Setting, Transcript};
 
 use crate::answerer::{AnswererArgs, AnswererHandle};
+use crate::cluster::ClusterNode;
 use crate::config::{load_tasks, Backend, DeploymentConfig, TaskSpec, TransportKind};
 use crate::model::{BoxedModel, ModelFactory, SharedModel};
 use crate::server::{Endpoint, ListenOptions, ServerHandle, ServerStats, Service, TcpEndpoint};
@@ -51,6 +52,12 @@ pub(crate) async fn start_answerer(
         Backend::Openai => Box::new(tenbits_openai::OpenAiChatModel::new(
             cfg.openai.client_config(),
         )),
+        Backend::Cluster => {
+            // The replicas answer with their own books; this node routes.
+            let node = ClusterNode::start(&cfg.cluster, &cfg.security).await?;
+            let router = node.router(&a.model, a.expected_id()?).await?;
+            return Ok(Service::new(router));
+        }
     };
     let book = AnswerBook::new(a.knowledge, cfg.solution_sampling())
         .with_references(Arc::new(references))
@@ -75,7 +82,13 @@ pub async fn serve(
     factory: ModelFactory,
 ) -> Result<ServerHandle, AgentError> {
     let service = start_answerer(cfg, &factory, &[]).await?;
-    serve_with(cfg, service).await
+    let mut server = serve_with(cfg, service).await?;
+    if cfg.cluster.enabled && cfg.answerer.backend != Backend::Cluster {
+        let node = ClusterNode::start(&cfg.cluster, &cfg.security).await?;
+        node.serve_answerer(server.service().clone()).await?;
+        server.attach_cluster(node);
+    }
+    Ok(server)
 }
 
 pub(crate) async fn serve_with(

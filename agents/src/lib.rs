@@ -76,6 +76,7 @@
 #![warn(missing_docs)]
 
 pub mod answerer;
+pub mod cluster;
 pub mod config;
 mod deploy;
 mod error;
@@ -91,6 +92,7 @@ pub mod testing;
 pub mod wire;
 
 pub use answerer::{AnswererActor, AnswererArgs, AnswererHandle, AnswererMsg, AnswererStats};
+pub use cluster::{cluster_status, ClusterConfig, ClusterNode, ClusterStatus};
 pub use config::{load_tasks, DeploymentConfig, TaskSpec};
 pub use deploy::{
     ask, quantile, serve, simulate, simulate_with, swarm_sessions, tcp_endpoint, AskReport,

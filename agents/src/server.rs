@@ -375,7 +375,10 @@ impl Service {
     /// not fit the model's prompt (see [`ServiceLimits::max_prompt_tokens`]),
     /// counted with the model's own tokenizer on a blocking thread; text
     /// too long to hold that many tokens is refused uncounted.
-    async fn check_length(&self, request: &tenbits_qa::AnswerRequest) -> Result<(), String> {
+    pub(crate) async fn check_length(
+        &self,
+        request: &tenbits_qa::AnswerRequest,
+    ) -> Result<(), String> {
         let budget = self.answerer.prompt_budget();
         let limit = match (self.limits.max_prompt_tokens, budget) {
             (Some(max), Some(b)) => max.min(b.context_tokens.saturating_sub(PROMPT_RESERVE_TOKENS)),
@@ -477,6 +480,7 @@ pub struct ServerHandle {
     service: Service,
     local_addr: Option<SocketAddr>,
     accept: Option<JoinHandle<()>>,
+    cluster: Option<std::sync::Arc<crate::cluster::ClusterNode>>,
 }
 
 /// How a [`ServerHandle`] accepts TCP connections.
@@ -576,6 +580,7 @@ impl ServerHandle {
             service,
             local_addr: Some(local_addr),
             accept: Some(accept),
+            cluster: None,
         })
     }
 
@@ -585,6 +590,7 @@ impl ServerHandle {
             service,
             local_addr: None,
             accept: None,
+            cluster: None,
         }
     }
 
@@ -639,6 +645,21 @@ impl ServerHandle {
         if let Some(a) = self.accept.take() {
             a.abort();
         }
+        // Leave the cluster first, so its routers move on at once.
+        if let Some(node) = self.cluster.take() {
+            node.stop();
+        }
+    }
+
+    /// Serves the answerer to a cluster too, through `node`; shutdown
+    /// leaves the cluster first.
+    pub fn attach_cluster(&mut self, node: std::sync::Arc<crate::cluster::ClusterNode>) {
+        self.cluster = Some(node);
+    }
+
+    /// The cluster node serving this answerer, if any.
+    pub fn cluster(&self) -> Option<&crate::cluster::ClusterNode> {
+        self.cluster.as_deref()
     }
 }
 

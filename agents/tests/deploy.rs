@@ -2,7 +2,7 @@
 //! batching, failing sessions, configuration, handshakes.
 
 mod common;
-use common::{config, root, runtime, tasks};
+use common::{config, expected, root, runtime, tasks};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -17,34 +17,13 @@ use tenbits_agents::{
     SessionOutcome, SessionSpec,
 };
 use tenbits_messaging::{handshake, ErrorCode, Frame, Hello, Role, TaskKind, View};
-use tenbits_qa::{grade, run, AnswerRequest, ChatModel, Knowledge, Problem, Task, PROMPT_VERSION};
+use tenbits_qa::{grade, AnswerRequest, ChatModel, Knowledge, Problem, Task, PROMPT_VERSION};
 
 /// The answerer config on an ephemeral loopback port.
 fn answerer_config() -> DeploymentConfig {
     let mut cfg = config("answerer.toml");
     cfg.transport.listen = "127.0.0.1:0".into();
     cfg
-}
-
-/// What `run` gives with both fakes at hand and the reference known.
-fn expected(world: &FakeWorld, cfg: &DeploymentConfig, task: &TaskSpec) -> tenbits_qa::Transcript {
-    let (mut small, mut large) = (
-        world.model(&cfg.asker.model),
-        world.model(&cfg.answerer.model),
-    );
-    let problem =
-        Problem::new(Task::ShortAnswer, &task.problem).with_reference(task.answer.clone().unwrap());
-    let mut config = cfg.qa_config();
-    config.view.knowledge = tenbits_qa::Knowledge::Reference;
-    run(
-        tenbits_qa::Setting::Qa,
-        &config,
-        &mut small,
-        &mut large,
-        &problem,
-    )
-    .unwrap()
-    .public()
 }
 
 #[test]

@@ -7,8 +7,11 @@
 //!
 //! Loads the configuration (with `TENBITS_*` overrides), serves with a fake
 //! world that knows the gold answers of `answerer.tasks`, prints
-//! `listening on <addr>` on stdout, and serves until its stdin closes; then
-//! prints the server's counters and exits.
+//! `listening on <addr>` (TCP) and `cluster node <name>` (with `[cluster]
+//! enabled`) on stdout, and serves until its stdin closes; then prints the
+//! server's counters and exits. `TENBITS_FAKE_ANSWER_DELAY_MS` makes every
+//! question take that long to answer (a batch in flight when a test kills
+//! it).
 
 use std::io::{BufRead, Write};
 
@@ -32,16 +35,26 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         Some(t) => load_tasks(t)?,
         None => Vec::new(),
     };
-    let world = FakeWorld::new(&tasks);
+    let mut world = FakeWorld::new(&tasks);
+    if let Ok(ms) = std::env::var("TENBITS_FAKE_ANSWER_DELAY_MS") {
+        let ms: u64 = ms.parse()?;
+        world.large_slow_on = vec![(String::new(), std::time::Duration::from_millis(ms))];
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let server = runtime.block_on(serve(&cfg, world.factory()))?;
-    let addr = server
-        .local_addr()
-        .ok_or("transport.kind must be \"tcp\"")?;
-    println!("listening on {addr}");
+    if let Some(addr) = server.local_addr() {
+        println!("listening on {addr}");
+    }
+    match server.cluster() {
+        Some(node) => println!("cluster node {}", node.name()),
+        None if server.local_addr().is_none() => {
+            return Err("transport.kind must be \"tcp\", or [cluster] enabled = true".into())
+        }
+        None => {}
+    }
     std::io::stdout().flush()?;
     // Serve until stdin closes (the parent went away or is done).
     for line in std::io::stdin().lock().lines() {

@@ -1,5 +1,6 @@
 //! Helpers the agents' integration tests share: the repository's
-//! deployment files and task file, and a small runtime.
+//! deployment files and task file, a small runtime, and the transcript a
+//! session should give.
 
 #![allow(dead_code)] // each test binary uses its own part
 
@@ -7,7 +8,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use tenbits_agents::config::{load_tasks, TaskSpec};
+use tenbits_agents::testing::FakeWorld;
 use tenbits_agents::DeploymentConfig;
+use tenbits_qa::{run, Problem, Task};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -38,4 +41,29 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// What `run` gives with both fakes at hand and the reference known.
+pub fn expected(
+    world: &FakeWorld,
+    cfg: &DeploymentConfig,
+    task: &TaskSpec,
+) -> tenbits_qa::Transcript {
+    let (mut small, mut large) = (
+        world.model(&cfg.asker.model),
+        world.model(&cfg.answerer.model),
+    );
+    let problem =
+        Problem::new(Task::ShortAnswer, &task.problem).with_reference(task.answer.clone().unwrap());
+    let mut config = cfg.qa_config();
+    config.view.knowledge = tenbits_qa::Knowledge::Reference;
+    run(
+        tenbits_qa::Setting::Qa,
+        &config,
+        &mut small,
+        &mut large,
+        &problem,
+    )
+    .unwrap()
+    .public()
 }

@@ -53,6 +53,7 @@ use anyhow::{Context, Result};
 
 mod adapters;
 mod baselines;
+mod cluster;
 mod frontier;
 mod load;
 mod lossless;
@@ -63,6 +64,7 @@ mod swarm;
 
 pub use adapters::{adapters, DomainFiles};
 pub use baselines::{baselines, Baseline};
+pub use cluster::{cluster, cluster_node, ClusterOptions};
 pub use frontier::{frontier, plot, Point};
 pub use load::{load, LoadOptions};
 pub use lossless::lossless;

@@ -66,10 +66,27 @@ fn problem(i: usize) -> (String, u64) {
 /// The benchmark's answerer model: it finds "What is A x B?" in a
 /// conversation and knows the product; it solves with "Answer: {A*B}" and
 /// gives P(yes) 0.9 to "Is the answer {A*B}?" and 0.1 to other claims.
-/// Instant, so the load measures everything around a model.
-pub struct Multiplier;
+/// Instant by default, so the load measures everything around a model;
+/// [`Multiplier::taking`] makes each call take a fixed time instead (a
+/// model on an accelerator of its own, for the cluster benchmark).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Multiplier {
+    /// How long each `generate` and `p_yes` call takes.
+    pub call_time: Duration,
+}
 
 impl Multiplier {
+    /// A multiplier whose every call takes `call_time`.
+    pub fn taking(call_time: Duration) -> Self {
+        Self { call_time }
+    }
+
+    fn work(&self) {
+        if !self.call_time.is_zero() {
+            std::thread::sleep(self.call_time);
+        }
+    }
+
     fn product(conversation: &[Message]) -> Option<u64> {
         conversation.iter().find_map(|m| {
             let rest = &m.content[m.content.find("What is ")? + 8..];
@@ -97,6 +114,7 @@ impl ChatModel for Multiplier {
         &mut self,
         requests: &[(Vec<Message>, Sampling)],
     ) -> Result<Vec<String>, ModelError> {
+        self.work();
         Ok(requests
             .iter()
             .map(|(c, _)| match Self::product(c) {
@@ -106,6 +124,7 @@ impl ChatModel for Multiplier {
             .collect())
     }
     fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
+        self.work();
         Ok(conversations
             .iter()
             .map(|c| {
@@ -160,7 +179,7 @@ pub fn load(options: &LoadOptions, sink: &mut dyn Sink) -> Result<Report> {
 
 async fn run_load(options: &LoadOptions, idle: usize, sink: &mut dyn Sink) -> Result<String> {
     let factory: ModelFactory =
-        Arc::new(|_: &str, _: usize| Ok(Box::new(Multiplier) as BoxedModel));
+        Arc::new(|_: &str, _: usize| Ok(Box::new(Multiplier::default()) as BoxedModel));
     let mut cfg = DeploymentConfig::default();
     cfg.answerer.model = "multiplier".into();
     // It solves each problem once (remembered), then answers from that.
@@ -177,7 +196,69 @@ async fn run_load(options: &LoadOptions, idle: usize, sink: &mut dyn Sink) -> Re
     cfg.security.token_env = None;
     let server = tenbits_agents::serve(&cfg, factory).await?;
     let addr = server.local_addr().context("the server has no address")?;
+    let label = if idle > 0 {
+        format!("load with {idle} idle flooders")
+    } else {
+        "load".to_string()
+    };
+    let mut m = drive(addr, options, idle, &label, sink).await;
+    server.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (m.rss.2, m.fds.2) = (current_rss(), open_fds());
+    let (rss0, rss_peak, rss1) = m.rss;
+    let (fds0, fds_peak, fds1) = m.fds;
+    let q = |p: f64| m.latency_ms(p);
+    let mb = |b: u64| b as f64 / 1e6;
+    Ok(format!(
+        "| {idle} | {} | {:.0} | {} | {:.1} | {:.1} | {} | {} | {} | {:.0} → {:.0} → {:.0} | {fds0} → {fds_peak} → {fds1} |",
+        m.sessions,
+        m.sessions_per_second(),
+        m.requests,
+        q(0.5),
+        q(0.99),
+        m.lost,
+        m.mixed_up,
+        m.idle_cut_off,
+        mb(rss0),
+        mb(rss_peak),
+        mb(rss1),
+    ))
+}
 
+/// What one [`drive`] measured.
+pub(crate) struct Measured {
+    pub sessions: u64,
+    pub requests: u64,
+    pub lost: u64,
+    pub mixed_up: u64,
+    pub idle_cut_off: u64,
+    /// Sorted.
+    pub latencies: Vec<Duration>,
+    pub elapsed: Duration,
+    /// Start, peak, end (the end set by the caller, after shutdown).
+    pub rss: (u64, u64, u64),
+    pub fds: (usize, usize, usize),
+}
+
+impl Measured {
+    pub fn latency_ms(&self, q: f64) -> f64 {
+        tenbits_agents::quantile(&self.latencies, q).as_secs_f64() * 1e3
+    }
+
+    pub fn sessions_per_second(&self) -> f64 {
+        self.sessions as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Holds `options.sessions` sessions (and `idle` flooders) against the
+/// answerer at `addr` for `options.seconds`, checking every reply.
+pub(crate) async fn drive(
+    addr: std::net::SocketAddr,
+    options: &LoadOptions,
+    idle: usize,
+    label: &str,
+    sink: &mut dyn Sink,
+) -> Measured {
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
@@ -260,11 +341,6 @@ async fn run_load(options: &LoadOptions, idle: usize, sink: &mut dyn Sink) -> Re
     }
     let (mut rss_peak, mut fds_peak) = (rss0, fds0);
     let start = Instant::now();
-    let label = if idle > 0 {
-        format!("load with {idle} idle flooders")
-    } else {
-        "load".to_string()
-    };
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(1)).await;
         rss_peak = rss_peak.max(current_rss());
@@ -287,28 +363,20 @@ async fn run_load(options: &LoadOptions, idle: usize, sink: &mut dyn Sink) -> Re
         // timeout; sessions finish their current one.
         let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
     }
-    server.shutdown().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (rss1, fds1) = (current_rss(), open_fds());
     let mut latencies = std::mem::take(&mut *tally.latencies.lock().unwrap());
     latencies.sort();
-    let q = |p: f64| tenbits_agents::quantile(&latencies, p).as_secs_f64() * 1e3;
-    let sessions = tally.sessions.load(Relaxed);
-    let mb = |b: u64| b as f64 / 1e6;
     for (cause, n) in tally.causes.lock().unwrap().iter() {
         sink.note(&format!("lost {n}: {cause}"));
     }
-    Ok(format!(
-        "| {idle} | {sessions} | {:.0} | {} | {:.1} | {:.1} | {} | {} | {} | {:.0} → {:.0} → {:.0} | {fds0} → {fds_peak} → {fds1} |",
-        sessions as f64 / elapsed.as_secs_f64(),
-        tally.requests.load(Relaxed),
-        q(0.5),
-        q(0.99),
-        tally.lost.load(Relaxed),
-        tally.mixed_up.load(Relaxed),
-        tally.idle_cut_off.load(Relaxed),
-        mb(rss0),
-        mb(rss_peak),
-        mb(rss1),
-    ))
+    Measured {
+        sessions: tally.sessions.load(Relaxed),
+        requests: tally.requests.load(Relaxed),
+        lost: tally.lost.load(Relaxed),
+        mixed_up: tally.mixed_up.load(Relaxed),
+        idle_cut_off: tally.idle_cut_off.load(Relaxed),
+        latencies,
+        elapsed,
+        rss: (rss0, rss_peak, 0),
+        fds: (fds0, fds_peak, 0),
+    }
 }

@@ -119,6 +119,12 @@ impl TlsServer {
         Ok(Self(TlsAcceptor::from(Arc::new(config))))
     }
 
+    /// The acceptor, for servers that run their own accept loop (the
+    /// answerer cluster's nodes).
+    pub fn acceptor(&self) -> &TlsAcceptor {
+        &self.0
+    }
+
     /// Runs the TLS handshake on an accepted stream.
     pub async fn accept(&self, stream: TcpStream) -> Result<Connection, WireError> {
         stream.set_nodelay(true)?;
@@ -165,6 +171,17 @@ impl TlsClient {
             connector: TlsConnector::from(Arc::new(config)),
             server_name,
         })
+    }
+
+    /// The connector, for clients that connect their own way (the
+    /// answerer cluster's nodes).
+    pub fn connector(&self) -> &TlsConnector {
+        &self.connector
+    }
+
+    /// The name the server's certificate must carry.
+    pub fn server_name(&self) -> &ServerName<'static> {
+        &self.server_name
     }
 
     /// Connects over TCP and runs the TLS handshake.
