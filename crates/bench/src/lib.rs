@@ -52,6 +52,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 mod adapters;
+mod answer_path;
 mod baselines;
 mod cluster;
 mod frontier;
@@ -63,6 +64,7 @@ mod models;
 mod swarm;
 
 pub use adapters::{adapters, DomainFiles};
+pub use answer_path::{answer_path, AnswerPathOptions};
 pub use baselines::{baselines, Baseline};
 pub use cluster::{cluster, cluster_node, ClusterOptions};
 pub use frontier::{frontier, plot, Point};

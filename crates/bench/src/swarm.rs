@@ -22,7 +22,7 @@ use tenbits_qa::{Problem, Task};
 use crate::{Report, Sink};
 
 /// The askers' questions: the same ten for every problem.
-const QUESTIONS: [&str; 10] = [
+pub(crate) const QUESTIONS: [&str; 10] = [
     "Is the proposed answer correct?",
     "Is the answer a whole number?",
     "Is the answer greater than 10?",
