@@ -15,6 +15,13 @@ pub fn container(data: &[u8]) {
         assert_eq!(again.0, header);
     }
     let _ = tenbits_lossless::inspect(data);
+    // The framing of a file of blocks, read to its end.
+    if let Ok(mut reader) = tenbits_coding::BlockReader::new(data) {
+        while let Ok(Some(block)) = reader.next_block() {
+            assert!(block.len() <= data.len());
+            reader.decoded(block.len() as u64);
+        }
+    }
 }
 
 /// The range decoder with the tiny model: the bytes as a whole file, and

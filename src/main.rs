@@ -39,6 +39,11 @@ enum Command {
         /// Output file; stdout when omitted.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Input bytes per block: a longer input is coded block by block
+        /// (each written as it is done), so memory stays near 8 bytes per
+        /// block byte above the model, whatever the input's length.
+        #[arg(long, value_name = "BYTES", default_value_t = tenbits_lossless::DEFAULT_BLOCK_BYTES)]
+        block_size: usize,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -323,6 +328,26 @@ enum BenchCommand {
         /// Requests (of 3 questions) per session before the next opens.
         #[arg(long, default_value_t = 5)]
         requests: usize,
+        /// Also write the results table (Markdown) to this file.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+    },
+    /// What an answer bit costs over the native frames against the
+    /// OpenAI-compatible path (`serve --openai` asked by an answerer with
+    /// `backend = "openai"`), same model and requests, in one run.
+    AnswerPath {
+        /// The answerer's model.
+        #[arg(long, default_value = "smollm2-135m")]
+        model: String,
+        /// Requests of ten questions per path.
+        #[arg(long, default_value_t = 20)]
+        requests: usize,
+        /// ONNX Runtime intra-op threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Task file with gold answers.
+        #[arg(long, default_value = "config/tasks/arith.jsonl")]
+        tasks: PathBuf,
         /// Also write the results table (Markdown) to this file.
         #[arg(long, value_name = "FILE")]
         markdown: Option<PathBuf>,
@@ -658,47 +683,141 @@ fn read_input(input: Option<&Path>) -> Result<Vec<u8>> {
 /// existed keeps its permissions; a new one gets 0666 less the umask, as
 /// a plain write would. A stdout that is closed or full is an error.
 fn write_output(output: Option<&Path>, data: &[u8], binary: bool) -> Result<()> {
-    match output {
-        Some(path) => {
-            let dir = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            let existing = std::fs::metadata(path).ok().map(|m| m.permissions());
-            let mut tmp = tempfile::Builder::new()
-                .prefix(".tenbits-")
-                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-                .tempfile_in(dir)
-                .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-            if let Some(permissions) = existing {
-                tmp.as_file()
-                    .set_permissions(permissions)
+    let mut out = Output::create(output, binary)?;
+    out.write_all(data).context("cannot write the output")?;
+    out.finish()
+}
+
+/// Where `compress` and `decompress` write, as they go: a temporary file
+/// beside `output` (renamed into place by [`Output::finish`], removed if
+/// dropped before), or stdout.
+enum Output {
+    File {
+        tmp: tempfile::NamedTempFile,
+        path: PathBuf,
+    },
+    Stdout(std::io::StdoutLock<'static>),
+}
+
+impl Output {
+    /// Checks what can be checked before any work: the directory, a
+    /// terminal for binary data, a closed stdout.
+    fn create(output: Option<&Path>, binary: bool) -> Result<Self> {
+        match output {
+            Some(path) => {
+                let dir = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                let existing = std::fs::metadata(path).ok().map(|m| m.permissions());
+                let tmp = tempfile::Builder::new()
+                    .prefix(".tenbits-")
+                    .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+                    .tempfile_in(dir)
                     .with_context(|| {
-                        format!("cannot keep the permissions of {}", path.display())
+                        format!("cannot create a temporary file in {}", dir.display())
                     })?;
+                if let Some(permissions) = existing {
+                    tmp.as_file()
+                        .set_permissions(permissions)
+                        .with_context(|| {
+                            format!("cannot keep the permissions of {}", path.display())
+                        })?;
+                }
+                Ok(Output::File {
+                    tmp,
+                    path: path.to_path_buf(),
+                })
             }
-            tmp.write_all(data)
-                .and_then(|_| tmp.as_file().sync_all())
-                .context("cannot write the output")?;
-            tmp.persist(path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            Ok(())
-        }
-        None => {
-            let stdout = std::io::stdout();
-            if binary && stdout.is_terminal() {
-                bail!("refusing to write compressed data to a terminal; use -o FILE or redirect stdout");
+            None => {
+                let stdout = std::io::stdout();
+                if binary && stdout.is_terminal() {
+                    bail!("refusing to write compressed data to a terminal; use -o FILE or redirect stdout");
+                }
+                if STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
+                    bail!("cannot write to stdout: it is closed (>&-); redirect it or use -o FILE");
+                }
+                Ok(Output::Stdout(stdout.lock()))
             }
-            if STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
-                bail!("cannot write to stdout: it is closed (>&-); redirect it or use -o FILE");
-            }
-            let mut stdout = stdout.lock();
-            stdout
-                .write_all(data)
-                .and_then(|_| stdout.flush())
-                .context("cannot write to stdout")
         }
     }
+
+    /// Flushes, and renames a file into place.
+    fn finish(self) -> Result<()> {
+        match self {
+            Output::File { tmp, path } => {
+                tmp.as_file()
+                    .sync_all()
+                    .context("cannot write the output")?;
+                tmp.persist(&path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                Ok(())
+            }
+            Output::Stdout(mut stdout) => stdout.flush().context("cannot write to stdout"),
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::File { tmp, .. } => tmp.write(buf),
+            Output::Stdout(s) => s
+                .write(buf)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("stdout: {e}"))),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::File { tmp, .. } => tmp.flush(),
+            Output::Stdout(s) => s
+                .flush()
+                .map_err(|e| std::io::Error::new(e.kind(), format!("stdout: {e}"))),
+        }
+    }
+}
+
+/// The input as a reader, with its length where known (a file).
+fn open_input(input: Option<&Path>) -> Result<(Box<dyn Read>, Option<u64>)> {
+    match input {
+        Some(path) if path != Path::new("-") => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let len = file.metadata().ok().map(|m| m.len());
+            Ok((Box::new(std::io::BufReader::new(file)), len))
+        }
+        _ => Ok((Box::new(std::io::stdin().lock()), None)),
+    }
+}
+
+/// A progress bar over input bytes (a spinner when the total is unknown)
+/// and its update.
+fn byte_progress(
+    label: &str,
+    total: Option<u64>,
+) -> (ProgressBar, impl FnMut(tenbits_lossless::StreamProgress)) {
+    let bar = match total {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    let template = match total {
+        Some(_) => "{msg:>12} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+        None => "{msg:>12} {spinner} {bytes} ({bytes_per_sec})",
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("static template is valid")
+            .progress_chars("=> "),
+    );
+    bar.set_message(label.to_string());
+    let handle = bar.clone();
+    let update = move |p: tenbits_lossless::StreamProgress| {
+        handle.set_position(p.done_bytes);
+        if p.blocks > 1 {
+            handle.set_message(format!("block {}", p.blocks));
+        }
+    };
+    (bar, update)
 }
 
 /// Whether the model `model` names has a graph with LoRA inputs.
@@ -742,35 +861,55 @@ fn load_coder(model: &ModelArgs, coding: &CodingArgs, data: &[u8]) -> Result<Loa
 fn compress_command(
     input: Option<&Path>,
     output: Option<&Path>,
+    block_bytes: usize,
     model: &ModelArgs,
     coding: &CodingArgs,
 ) -> Result<()> {
-    let data = read_input(input)?;
-    let mut loaded = load_coder(model, coding, &data)?;
+    if block_bytes == 0 {
+        bail!("--block-size must be at least 1 byte");
+    }
+    let (mut reader, total) = open_input(input)?;
+    // The first block picks the model and adapter; an input longer than a
+    // block is coded block by block, in bounded memory.
+    let mut first = Vec::new();
+    (&mut reader)
+        .take(block_bytes as u64)
+        .read_to_end(&mut first)
+        .context("cannot read the input")?;
+    let mut loaded = load_coder(model, coding, &first)?;
     let options = coding.options(&loaded);
-    let (bar, mut update) = token_progress("compressing");
-    let (packed, stats) =
-        tenbits_lossless::compress(&mut loaded.model, &data, &options, &mut update)?;
+    let mut out = Output::create(output, true)?;
+    let (bar, mut update) = byte_progress("compressing", total);
+    let stats = tenbits_lossless::compress_stream(
+        &mut loaded.model,
+        std::io::Cursor::new(first).chain(reader),
+        &mut out,
+        &options,
+        block_bytes,
+        total,
+        &mut update,
+    )?;
     bar.finish_and_clear();
-    write_output(output, &packed, true)?;
-    let bpb = |bytes: usize| {
-        if data.is_empty() {
+    out.finish()?;
+    let bpb = |bits: f64| {
+        if stats.input_bytes == 0 {
             0.0
         } else {
-            bytes as f64 * 8.0 / data.len() as f64
+            bits / stats.input_bytes as f64
         }
     };
     eprintln!(
-        "{} -> {} bytes ({:.3} bits/byte; model cross-entropy {:.3}), {} tokens",
-        data.len(),
-        packed.len(),
-        bpb(packed.len()),
-        if data.is_empty() {
-            0.0
+        "{} -> {} bytes ({:.3} bits/byte; model cross-entropy {:.3}), {} tokens{}",
+        stats.input_bytes,
+        stats.output_bytes,
+        bpb(stats.output_bytes as f64 * 8.0),
+        bpb(stats.model_bits),
+        stats.tokens,
+        if stats.blocks > 1 {
+            format!(" in {} blocks", stats.blocks)
         } else {
-            stats.model_bits / data.len() as f64
-        },
-        stats.tokens
+            String::new()
+        }
     );
     Ok(())
 }
@@ -783,8 +922,9 @@ fn decompress_command(
     adapter: Option<&Path>,
     threads: Option<usize>,
 ) -> Result<()> {
-    let packed = read_input(input)?;
-    let header = tenbits_lossless::inspect(&packed)?;
+    let (reader, total) = open_input(input)?;
+    let decoder = tenbits_lossless::StreamDecoder::open(reader)?;
+    let header = decoder.header().clone();
     let name = model
         .map(str::to_string)
         .unwrap_or_else(|| tenbits_lossless::model_name(&header.model));
@@ -800,10 +940,11 @@ fn decompress_command(
     if let Some(note) = &header.lossy {
         eprintln!("note: this file holds a lossy rewrite ({note}); it decodes to the rewrite");
     }
-    let (bar, mut update) = token_progress("decompressing");
-    let data = tenbits_lossless::decompress(&mut loaded.model, &packed, &mut update)?;
+    let mut out = Output::create(output, false)?;
+    let (bar, mut update) = byte_progress("decompressing", total);
+    decoder.run(&mut loaded.model, &mut out, total, &mut update)?;
     bar.finish_and_clear();
-    write_output(output, &data, false)
+    out.finish()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -872,10 +1013,45 @@ fn lossy_command(
 }
 
 fn info_command(input: &Path) -> Result<()> {
-    use tenbits_lossless::{FilesId, ModelRef, Schedule};
     let packed = read_input(Some(input))?;
-    let h = tenbits_lossless::inspect(&packed)?;
-    let header_bytes = tenbits_lossless::header_bytes(&packed)?;
+    if !tenbits_coding::is_blocks(&packed) {
+        return container_info(&packed);
+    }
+    // A file of blocks: its totals (every block's frame and header read,
+    // the end checked), then the first block's header.
+    let mut reader = tenbits_coding::BlockReader::new(&packed[..])?;
+    let (mut blocks, mut original, mut tokens, mut first) = (0u64, 0u64, 0u64, None);
+    while let Some(block) = reader.next_block()? {
+        let (h, _) = tenbits_coding::read_container(&block)?;
+        blocks += 1;
+        original += h.original_len;
+        tokens += h.token_count;
+        reader.decoded(h.original_len);
+        first.get_or_insert(block);
+    }
+    println!(
+        "file of blocks   of at most {} input bytes each",
+        reader.block_bytes()
+    );
+    println!("blocks           {blocks}");
+    println!("tokens           {tokens}");
+    println!("original bytes   {original}");
+    println!("file bytes       {}", packed.len());
+    if original > 0 {
+        println!(
+            "bits/byte        {:.3}",
+            packed.len() as f64 * 8.0 / original as f64
+        );
+    }
+    println!("-- first block --");
+    container_info(&first.context("a file of blocks without a block")?)
+}
+
+/// `info` of one container.
+fn container_info(packed: &[u8]) -> Result<()> {
+    use tenbits_lossless::{FilesId, ModelRef, Schedule};
+    let h = tenbits_lossless::inspect(packed)?;
+    let header_bytes = tenbits_lossless::header_bytes(packed)?;
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     // Names come from the file: model_name escapes them.
     let name = tenbits_lossless::model_name(&h.model);
@@ -951,9 +1127,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compress {
             input,
             output,
+            block_size,
             model,
             coding,
-        } => compress_command(input.as_deref(), output.as_deref(), &model, &coding),
+        } => compress_command(
+            input.as_deref(),
+            output.as_deref(),
+            block_size,
+            &model,
+            &coding,
+        ),
         Command::Decompress {
             input,
             output,
@@ -1074,6 +1257,22 @@ fn run(cli: Cli) -> Result<()> {
                 ],
             };
             let report = tenbits_bench::cluster(&options, &mut bench::TerminalSink::default())?;
+            report.save(markdown.as_deref())
+        }
+        Command::Bench(BenchCommand::AnswerPath {
+            model,
+            requests,
+            threads,
+            tasks,
+            markdown,
+        }) => {
+            let options = tenbits_bench::AnswerPathOptions {
+                model: &model,
+                requests,
+                threads,
+                tasks: &tasks,
+            };
+            let report = tenbits_bench::answer_path(&options, &mut bench::TerminalSink::default())?;
             report.save(markdown.as_deref())
         }
         Command::Bench(BenchCommand::ClusterNode {

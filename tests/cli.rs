@@ -453,3 +453,67 @@ fn names_from_a_file_reach_the_terminal_escaped() {
         stderr(&out)
     );
 }
+
+/// An input longer than `--block-size` streams block by block: it decodes
+/// exactly, and a cut file fails cleanly without touching the output (the
+/// blocks before the cut were written to the temporary file only).
+#[test]
+fn a_long_input_streams_in_blocks_and_a_cut_one_is_refused() {
+    let dir = Scratch::new("blocks");
+    let data: Vec<u8> = (0..300)
+        .flat_map(|i| format!("line {i} of a file that is cut into blocks\n").into_bytes())
+        .collect();
+    std::fs::write(dir.path("in.txt"), &data).unwrap();
+    let out = tenbits(&[
+        "compress",
+        &dir.s("in.txt"),
+        "-o",
+        &dir.s("in.tb"),
+        "--block-size",
+        "3000",
+        "--model-dir",
+        TINY,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("in 5 blocks"), "{}", stderr(&out));
+    let tb = std::fs::read(dir.path("in.tb")).unwrap();
+    let out = tenbits(&[
+        "decompress",
+        &dir.s("in.tb"),
+        "-o",
+        &dir.s("out.txt"),
+        "--model-dir",
+        TINY,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(dir.path("out.txt")).unwrap(), data);
+    let info = tenbits(&["info", &dir.s("in.tb")]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    let shown = String::from_utf8_lossy(&info.stdout);
+    assert!(shown.contains("blocks           5"), "{shown}");
+    assert!(
+        shown.contains(&format!("original bytes   {}", data.len())),
+        "{shown}"
+    );
+
+    std::fs::write(dir.path("out.txt"), b"precious").unwrap();
+    for cut in [tb.len() / 2, tb.len() - 5, tb.len() - 1] {
+        std::fs::write(dir.path("cut.tb"), &tb[..cut]).unwrap();
+        let out = tenbits(&[
+            "decompress",
+            &dir.s("cut.tb"),
+            "-o",
+            &dir.s("out.txt"),
+            "--model-dir",
+            TINY,
+        ]);
+        assert_clean_failure(&out, "truncated");
+        assert_eq!(std::fs::read(dir.path("out.txt")).unwrap(), b"precious");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tenbits-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}

@@ -527,3 +527,118 @@ fn damage_to_a_format_1_file_is_refused_or_harmless() {
     let damage = Damage::every_flip_and_cut(&mut model, &packed, &original);
     assert!(damage.refused > 0, "{damage:?}");
 }
+
+/// An input longer than a block streams as a file of blocks (cut after
+/// newlines where one is near), decodes exactly, and one that fits is the
+/// single container `compress` writes.
+#[test]
+fn long_inputs_stream_as_blocks_and_round_trip() {
+    let mut model = tiny(1);
+    let opts = windowed(256, 128, 4, 256, true);
+    let line = b"A line of text that repeats, with a counter: ";
+    let mut data = Vec::new();
+    for i in 0..40 {
+        data.extend_from_slice(line);
+        data.extend_from_slice(format!("{i}\n").as_bytes());
+    }
+    let stream = |model: &mut OnnxModel, data: &[u8], block: usize| {
+        let mut out = Vec::new();
+        let mut last = None;
+        let stats = tenbits_lossless::compress_stream(
+            model,
+            data,
+            &mut out,
+            &opts,
+            block,
+            Some(data.len() as u64),
+            &mut |p| last = Some(p),
+        )
+        .unwrap();
+        assert_eq!(stats.output_bytes, out.len() as u64);
+        assert_eq!(stats.input_bytes, data.len() as u64);
+        if !data.is_empty() {
+            assert_eq!(last.unwrap().done_bytes, data.len() as u64);
+        }
+        (out, stats)
+    };
+    for block in [300, 512, 1000] {
+        let (packed, stats) = stream(&mut model, &data, block);
+        assert!(tenbits_coding::is_blocks(&packed));
+        assert!(stats.blocks >= (data.len() / block) as u64, "{stats:?}");
+        // In memory, and streamed to a writer, with the header known first.
+        assert_eq!(decompress(&mut model, &packed, &mut |_| {}).unwrap(), data);
+        let decoder = tenbits_lossless::StreamDecoder::open(&packed[..]).unwrap();
+        assert!(decoder.is_blocks());
+        let mut out = Vec::new();
+        let n = decoder
+            .run(&mut model, &mut out, None, &mut |_| {})
+            .unwrap();
+        assert_eq!((out, n), (data.clone(), data.len() as u64));
+    }
+    // One block: exactly what `compress` writes.
+    let (packed, stats) = stream(&mut model, &data, data.len());
+    assert_eq!(stats.blocks, 1);
+    let (single, _) = compress(&mut model, &data, &opts, &mut |_| {}).unwrap();
+    assert_eq!(packed, single);
+    // Empty input: one empty container.
+    let (packed, _) = stream(&mut model, b"", 100);
+    assert!(decompress(&mut model, &packed, &mut |_| {})
+        .unwrap()
+        .is_empty());
+}
+
+/// Damage to a file of blocks is refused: a flip of every byte (one bit
+/// each, in turn), every cut, appended bytes, blocks of two files spliced.
+#[test]
+fn damage_to_a_file_of_blocks_is_refused() {
+    let mut model = tiny(1);
+    let opts = windowed(256, 128, 4, 256, true);
+    let blocks_of = |model: &mut OnnxModel, data: &[u8]| {
+        let mut out = Vec::new();
+        tenbits_lossless::compress_stream(model, data, &mut out, &opts, 20, None, &mut |_| {})
+            .unwrap();
+        out
+    };
+    let a = b"first block\nsecond one\nand a third\n".to_vec();
+    let b = b"other file:\nits blocks\ndiffer too.\n".to_vec();
+    let (packed_a, packed_b) = (blocks_of(&mut model, &a), blocks_of(&mut model, &b));
+    let decode = |model: &mut OnnxModel, bytes: &[u8]| {
+        let mut out = Vec::new();
+        let r = tenbits_lossless::StreamDecoder::open(bytes)
+            .and_then(|d| d.run(model, &mut out, None, &mut |_| {}));
+        (r, out)
+    };
+    let mut refused = 0;
+    let mut check = |model: &mut OnnxModel, bad: &[u8], what: &str| {
+        let (r, out) = decode(model, bad);
+        match r {
+            Err(_) => refused += 1,
+            Ok(_) => assert_eq!(out, a, "{what} decoded to other bytes with success"),
+        }
+    };
+    for i in 0..packed_a.len() {
+        let mut bad = packed_a.clone();
+        bad[i] ^= 1 << (i % 8);
+        check(&mut model, &bad, &format!("flip at {i}"));
+    }
+    for cut in 0..packed_a.len() {
+        check(&mut model, &packed_a[..cut], &format!("cut at {cut}"));
+    }
+    for tail in [&[0u8][..], b"junk", &packed_a, &packed_b] {
+        check(&mut model, &[&packed_a[..], tail].concat(), "appended");
+    }
+    // The second block of b in place of a's: same framing, other bytes.
+    let mut r = tenbits_coding::BlockReader::new(&packed_b[..]).unwrap();
+    let _ = r.next_block().unwrap();
+    let b2 = r.next_block().unwrap().unwrap();
+    let mut r = tenbits_coding::BlockReader::new(&packed_a[..]).unwrap();
+    let _ = r.next_block().unwrap();
+    let start = r.consumed() as usize;
+    let a2 = r.next_block().unwrap().unwrap();
+    if a2.len() == b2.len() {
+        let mut bad = packed_a.clone();
+        bad[start + 1..start + 1 + a2.len()].copy_from_slice(&b2);
+        check(&mut model, &bad, "spliced block");
+    }
+    assert!(refused >= 2 * packed_a.len() + 4, "refused {refused}");
+}

@@ -697,7 +697,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-const CRC_INIT: u32 = 0xFFFF_FFFF;
+pub(crate) const CRC_INIT: u32 = 0xFFFF_FFFF;
 
 /// Byte-wise table for the reflected CRC-32 (IEEE 802.3, polynomial
 /// `0xEDB88320`), the one used by zip, gzip and PNG.
@@ -723,7 +723,7 @@ const CRC_TABLE: [u32; 256] = {
 
 /// Continues a CRC-32 (pre-inverted state in, state out; XOR with
 /// `CRC_INIT` at the end).
-fn crc32_update(mut crc: u32, data: &[u8]) -> u32 {
+pub(crate) fn crc32_update(mut crc: u32, data: &[u8]) -> u32 {
     for &b in data {
         crc = CRC_TABLE[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
     }

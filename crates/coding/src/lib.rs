@@ -73,10 +73,12 @@
 
 #![warn(missing_docs)]
 
+pub mod blocks;
 pub mod container;
 pub mod quantize;
 pub mod range;
 
+pub use blocks::{is_blocks, BlockReader, BlockWriter, BlocksError, MAGIC_BLOCKS};
 pub use container::{
     checksum, header_checksum, read_container, verify, write_container, ContainerError, FilesId,
     Header, ModelRef, Schedule, Windowed, FORMAT_VERSION, MAGIC, MAGIC2,

@@ -35,9 +35,13 @@
 pub mod adapters;
 pub mod mix;
 mod route;
+pub mod stream;
 
 pub use adapters::AdapterChoice;
 pub use route::{route, Routing, ROUTE_TOKENS};
+pub use stream::{
+    compress_stream, StreamDecoder, StreamProgress, StreamStats, DEFAULT_BLOCK_BYTES,
+};
 pub use tenbits_coding::{FilesId, ModelRef, Schedule, Windowed};
 
 use mix::{MatchMixer, Prediction};
@@ -240,6 +244,15 @@ pub enum LosslessError {
     /// that cannot code the token: a bug, not bad input).
     #[error("range coder: {0}")]
     Coding(#[from] CodingError),
+    /// The framing of a file of blocks is damaged, or reading it failed.
+    #[error(transparent)]
+    Blocks(#[from] tenbits_coding::BlocksError),
+    /// Reading the input failed.
+    #[error("cannot read the input")]
+    Read(#[source] std::io::Error),
+    /// Writing the output failed.
+    #[error("cannot write the output")]
+    Write(#[source] std::io::Error),
 }
 
 fn adapter_message(file: Option<&str>, loaded: Option<&str>) -> String {
@@ -932,14 +945,36 @@ pub fn payload_bytes(container: &[u8]) -> Result<usize, LosslessError> {
 
 /// Reads a container's header without decoding it.
 pub fn inspect(container: &[u8]) -> Result<Header, LosslessError> {
-    Ok(read_container(container)?.0)
+    Ok(stream::StreamDecoder::open(container)?.header().clone())
 }
 
-/// Decompresses a `.tb` container made by [`compress`] with the same model.
+/// Decompresses a `.tb` file made by [`compress`] (or [`compress_stream`])
+/// with the same model.
 ///
 /// Returns the original bytes exactly, or an error: a different model, a
-/// corrupted file, or a decoder that drifted (caught by the checksum).
+/// corrupted file, or a decoder that drifted (caught by the checksum). A
+/// file of blocks reports progress in bytes of the file.
 pub fn decompress<M: LanguageModel>(
+    model: &mut M,
+    container: &[u8],
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Vec<u8>, LosslessError> {
+    if !tenbits_coding::is_blocks(container) {
+        return decompress_container(model, container, progress);
+    }
+    let mut out = Vec::new();
+    let total = container.len() as u64;
+    stream::StreamDecoder::open(container)?.run(model, &mut out, Some(total), &mut |p| {
+        progress(Progress {
+            done_tokens: p.done_bytes,
+            total_tokens: total,
+        })
+    })?;
+    Ok(out)
+}
+
+/// [`decompress`] of one container.
+pub(crate) fn decompress_container<M: LanguageModel>(
     model: &mut M,
     container: &[u8],
     progress: &mut dyn FnMut(Progress),
