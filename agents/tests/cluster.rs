@@ -59,9 +59,21 @@ impl Drop for Node {
 /// Starts `tenbits-fake-answerer` as node `name`, joined to `seeds`, each
 /// question taking `delay_ms` to answer; returns once it has joined.
 fn start_node(name: &str, seeds: &[&str], cookie: &str, delay_ms: u64) -> Node {
+    start_node_with(name, seeds, cookie, delay_ms, &[])
+}
+
+/// [`start_node`] with more `TENBITS_*` settings.
+fn start_node_with(
+    name: &str,
+    seeds: &[&str],
+    cookie: &str,
+    delay_ms: u64,
+    env: &[(&str, String)],
+) -> Node {
     let addr = format!("127.0.0.1:{}", free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_tenbits-fake-answerer"))
         .arg("config/cluster-answerer.toml")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(root())
         .env("TENBITS_CLUSTER__NODE_NAME", name)
         .env("TENBITS_CLUSTER__LISTEN", &addr)
@@ -272,4 +284,59 @@ fn a_cluster_without_a_cookie_is_refused() {
         .unwrap()
         .to_string();
     assert!(err.contains("a port other than 0"), "{err}");
+}
+
+fn tls(name: &str) -> String {
+    root()
+        .join("tests/fixtures/tls")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn nodes_link_over_tls_and_a_plain_router_is_refused() {
+    let _turn = one_cluster_at_a_time();
+    let tasks = tasks();
+    let world = FakeWorld::new(&tasks);
+    let env = [
+        ("TENBITS_CLUSTER__TLS", "true".to_string()),
+        ("TENBITS_SECURITY__TLS_CERT", tls("server.pem")),
+        ("TENBITS_SECURITY__TLS_KEY", tls("server.key")),
+    ];
+    let n1 = start_node_with("answerer-1", &[], COOKIE, 0, &env);
+    let n2 = start_node_with("answerer-2", &[], COOKIE, 0, &env);
+    let rt = runtime();
+
+    // TLS links to every seed (transitive links would be plain).
+    let mut cfg = router_config(&[&n1.addr, &n2.addr], COOKIE);
+    cfg.cluster.tls = true;
+    cfg.security.tls_cert = Some(tls("server.pem").into());
+    cfg.security.tls_key = Some(tls("server.key").into());
+    cfg.security.tls_ca = Some(tls("ca.pem").into());
+    let report = rt
+        .block_on(simulate_with(
+            &cfg,
+            world.factory(),
+            &tasks,
+            sessions(&tasks, 1),
+            |_| {},
+        ))
+        .unwrap();
+    assert_eq!((report.done, report.failed.len()), (20, 0), "{report}");
+    assert_all_correct(&report.outcomes, &world, &cfg, &tasks);
+
+    // A router speaking plain TCP to the TLS nodes finds no answerer.
+    let mut plain = router_config(&[&n1.addr, &n2.addr], COOKIE);
+    plain.cluster.join_timeout_ms = 1_500;
+    let err = rt
+        .block_on(simulate_with(
+            &plain,
+            world.factory(),
+            &tasks,
+            sessions(&tasks[..1], 1),
+            |_| {},
+        ))
+        .expect_err("a plain router got answers from TLS nodes");
+    assert!(err.to_string().contains("no answerer"), "{err}");
 }
