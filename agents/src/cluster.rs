@@ -454,6 +454,7 @@ impl ClusterNode {
             model: model.to_string(),
             model_id: first.model_id.clone(),
             replicas: Mutex::new(HashMap::new()),
+            silent: Mutex::new(HashMap::new()),
             turn: AtomicU64::new(0),
             request_timeout: Duration::from_millis(self.config.request_timeout_ms.max(1)),
             failover_timeout: Duration::from_millis(self.config.failover_timeout_ms),
@@ -498,6 +499,21 @@ impl ClusterNode {
             a.stop(None);
         }
         self.server.stop(None);
+        // The other nodes' actors stay in this process's groups until
+        // their sessions notice; a node stopping leaves none behind (one
+        // node per process: they are all its peers').
+        for group in ractor::pg::which_groups() {
+            let remote: Vec<ractor::ActorCell> = ractor::pg::get_members(&group)
+                .into_iter()
+                .filter(|c| !c.get_id().is_local())
+                .collect();
+            for cell in &remote {
+                cell.stop(None);
+            }
+            if !remote.is_empty() {
+                ractor::pg::leave(group, remote);
+            }
+        }
     }
 }
 
@@ -617,6 +633,9 @@ pub struct RouterShared {
     model: String,
     model_id: String,
     replicas: Mutex<HashMap<ActorId, Replica>>,
+    /// Members that did not answer a `Describe`, and when: asked again
+    /// after a second, not on every request.
+    silent: Mutex<HashMap<ActorId, Instant>>,
     turn: AtomicU64,
     request_timeout: Duration,
     failover_timeout: Duration,
@@ -635,14 +654,23 @@ impl RouterShared {
         let unknown: Vec<ActorRef<NodeAnswererMsg>> = {
             let mut replicas = self.replicas.lock().unwrap();
             replicas.retain(|id, _| ids.contains(id));
+            let mut silent = self.silent.lock().unwrap();
+            silent.retain(|id, since| ids.contains(id) && since.elapsed() < Duration::from_secs(1));
             members
                 .into_iter()
-                .filter(|m| !replicas.contains_key(&m.get_id()))
+                .filter(|m| {
+                    !replicas.contains_key(&m.get_id()) && !silent.contains_key(&m.get_id())
+                })
                 .collect()
         };
         for actor in unknown {
             let Some(status) = describe(&actor, Duration::from_secs(2)).await else {
-                continue; // not reachable now; asked again next time
+                // Not reachable now (its node may be leaving).
+                self.silent
+                    .lock()
+                    .unwrap()
+                    .insert(actor.get_id(), Instant::now());
+                continue;
             };
             let usable = status.model_id == self.model_id;
             if !usable {
@@ -859,7 +887,7 @@ pub async fn cluster_status(
         let seen = (node.peers().await.len(), replica_count());
         if seen != last {
             (last, stable_since) = (seen, Instant::now());
-        } else if seen.0 >= wanted && stable_since.elapsed() > Duration::from_millis(500) {
+        } else if seen.0 >= wanted && stable_since.elapsed() > Duration::from_secs(1) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
