@@ -348,6 +348,13 @@ enum BenchCommand {
         /// Task file with gold answers.
         #[arg(long, default_value = "config/tasks/arith.jsonl")]
         tasks: PathBuf,
+        /// Ask this OpenAI-compatible endpoint (HOST:PORT of its
+        /// http://HOST:PORT/v1) instead of `serve --openai` over --model.
+        #[arg(long, value_name = "HOST:PORT")]
+        endpoint: Option<String>,
+        /// The endpoint's model name [default: --model].
+        #[arg(long, requires = "endpoint")]
+        endpoint_model: Option<String>,
         /// Also write the results table (Markdown) to this file.
         #[arg(long, value_name = "FILE")]
         markdown: Option<PathBuf>,
@@ -1264,6 +1271,8 @@ fn run(cli: Cli) -> Result<()> {
             requests,
             threads,
             tasks,
+            endpoint,
+            endpoint_model,
             markdown,
         }) => {
             let options = tenbits_bench::AnswerPathOptions {
@@ -1271,6 +1280,9 @@ fn run(cli: Cli) -> Result<()> {
                 requests,
                 threads,
                 tasks: &tasks,
+                endpoint: endpoint
+                    .as_deref()
+                    .map(|e| (e, endpoint_model.as_deref().unwrap_or(&model))),
             };
             let report = tenbits_bench::answer_path(&options, &mut bench::TerminalSink::default())?;
             report.save(markdown.as_deref())

@@ -38,6 +38,10 @@ pub struct AnswerPathOptions<'a> {
     pub threads: usize,
     /// Task file with gold answers (the problems and references).
     pub tasks: &'a Path,
+    /// An OpenAI-compatible endpoint someone else runs (`host:port` of its
+    /// `http://host:port/v1`) and its model name, instead of `tenbits
+    /// serve --openai` over `model`.
+    pub endpoint: Option<(&'a str, &'a str)>,
 }
 
 /// One path's results.
@@ -142,29 +146,53 @@ pub fn answer_path(options: &AnswerPathOptions, sink: &mut dyn Sink) -> Result<R
     sink.note(&format!("native frames: {} requests", requests.len()));
     let native = rt.block_on(run_path(&cfg, &requests, "native", sink))?;
 
-    // The OpenAI-compatible endpoint over the same model, behind a relay.
+    // The OpenAI-compatible endpoint (ours over the same model, or the
+    // one given), behind a relay that counts bytes.
     let name = options.model;
-    let dir = tenbits_inference::Registry::embedded().set_up_dir(name)?;
-    let settings = tenbits_inference::SessionSettings {
-        threads: options.threads.max(1),
+    let ours = match options.endpoint {
+        Some(_) => None,
+        None => {
+            let dir = tenbits_inference::Registry::embedded().set_up_dir(name)?;
+            let settings = tenbits_inference::SessionSettings {
+                threads: options.threads.max(1),
+            };
+            let model = tenbits_inference::OnnxModel::load_for_rows(&dir, settings)
+                .with_context(|| format!("cannot load `{name}`"))?;
+            let generator = tenbits_inference::Generator::new(model)?;
+            let tokenizer =
+                tenbits_inference::TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
+            Some(tenbits_openai::server::OpenAiServer::new(
+                generator, tokenizer, name, None,
+            ))
+        }
     };
-    let model = tenbits_inference::OnnxModel::load_for_rows(&dir, settings)
-        .with_context(|| format!("cannot load `{name}`"))?;
-    let generator = tenbits_inference::Generator::new(model)?;
-    let tokenizer = tenbits_inference::TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-    let endpoint = tenbits_openai::server::OpenAiServer::new(generator, tokenizer, name, None);
+    let remote_model = options.endpoint.map_or(name, |(_, m)| m);
     let openai = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let http = listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let served = tokio::spawn(tenbits_openai::server::serve(endpoint, listener, async {
-            let _ = stop_rx.await;
-        }));
+        let (http, served) = match (ours, options.endpoint) {
+            (Some(endpoint), _) => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let http = listener.local_addr()?;
+                let served =
+                    tokio::spawn(tenbits_openai::server::serve(endpoint, listener, async {
+                        let _ = stop_rx.await;
+                    }));
+                (http, Some(served))
+            }
+            (None, Some((addr, _))) => {
+                let http = tokio::net::lookup_host(addr)
+                    .await?
+                    .next()
+                    .with_context(|| format!("cannot resolve {addr}"))?;
+                (http, None)
+            }
+            (None, None) => unreachable!("one endpoint or the other"),
+        };
         let (relay, http_bytes) = counting_relay(http).await?;
         let mut cfg = cfg.clone();
         cfg.answerer.backend = Backend::Openai;
         cfg.openai.base_url = format!("http://{relay}/v1");
-        cfg.openai.model = name.to_string();
+        cfg.openai.model = remote_model.to_string();
         cfg.openai.api_key_env = None;
         sink.note(&format!("OpenAI path: {} requests", requests.len()));
         let mut run = run_path(&cfg, &requests, "openai", sink).await?;
@@ -172,7 +200,9 @@ pub fn answer_path(options: &AnswerPathOptions, sink: &mut dyn Sink) -> Result<R
         tokio::time::sleep(Duration::from_millis(300)).await;
         run.http_bytes = Some(http_bytes.load(Relaxed));
         let _ = stop_tx.send(());
-        let _ = served.await;
+        if let Some(served) = served {
+            let _ = served.await;
+        }
         Ok::<_, anyhow::Error>(run)
     })?;
 
@@ -183,8 +213,12 @@ pub fn answer_path(options: &AnswerPathOptions, sink: &mut dyn Sink) -> Result<R
         .filter(|(a, b)| a != b)
         .count();
     let mut report = Report::default();
+    let over = match options.endpoint {
+        Some((addr, m)) => format!("`{m}` at http://{addr}/v1 (an endpoint tenbits did not write)"),
+        None => format!("`tenbits serve --openai` over {name}"),
+    };
     report.line(sink, format!(
-        "{name} answering {} requests of {} questions each way (references known; threads {}); the asker sends native frames to a `tenbits serve` either way",
+        "{name} here against {over}: {} requests of {} questions each way (references known; threads {}); the asker sends native frames to a `tenbits serve` either way",
         requests.len(),
         QUESTIONS.len(),
         options.threads
