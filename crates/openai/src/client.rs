@@ -7,8 +7,10 @@
 //! both are listed, as the local answerer compares exactly those tokens;
 //! otherwise every spelling, `yes`, ` Yes`, …, summed), normalized over
 //! the two. An endpoint that returns no log-probabilities is an error that
-//! says so. Requests run `concurrency` at a time; failures of transport,
-//! 429 and 5xx are retried with doubling pauses.
+//! says so; where neither word is among the listed tokens (llama.cpp's
+//! SmolLM2 often starts with "The"), P(yes) is 0.5 and a warning says so.
+//! Requests run `concurrency` at a time; failures of transport, 429 and
+//! 5xx are retried with doubling pauses.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -274,18 +276,22 @@ impl OpenAiChatModel {
                 bytes: None,
             });
         }
-        p_yes_from_alternatives(
-            &top.iter()
-                .map(|t| (t.token.as_str(), t.logprob))
-                .collect::<Vec<_>>(),
-        )
-        .ok_or_else(|| OpenAiError::Response {
-            url: self.url(),
-            message: format!(
-                "neither Yes nor No is among the {} most likely first tokens",
-                top.len()
-            ),
-        })
+        let alternatives: Vec<(&str, f64)> =
+            top.iter().map(|t| (t.token.as_str(), t.logprob)).collect();
+        Ok(p_yes_from_alternatives(&alternatives).unwrap_or_else(|| {
+            // Both words are below every listed token, so neither is known
+            // to be likelier: the answer carries nothing, which 0.5 says.
+            // Failing instead would end every session in the batch over
+            // one question the endpoint's model would not answer in words.
+            let listed: Vec<&str> = alternatives.iter().take(5).map(|(t, _)| *t).collect();
+            tracing::warn!(
+                "{}: neither Yes nor No among the {} most likely first tokens (most likely {:?}); P(yes) taken as 0.5",
+                self.url(),
+                alternatives.len(),
+                listed
+            );
+            0.5
+        }))
     }
 }
 
