@@ -140,3 +140,12 @@ fn bad_requests_get_openai_style_errors() {
     let err = gone.p_yes(&conversations()[..1]).unwrap_err();
     assert!(err.to_string().contains("cannot reach"), "{err}");
 }
+
+#[test]
+fn neither_word_among_the_listed_tokens_is_an_even_chance_not_a_failure() {
+    // The tiny model's vocabulary has no "Yes" or "No" token, so no
+    // endpoint over it can list them: the answer carries nothing.
+    let (url, _rt) = start(None);
+    let got = client(&url, None).p_yes(&conversations()).unwrap();
+    assert_eq!(got, vec![0.5; conversations().len()]);
+}
