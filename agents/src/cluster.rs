@@ -119,33 +119,17 @@ impl ClusterConfig {
     /// The shared cookie, from `cookie_file` or `cookie_env`; a cluster
     /// without one is refused (anyone reaching a node could join).
     pub fn cookie(&self) -> Result<String, AgentError> {
-        if let Some(path) = &self.cookie_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                AgentError::Config(format!(
-                    "cannot read the cluster cookie file {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let cookie = text.trim().to_string();
-            if cookie.is_empty() {
-                return Err(AgentError::Config(format!(
-                    "the cluster cookie file {} is empty",
-                    path.display()
-                )));
-            }
-            return Ok(cookie);
-        }
-        self.cookie_env
-            .as_deref()
-            .and_then(|name| std::env::var(name).ok())
-            .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| {
-                AgentError::Config(format!(
-                    "a cluster needs a shared cookie: set {} (the same on every node) or [cluster] cookie_file",
-                    self.cookie_env.as_deref().unwrap_or("[cluster] cookie_env")
-                ))
-            })
+        crate::config::read_secret(
+            self.cookie_file.as_deref(),
+            self.cookie_env.as_deref(),
+            "cluster cookie",
+        )?
+        .ok_or_else(|| {
+            AgentError::Config(format!(
+                "a cluster needs a shared cookie: set {} (the same on every node) or [cluster] cookie_file",
+                self.cookie_env.as_deref().unwrap_or("[cluster] cookie_env")
+            ))
+        })
     }
 
     /// This node's name.

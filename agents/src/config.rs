@@ -466,28 +466,12 @@ impl SecurityConfig {
     /// The token, from `token_file` or else `token_env`; an error for an
     /// unreadable or empty token file.
     pub fn token(&self) -> Result<Option<Token>, AgentError> {
-        if let Some(path) = &self.token_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                AgentError::Config(format!(
-                    "cannot read the token file {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let token = Token::new(text);
-            if token.is_empty() {
-                return Err(AgentError::Config(format!(
-                    "the token file {} is empty",
-                    path.display()
-                )));
-            }
-            return Ok(Some(token));
-        }
-        Ok(self
-            .token_env
-            .as_deref()
-            .and_then(|name| std::env::var(name).ok())
-            .map(Token::new)
-            .filter(|t| !t.is_empty()))
+        Ok(read_secret(
+            self.token_file.as_deref(),
+            self.token_env.as_deref(),
+            "token",
+        )?
+        .map(Token::new))
     }
 
     /// The token a server listening on `listen` requires; an error when
@@ -546,6 +530,36 @@ impl SecurityConfig {
 fn host_of(addr: &str) -> &str {
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
     host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// A secret (token, cookie) from `file`, else from the variable `env`,
+/// without surrounding whitespace; `None` when neither gives one. An
+/// unreadable or empty file is an error naming `what` it should hold.
+pub(crate) fn read_secret(
+    file: Option<&Path>,
+    env: Option<&str>,
+    what: &str,
+) -> Result<Option<String>, AgentError> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            AgentError::Config(format!(
+                "cannot read the {what} file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let secret = text.trim();
+        if secret.is_empty() {
+            return Err(AgentError::Config(format!(
+                "the {what} file {} is empty",
+                path.display()
+            )));
+        }
+        return Ok(Some(secret.to_string()));
+    }
+    Ok(env
+        .and_then(|name| std::env::var(name).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty()))
 }
 
 /// Whether a listen address is loopback only (`127.0.0.0/8`, `::1`,
@@ -754,4 +768,44 @@ pub fn parse_tasks(text: &str) -> Result<Vec<TaskSpec>, String> {
         })
         .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}", i + 1)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_comes_trimmed_from_its_file_else_its_variable() {
+        let dir = std::env::temp_dir().join(format!("tenbits-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "  s3cret\n").unwrap();
+        // The variable is this test's own.
+        std::env::set_var("TENBITS_TEST_SECRET", " from-env ");
+        let env = Some("TENBITS_TEST_SECRET");
+        assert_eq!(
+            read_secret(Some(&file), env, "token").unwrap().as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(
+            read_secret(None, env, "token").unwrap().as_deref(),
+            Some("from-env")
+        );
+        assert_eq!(read_secret(None, None, "token").unwrap(), None);
+
+        std::fs::write(&file, " \n").unwrap();
+        let err = read_secret(Some(&file), env, "cluster cookie")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the cluster cookie file") && err.contains("is empty"),
+            "{err}"
+        );
+        let gone = dir.join("missing");
+        let err = read_secret(Some(&gone), env, "token")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot read the token file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
