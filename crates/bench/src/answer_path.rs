@@ -44,6 +44,13 @@ pub struct AnswerPathOptions<'a> {
     pub endpoint: Option<(&'a str, &'a str)>,
 }
 
+/// The OpenAI-compatible endpoint measured: one this run serves over the
+/// model, or one at `host:port` that someone else runs.
+enum Endpoint<'a> {
+    Ours(std::sync::Arc<tenbits_openai::server::OpenAiServer>),
+    Theirs(&'a str),
+}
+
 /// One path's results.
 struct PathRun {
     bits: Vec<bool>,
@@ -149,8 +156,8 @@ pub fn answer_path(options: &AnswerPathOptions, sink: &mut dyn Sink) -> Result<R
     // The OpenAI-compatible endpoint (ours over the same model, or the
     // one given), behind a relay that counts bytes.
     let name = options.model;
-    let ours = match options.endpoint {
-        Some(_) => None,
+    let endpoint = match options.endpoint {
+        Some((addr, _)) => Endpoint::Theirs(addr),
         None => {
             let dir = tenbits_inference::Registry::embedded().set_up_dir(name)?;
             let settings = tenbits_inference::SessionSettings {
@@ -161,7 +168,7 @@ pub fn answer_path(options: &AnswerPathOptions, sink: &mut dyn Sink) -> Result<R
             let generator = tenbits_inference::Generator::new(model)?;
             let tokenizer =
                 tenbits_inference::TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-            Some(tenbits_openai::server::OpenAiServer::new(
+            Endpoint::Ours(tenbits_openai::server::OpenAiServer::new(
                 generator, tokenizer, name, None,
             ))
         }
@@ -169,8 +176,8 @@ pub fn answer_path(options: &AnswerPathOptions, sink: &mut dyn Sink) -> Result<R
     let remote_model = options.endpoint.map_or(name, |(_, m)| m);
     let openai = rt.block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (http, served) = match (ours, options.endpoint) {
-            (Some(endpoint), _) => {
+        let (http, served) = match endpoint {
+            Endpoint::Ours(endpoint) => {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let http = listener.local_addr()?;
                 let served =
@@ -179,14 +186,13 @@ pub fn answer_path(options: &AnswerPathOptions, sink: &mut dyn Sink) -> Result<R
                     }));
                 (http, Some(served))
             }
-            (None, Some((addr, _))) => {
+            Endpoint::Theirs(addr) => {
                 let http = tokio::net::lookup_host(addr)
                     .await?
                     .next()
                     .with_context(|| format!("cannot resolve {addr}"))?;
                 (http, None)
             }
-            (None, None) => unreachable!("one endpoint or the other"),
         };
         let (relay, http_bytes) = counting_relay(http).await?;
         let mut cfg = cfg.clone();
