@@ -24,7 +24,9 @@
 
 use std::io::{self, Read, Write};
 
-use crate::container::{crc32_update, ContainerError, CRC_INIT};
+use crate::container::{
+    crc32_update, put_varint, read_varint, ContainerError, VarintFault, CRC_INIT,
+};
 
 /// The first two bytes of a file of blocks (neither a format-1 nor a
 /// format-2 magic).
@@ -40,18 +42,6 @@ pub const MAX_BLOCK_CONTAINER: u64 = 1 << 30;
 /// Whether `prefix` (the file's first bytes) starts a file of blocks.
 pub fn is_blocks(prefix: &[u8]) -> bool {
     prefix.starts_with(&MAGIC_BLOCKS)
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let b = (v & 0x7F) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
 }
 
 /// Writes a file of blocks to `W`.
@@ -187,25 +177,20 @@ impl<R: Read> BlockReader<R> {
     }
 
     fn varint(&mut self, what: &str) -> Result<u64, BlocksError> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let mut b = [0u8; 1];
-            self.exact(&mut b, what)?;
-            let bits = u64::from(b[0] & 0x7F);
-            if i == 9 && bits > 1 {
-                return Err(BlocksError::Damaged(format!("{what} overflows 64 bits")));
-            }
-            v |= bits << (7 * i);
-            if b[0] & 0x80 == 0 {
-                if b[0] == 0 && i > 0 {
-                    return Err(BlocksError::Damaged(format!(
-                        "{what} is not in its shortest form"
-                    )));
-                }
-                return Ok(v);
-            }
-        }
-        Err(BlocksError::Damaged(format!("{what} is too long")))
+        read_varint(
+            || {
+                let mut b = [0u8; 1];
+                self.exact(&mut b, what)?;
+                Ok(b[0])
+            },
+            |fault| {
+                BlocksError::Damaged(match fault {
+                    VarintFault::Overflows => format!("{what} overflows 64 bits"),
+                    VarintFault::NotShortest => format!("{what} is not in its shortest form"),
+                    VarintFault::TooLong => format!("{what} is too long"),
+                })
+            },
+        )
     }
 
     /// The next block's container, or `None` after the last, once the end

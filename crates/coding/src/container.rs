@@ -635,7 +635,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Unsigned LEB128.
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -672,29 +672,51 @@ impl<'a> Reader<'a> {
 
     /// Unsigned LEB128 of at most 10 bytes, in its shortest form.
     fn varint(&mut self, what: &'static str) -> Result<u64, ContainerError> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let b = self.take(1, what)?[0];
-            let bits = u64::from(b & 0x7F);
-            if i == 9 && bits > 1 {
-                return Err(ContainerError::InvalidField {
-                    what: "varint overflows 64 bits",
-                });
-            }
-            v |= bits << (7 * i);
-            if b & 0x80 == 0 {
-                if b == 0 && i > 0 {
-                    return Err(ContainerError::InvalidField {
-                        what: "varint is not in its shortest form",
-                    });
-                }
-                return Ok(v);
-            }
-        }
-        Err(ContainerError::InvalidField {
-            what: "varint is longer than 10 bytes",
-        })
+        read_varint(
+            || Ok(self.take(1, what)?[0]),
+            |fault| ContainerError::InvalidField {
+                what: match fault {
+                    VarintFault::Overflows => "varint overflows 64 bits",
+                    VarintFault::NotShortest => "varint is not in its shortest form",
+                    VarintFault::TooLong => "varint is longer than 10 bytes",
+                },
+            },
+        )
     }
+}
+
+/// Why bytes are not a varint.
+pub(crate) enum VarintFault {
+    /// The tenth byte holds more than the 64th bit.
+    Overflows,
+    /// A final zero byte after others: a longer spelling of a number.
+    NotShortest,
+    /// No final byte within ten.
+    TooLong,
+}
+
+/// Unsigned LEB128 of at most 10 bytes, in its shortest form, read byte
+/// by byte from `next`; `fault` makes the error for bytes that are not one.
+pub(crate) fn read_varint<E>(
+    mut next: impl FnMut() -> Result<u8, E>,
+    fault: impl Fn(VarintFault) -> E,
+) -> Result<u64, E> {
+    let mut v: u64 = 0;
+    for i in 0..10 {
+        let b = next()?;
+        let bits = u64::from(b & 0x7F);
+        if i == 9 && bits > 1 {
+            return Err(fault(VarintFault::Overflows));
+        }
+        v |= bits << (7 * i);
+        if b & 0x80 == 0 {
+            if b == 0 && i > 0 {
+                return Err(fault(VarintFault::NotShortest));
+            }
+            return Ok(v);
+        }
+    }
+    Err(fault(VarintFault::TooLong))
 }
 
 pub(crate) const CRC_INIT: u32 = 0xFFFF_FFFF;
