@@ -108,6 +108,24 @@ impl<R: Read> BlockSource<R> {
     }
 }
 
+/// The coder's progress in tokens through one block of `len` bytes that
+/// starts `before` bytes in, as progress in bytes through the whole.
+fn block_progress<'p>(
+    progress: &'p mut dyn FnMut(StreamProgress),
+    before: u64,
+    len: u64,
+    total_bytes: Option<u64>,
+    blocks: u64,
+) -> impl FnMut(Progress) + 'p {
+    move |p: Progress| {
+        progress(StreamProgress {
+            done_bytes: before + len * p.done_tokens / p.total_tokens.max(1),
+            total_bytes,
+            blocks,
+        })
+    }
+}
+
 fn write_err(e: io::Error) -> LosslessError {
     LosslessError::Write(e)
 }
@@ -137,14 +155,7 @@ pub fn compress_stream<M: LanguageModel>(
         .unwrap_or_default();
     let mut code = |block: &[u8], done: u64, blocks: u64, stats: &mut StreamStats| {
         let len = block.len() as u64;
-        let mut inner = |p: Progress| {
-            let part = len * p.done_tokens / p.total_tokens.max(1);
-            progress(StreamProgress {
-                done_bytes: done + part,
-                total_bytes,
-                blocks,
-            })
-        };
+        let mut inner = block_progress(&mut *progress, done, len, total_bytes, blocks);
         let (container, s): (Vec<u8>, Stats) = compress(model, block, options, &mut inner)?;
         stats.input_bytes += len;
         stats.tokens += s.tokens;
@@ -273,14 +284,7 @@ impl<'a> StreamDecoder<'a> {
     ) -> Result<u64, LosslessError> {
         match self.kind {
             Kind::Single(all) => {
-                let mut inner = |p: Progress| {
-                    let part = all.len() as u64 * p.done_tokens / p.total_tokens.max(1);
-                    progress(StreamProgress {
-                        done_bytes: part,
-                        total_bytes,
-                        blocks: 1,
-                    })
-                };
+                let mut inner = block_progress(progress, 0, all.len() as u64, total_bytes, 1);
                 let data = decompress_container(model, &all, &mut inner)?;
                 output.write_all(&data).map_err(write_err)?;
                 output.flush().map_err(write_err)?;
@@ -306,13 +310,8 @@ impl<'a> StreamDecoder<'a> {
                     }
                     let before = reader.consumed() - container.len() as u64;
                     let (len, blocks) = (container.len() as u64, reader.blocks());
-                    let mut inner = |p: Progress| {
-                        progress(StreamProgress {
-                            done_bytes: before + len * p.done_tokens / p.total_tokens.max(1),
-                            total_bytes,
-                            blocks,
-                        })
-                    };
+                    let mut inner =
+                        block_progress(&mut *progress, before, len, total_bytes, blocks);
                     let data = decompress_container(model, &container, &mut inner)?;
                     drop(container);
                     output.write_all(&data).map_err(write_err)?;
