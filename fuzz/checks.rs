@@ -3,7 +3,9 @@
 //! saved crash (`tests/fuzz_regressions.rs`). Each check panics only on a
 //! real failure: a panic inside tenbits, or a broken invariant.
 
-use tenbits_coding::{write_container, FilesId, Header, ModelRef, Schedule, Windowed};
+use tenbits_coding::{
+    write_container, FilesId, Header, ModelRef, Schedule, Windowed, FORMAT_VERSION,
+};
 use tenbits_inference::{LanguageModel, OnnxModel};
 use tenbits_messaging::{decode_frame, encode_frame, MAX_FRAME_BYTES};
 
@@ -35,9 +37,9 @@ pub fn decoder(model: &mut OnnxModel, data: &[u8]) {
     };
     let token_count = u64::from(*tokens % 48);
     let header = Header {
-        format_version: 2,
+        format_version: FORMAT_VERSION,
         model: ModelRef::Named("tiny".into()),
-        files: FilesId::Short(model.fingerprint().files_id()),
+        files: FilesId::for_format(FORMAT_VERSION, model.fingerprint().files_id()),
         adapter_id: None,
         lossy: None,
         schedule: Schedule::Windowed(Windowed {

@@ -1076,6 +1076,10 @@ fn container_info(packed: &[u8]) -> Result<()> {
             "files id         {} (32 bits of sha256 over the model's and tokenizer's sha256)",
             hex(&files)
         ),
+        FilesId::Tiny(files) => println!(
+            "files id         {} (16 bits of sha256 over the model's and tokenizer's sha256)",
+            hex(&files)
+        ),
     }
     println!(
         "adapter          {}",

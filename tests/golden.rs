@@ -12,8 +12,9 @@
 //! with `TENBITS_BLESS=1 cargo test --test golden`.
 //!
 //! Files of format 1 (tenbits 0.1, `tests/fixtures/golden/format1/` and the
-//! tiny model's `tests/fixtures/format1/`, made by that release) must still
-//! decode, under the same rule.
+//! tiny model's `tests/fixtures/format1/`, made by that release) and of
+//! format 2 (tenbits 0.2, `tests/fixtures/golden/format2/` and
+//! `tests/fixtures/format2/`) must still decode, under the same rule.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +25,8 @@ use tenbits_lossless::{compress, decompress, Options};
 const GOLDEN_DIR: &str = "tests/fixtures/golden";
 const FORMAT1_GOLDEN_DIR: &str = "tests/fixtures/golden/format1";
 const FORMAT1_TINY_DIR: &str = "tests/fixtures/format1";
+const FORMAT2_GOLDEN_DIR: &str = "tests/fixtures/golden/format2";
+const FORMAT2_TINY_DIR: &str = "tests/fixtures/format2";
 const STEM: &str = "sample-smollm2-135m";
 
 /// The kernel family ONNX Runtime's MLAS dispatches to on this CPU: the
@@ -170,7 +173,7 @@ fn golden_files_of_other_cpus_decode_exactly_or_are_refused() {
     let data = input();
     let (_, mut model) = default_model(2);
     let mut checked = 0;
-    for dir in [GOLDEN_DIR, FORMAT1_GOLDEN_DIR] {
+    for dir in [GOLDEN_DIR, FORMAT1_GOLDEN_DIR, FORMAT2_GOLDEN_DIR] {
         for (path, file_isa) in files_by_isa(dir, STEM) {
             let packed = std::fs::read(&path).unwrap();
             let name = path.display().to_string();
@@ -179,9 +182,35 @@ fn golden_files_of_other_cpus_decode_exactly_or_are_refused() {
         }
     }
     assert!(
-        checked >= 3,
-        "this machine's golden file and the two of format 1"
+        checked >= 4,
+        "this machine's golden file, the two of format 1 and one of format 2"
     );
+}
+
+#[test]
+fn format_2_files_of_tenbits_0_2_still_decode() {
+    // (The real model's format-2 file decodes in the test above.)
+    for (path, _) in files_by_isa(FORMAT2_GOLDEN_DIR, STEM) {
+        let header = tenbits_lossless::inspect(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(header.format_version, 2, "{}", path.display());
+    }
+    let tiny = Path::new("tests/fixtures/tiny");
+    let mut model = OnnxModel::load(tiny, SessionSettings { threads: 1 }).unwrap();
+    let mut checked = 0;
+    for stem in ["tiny-f2.txt", "tiny-f2.bin"] {
+        let original = std::fs::read(Path::new(FORMAT2_TINY_DIR).join(stem)).unwrap();
+        for (path, file_isa) in files_by_isa(FORMAT2_TINY_DIR, stem) {
+            let packed = std::fs::read(&path).unwrap();
+            assert_eq!(
+                tenbits_lossless::inspect(&packed).unwrap().format_version,
+                2
+            );
+            let name = path.display().to_string();
+            decodes_exactly_or_is_refused(&mut model, &packed, &original, file_isa == isa(), &name);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "{checked} tiny format-2 files");
 }
 
 #[test]

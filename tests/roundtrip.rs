@@ -240,16 +240,17 @@ fn mixing_codes_repeats_cheaper_than_the_model_alone() {
 }
 
 #[test]
-fn format_2_is_the_default_and_refuses_a_damaged_file() {
+fn format_3_is_the_default_and_refuses_a_damaged_file() {
     let mut model = tiny(1);
-    let data = b"format two by default, twenty-odd bytes of header".to_vec();
+    let data = b"format three by default, under twenty bytes of header".to_vec();
     let (packed, stats) = compress(&mut model, &data, &Options::default(), &mut |_| {}).unwrap();
     let header = tenbits_lossless::inspect(&packed).unwrap();
-    assert_eq!(header.format_version, 2);
-    // The tiny model is not in the registry: its name (1 + 4 bytes) is
-    // stored; the window was fitted to its 256-token context.
+    assert_eq!(header.format_version, 3);
+    // The tiny model is not in the registry: its name (varint 0, then
+    // 1 + 4 bytes) is stored; the window was fitted to its 256-token
+    // context, so the schedule is written too.
     let header_len = stats.container_bytes - stats.payload_bytes;
-    assert!(header_len <= 24 + 5, "{header_len}-byte header");
+    assert!(header_len <= 17 + 6 + 7, "{header_len}-byte header");
     assert_eq!(
         header.schedule,
         Schedule::Windowed(Windowed {
@@ -504,28 +505,35 @@ fn damage_is_refused_or_harmless_at_every_bit() {
     assert!(damage.refused >= packed_a.len() * 9 + 7, "{damage:?}");
 }
 
-/// The same for a format-1 file of tenbits 0.1.
+/// The same for the format-1 file of tenbits 0.1 and the format-2 file of
+/// tenbits 0.2 that this CPU's kernels decode.
 #[test]
-fn damage_to_a_format_1_file_is_refused_or_harmless() {
+fn damage_to_files_of_older_formats_is_refused_or_harmless() {
     let mut model = tiny(1);
-    let dir = Path::new("tests/fixtures/format1");
-    let original = std::fs::read(dir.join("tiny-f1.txt")).unwrap();
-    // Fixtures are kept per kernel family; use the one this CPU decodes.
-    let packed = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with("tiny-f1.txt.") && name.ends_with(".tb")
-        })
-        .map(|e| std::fs::read(e.path()).unwrap())
-        .find(|p| decompress(&mut model, p, &mut |_| {}).is_ok_and(|d| d == original));
-    let Some(packed) = packed else {
-        eprintln!("no format-1 fixture decodes with this CPU's kernels; skipped");
-        return;
-    };
-    let damage = Damage::every_flip_and_cut(&mut model, &packed, &original);
-    assert!(damage.refused > 0, "{damage:?}");
+    for (dir, stem) in [
+        ("tests/fixtures/format1", "tiny-f1.txt"),
+        ("tests/fixtures/format2", "tiny-f2.txt"),
+    ] {
+        let dir = Path::new(dir);
+        let original = std::fs::read(dir.join(stem)).unwrap();
+        // Fixtures are kept per kernel family; use the one this CPU decodes.
+        let packed = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(&format!("{stem}.")) && name.ends_with(".tb")
+            })
+            .map(|e| std::fs::read(e.path()).unwrap())
+            .find(|p| decompress(&mut model, p, &mut |_| {}).is_ok_and(|d| d == original));
+        let Some(packed) = packed else {
+            eprintln!("no {stem} fixture decodes with this CPU's kernels; skipped");
+            continue;
+        };
+        let damage = Damage::every_flip_and_cut(&mut model, &packed, &original);
+        assert_eq!(damage.exact, 0, "{stem}: {damage:?}");
+        assert!(damage.refused >= packed.len() * 9, "{stem}: {damage:?}");
+    }
 }
 
 /// An input longer than a block streams as a file of blocks (cut after

@@ -2,7 +2,7 @@
 //! block, so compress and decompress hold one block at a time and write
 //! as they go (as zstd and xz do with their frames and blocks).
 //!
-//! Each block is an ordinary format-2 container of one block of the input,
+//! Each block is an ordinary container (format 3) of one block of the input,
 //! with its own checksum and CRC; the file frames them:
 //!
 //! | field          | encoding                                            |
@@ -29,7 +29,7 @@ use crate::container::{
 };
 
 /// The first two bytes of a file of blocks (neither a format-1 nor a
-/// format-2 magic).
+/// format-2 or format-3 magic).
 pub const MAGIC_BLOCKS: [u8; 2] = [0x74, 0xB3];
 
 /// The framing's version.

@@ -1,10 +1,29 @@
 //! The `.tb` file format: a compact header, then the range-coded payload.
 //!
-//! This build writes format 2 and reads formats 1 and 2. All integers are
-//! unsigned LEB128 varints unless said otherwise.
+//! This build writes format 3 and reads formats 1, 2 and 3. All integers
+//! are unsigned LEB128 varints unless said otherwise.
 //!
-//! **Format 2** (written since tenbits 0.2). A default-model file of a few
-//! kilobytes has a 21-byte header:
+//! **Format 3** (written since tenbits 0.3). A default-model file of a few
+//! kilobytes has a 17-byte header, for model answers of 1–3 KB about a
+//! sixth of the file:
+//!
+//! | field               | encoding                                         |
+//! |---------------------|--------------------------------------------------|
+//! | magic               | [`MAGIC3`] (`74 b4`); the second byte names the format (`74 b5` … `74 bf` are kept for later ones) |
+//! | model and flags     | `u8`: bits 0–2 the flags of format 2; bits 3–7 the registry id if it is 1–31, else 0 and format 2's model field follows |
+//! | adapter hash        | only if flag bit 0: 6 bytes                      |
+//! | lossy note          | only if flag bit 1: `u8` length + UTF-8 bytes    |
+//! | files id            | 2 bytes: SHA-256 of the model's and tokenizer's SHA-256, truncated ([`FilesId::Tiny`]) |
+//! | schedule, token count, original length, checksum, CRC-32, payload | as in format 2 |
+//!
+//! A wrong model or tokenizer passes the 16-bit files id with probability
+//! 2^-16 (1 in 65,536); it then decodes other tokens, which the 32-bit
+//! checksum of the original refuses except with a further 2^-32, so wrong
+//! bytes come out with odds about 2^-48. The CRC-32 and the checksum are
+//! those of format 2, with the same odds (below).
+//!
+//! **Format 2** (written by tenbits 0.2, read only). A default-model file
+//! of a few kilobytes has a 21-byte header:
 //!
 //! | field               | encoding                                         |
 //! |---------------------|--------------------------------------------------|
@@ -53,8 +72,15 @@ pub const MAGIC: [u8; 4] = *b"TENB";
 /// start of any format-1 file).
 pub const MAGIC2: [u8; 2] = [0x74, 0xB2];
 
+/// The first two bytes of every format-3 `.tb` file; no version byte
+/// follows (the magic is the version).
+pub const MAGIC3: [u8; 2] = [0x74, 0xB4];
+
 /// The format version this crate writes.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
+
+/// Registry ids that format 3 packs into its first header byte.
+const PACKED_IDS: std::ops::RangeInclusive<u32> = 1..=31;
 
 /// The longest model name, adapter id or lossy note, in bytes of UTF-8.
 pub const MAX_STRING_LEN: usize = 255;
@@ -100,6 +126,30 @@ pub enum FilesId {
     /// Format 2: the first 4 bytes of SHA-256(model SHA-256 ‖ tokenizer
     /// SHA-256) (see the module docs for the odds).
     Short([u8; 4]),
+    /// Format 3: the first 2 bytes of the same digest.
+    Tiny([u8; 2]),
+}
+
+impl FilesId {
+    /// The stored prefix of the files' digest (formats 2 and 3): files
+    /// match when their digest starts with it. `None` for format 1, which
+    /// keeps separate hashes.
+    pub fn short_bytes(&self) -> Option<&[u8]> {
+        match self {
+            FilesId::Full { .. } => None,
+            FilesId::Short(id) => Some(id),
+            FilesId::Tiny(id) => Some(id),
+        }
+    }
+
+    /// The id as this format stores it, for a format of short ids (2 or 3).
+    pub fn for_format(format_version: u16, short: [u8; 4]) -> FilesId {
+        if format_version == 2 {
+            FilesId::Short(short)
+        } else {
+            FilesId::Tiny([short[0], short[1]])
+        }
+    }
 }
 
 /// How the tokens were cut into streams and fed to the model. Decoding
@@ -153,12 +203,13 @@ impl Windowed {
 /// Everything needed to decode a `.tb` payload and to check the result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// Format version: 1 or 2; [`write_container`] writes either.
+    /// Format version: 1, 2 or 3; [`write_container`] writes any of them.
     pub format_version: u16,
     /// The model that coded the payload (format 1: always by name).
     pub model: ModelRef,
     /// Identity of the exact model and tokenizer files (format 1:
-    /// [`FilesId::Full`], format 2: [`FilesId::Short`]).
+    /// [`FilesId::Full`], format 2: [`FilesId::Short`], format 3:
+    /// [`FilesId::Tiny`]).
     pub files: FilesId,
     /// Optional LoRA adapter applied to the model: its hash as 12 hex
     /// digits (format 1 allows any text of at most 255 bytes).
@@ -169,14 +220,14 @@ pub struct Header {
     /// Decoding restores the rewrite exactly.
     pub lossy: Option<String>,
     /// How the tokens ran through the model (format 1: [`Schedule::Chunked`],
-    /// format 2: [`Schedule::Windowed`]).
+    /// formats 2 and 3: [`Schedule::Windowed`]).
     pub schedule: Schedule,
     /// Total number of coded tokens.
     pub token_count: u64,
     /// Length in bytes of the original data.
     pub original_len: u64,
     /// [`checksum`] of the original data, truncated: 8 bytes in format 1,
-    /// 4 in format 2.
+    /// 4 in formats 2 and 3.
     pub checksum: Vec<u8>,
 }
 
@@ -285,13 +336,13 @@ fn check_str(s: Option<&str>, what: &'static str) -> Result<(), ContainerError> 
 }
 
 /// Serialises `header` and `payload` into a complete `.tb` file, in the
-/// header's format version (1 or 2).
+/// header's format version (1, 2 or 3).
 ///
 /// Fails with [`ContainerError::UnsupportedVersion`] for other versions,
 /// and with [`ContainerError::InvalidField`] when a field does not fit the
-/// version: a string over [`MAX_STRING_LEN`] bytes, a format-2 adapter id
-/// that is not 12 hex digits, fingerprints, schedule or checksum of the
-/// other version.
+/// version: a string over [`MAX_STRING_LEN`] bytes, a format-2 or -3
+/// adapter id that is not 12 hex digits, fingerprints, schedule or checksum
+/// of another version.
 pub fn write_container(header: &Header, payload: &[u8]) -> Result<Vec<u8>, ContainerError> {
     let bad = |what| Err(ContainerError::InvalidField { what });
     check_str(
@@ -352,27 +403,42 @@ pub fn write_container(header: &Header, payload: &[u8]) -> Result<Vec<u8>, Conta
             out.extend_from_slice(&header.checksum);
             put_varint(&mut out, payload.len() as u64);
         }
-        2 => {
-            let (FilesId::Short(files), Schedule::Windowed(schedule)) =
-                (&header.files, header.schedule)
-            else {
-                return bad("format 2 needs a short files id and a windowed schedule");
+        version @ (2 | 3) => {
+            let (files, Schedule::Windowed(schedule)) = (&header.files, header.schedule) else {
+                return bad("formats 2 and 3 need a windowed schedule");
+            };
+            let files: &[u8] = match (version, files) {
+                (2, FilesId::Short(id)) => id,
+                (3, FilesId::Tiny(id)) => id,
+                _ => return bad("format 2 needs a 4-byte files id, format 3 a 2-byte one"),
             };
             let adapter = match &header.adapter_id {
                 None => None,
                 Some(hex) => match parse_hex::<ADAPTER_HASH_LEN>(hex) {
                     Some(bytes) => Some(bytes),
-                    None => return bad("a format-2 adapter id must be 12 hex digits"),
+                    None => return bad("a format-2 or -3 adapter id must be 12 hex digits"),
                 },
             };
             if schedule != Windowed::DEFAULT {
                 flags |= FLAG_SCHEDULE;
             }
-            out.extend_from_slice(&MAGIC2);
-            out.push(2);
-            out.push(flags);
+            if header.model == ModelRef::Registered(0) {
+                return bad("registry model id 0 is reserved");
+            }
+            let packed = match header.model {
+                ModelRef::Registered(id) if version == 3 && PACKED_IDS.contains(&id) => id as u8,
+                _ => 0,
+            };
+            if version == 3 {
+                out.extend_from_slice(&MAGIC3);
+                out.push(packed << 3 | flags);
+            } else {
+                out.extend_from_slice(&MAGIC2);
+                out.push(2);
+                out.push(flags);
+            }
             match &header.model {
-                ModelRef::Registered(0) => return bad("registry model id 0 is reserved"),
+                _ if packed != 0 => {}
                 ModelRef::Registered(id) => put_varint(&mut out, u64::from(*id)),
                 ModelRef::Named(name) => {
                     put_varint(&mut out, 0);
@@ -424,8 +490,17 @@ pub fn write_container(header: &Header, payload: &[u8]) -> Result<Vec<u8>, Conta
 pub fn read_container(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
     // A short prefix of a magic is a truncated file, anything else that
     // starts with neither is not ours.
-    if data.starts_with(&MAGIC2) {
-        read_v2(data)
+    if data.starts_with(&MAGIC3) {
+        read_windowed(data, 3)
+    } else if let [0x74, later @ 0xB5..=0xBF, ..] = data {
+        // Kept for formats after 3 (`74 b5` is format 4): named as a later
+        // version rather than as not ours.
+        Err(ContainerError::UnsupportedVersion {
+            found: u16::from(later - MAGIC3[1]) + 3,
+            supported: FORMAT_VERSION,
+        })
+    } else if data.starts_with(&MAGIC2) {
+        read_windowed(data, 2)
     } else if data.starts_with(&MAGIC) {
         read_v1(data)
     } else if MAGIC.starts_with(data) || MAGIC2.starts_with(data) {
@@ -501,15 +576,29 @@ fn read_v1(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
     Ok((header, payload))
 }
 
-fn read_v2(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
+/// Formats 2 and 3 (`version`, which the magic named).
+fn read_windowed(data: &[u8], version: u16) -> Result<(Header, &[u8]), ContainerError> {
     let mut r = Reader { data, pos: 0 };
     r.bytes::<2>("magic")?;
-    let format_version = u16::from(r.bytes::<1>("format version")?[0]);
-    expect_version(format_version, 2)?;
+    let format_version = if version == 3 {
+        3
+    } else {
+        u16::from(r.bytes::<1>("format version")?[0])
+    };
+    expect_version(format_version, version)?;
 
     // Structure.
-    let flags = r.bytes::<1>("flags")?[0];
-    let model_id = r.varint("model id")?;
+    let (flags, packed) = if version == 3 {
+        let byte = r.bytes::<1>("model and flags")?[0];
+        (byte & 7, u32::from(byte >> 3))
+    } else {
+        (r.bytes::<1>("flags")?[0], 0)
+    };
+    let model_id = if packed != 0 {
+        u64::from(packed)
+    } else {
+        r.varint("model id")?
+    };
     let model_name = if model_id == 0 {
         Some(r.str_bytes("model name")?)
     } else {
@@ -525,7 +614,11 @@ fn read_v2(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
     } else {
         None
     };
-    let files = r.bytes::<4>("files id")?;
+    let files = if version == 3 {
+        FilesId::Tiny(r.bytes::<2>("files id")?)
+    } else {
+        FilesId::Short(r.bytes::<4>("files id")?)
+    };
     let schedule = if flags & FLAG_SCHEDULE != 0 {
         let mut v = [0u64; 4];
         for (slot, what) in v
@@ -552,6 +645,12 @@ fn read_v2(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
             what: "unknown flag bits are set",
         });
     }
+    if version == 3 && packed == 0 && model_id != 0 && model_id <= u64::from(*PACKED_IDS.end()) {
+        // One spelling per header: ids 1–31 are packed.
+        return Err(ContainerError::InvalidField {
+            what: "a registry id of 1 to 31 must be packed into the first byte",
+        });
+    }
     let model = match model_name {
         Some(name) => ModelRef::Named(utf8(name, "model name is not valid UTF-8")?),
         None => ModelRef::Registered(to_u32(model_id, "model id does not fit in 32 bits")?),
@@ -569,7 +668,7 @@ fn read_v2(data: &[u8]) -> Result<(Header, &[u8]), ContainerError> {
     let header = Header {
         format_version,
         model,
-        files: FilesId::Short(files),
+        files,
         adapter_id: adapter.map(|a| a.iter().map(|b| format!("{b:02x}")).collect()),
         lossy: lossy
             .map(|a| utf8(a, "lossy note is not valid UTF-8"))
@@ -793,6 +892,26 @@ mod tests {
         }
     }
 
+    /// The same header in format 3.
+    fn v3_header(payload_src: &[u8]) -> Header {
+        Header {
+            format_version: 3,
+            files: FilesId::Tiny([0xAB, 0xCD]),
+            checksum: header_checksum(3, payload_src),
+            ..v2_header(payload_src)
+        }
+    }
+
+    #[test]
+    fn magics_are_distinct_and_none_is_a_prefix_of_another() {
+        let magics: [&[u8]; 4] = [&MAGIC, &MAGIC2, &MAGIC3, &crate::MAGIC_BLOCKS];
+        for (i, a) in magics.iter().enumerate() {
+            for b in &magics[i + 1..] {
+                assert!(!a.starts_with(b) && !b.starts_with(a), "{a:?} {b:?}");
+            }
+        }
+    }
+
     #[test]
     fn crc32_known_value() {
         assert_eq!(crc32_update(CRC_INIT, b"123456789") ^ CRC_INIT, 0xCBF4_3926);
@@ -834,24 +953,72 @@ mod tests {
     }
 
     #[test]
-    fn format_2_optional_fields_round_trip() {
-        let mut h = v2_header(b"data");
-        h.model = ModelRef::Named("ünïcode-model".into());
-        h.adapter_id = Some("0123456789ab".into());
-        h.lossy = Some("rewriter=x n=5".into());
-        h.schedule = Schedule::Windowed(Windowed {
-            window: 512,
-            keep: 128,
-            max_streams: 32,
-            min_segment: 64,
-            mixing: 0,
-        });
-        h.token_count = u64::MAX;
-        h.original_len = u64::MAX;
-        let file = write_container(&h, &[1, 2, 3]).unwrap();
+    fn format_3_header_of_a_default_model_file_is_17_bytes() {
+        let h = v3_header(b"hello");
+        let file = write_container(&h, b"payload").unwrap();
+        // magic 2, model id and flags 1, files id 2, token count 2,
+        // original length 2, checksum 4, CRC 4.
+        assert_eq!(file.len() - 7, 17);
+        assert_eq!(&file[..5], &[0x74, 0xB4, 1 << 3, 0xAB, 0xCD]);
         let (back, payload) = read_container(&file).unwrap();
         assert_eq!(back, h);
-        assert_eq!(payload, &[1, 2, 3]);
+        assert_eq!(payload, b"payload");
+        // Ids past 31 and names take format 2's model field.
+        for (model, first) in [
+            (ModelRef::Registered(31), vec![31 << 3]),
+            (ModelRef::Registered(32), vec![0, 32]),
+            (ModelRef::Registered(300), vec![0, 0xAC, 0x02]),
+            (ModelRef::Named("m".into()), vec![0, 0, 1, b'm']),
+        ] {
+            let h = Header {
+                model,
+                ..v3_header(b"hello")
+            };
+            let file = write_container(&h, &[]).unwrap();
+            assert_eq!(&file[2..2 + first.len()], &first[..], "{:?}", h.model);
+            assert_eq!(read_container(&file).unwrap().0, h);
+        }
+    }
+
+    #[test]
+    fn files_ids_of_formats_2_and_3_match_the_same_files() {
+        let short = [1, 2, 3, 4];
+        assert_eq!(FilesId::for_format(2, short), FilesId::Short(short));
+        assert_eq!(FilesId::for_format(3, short), FilesId::Tiny([1, 2]));
+        for format in [2, 3] {
+            let id = FilesId::for_format(format, short);
+            let stored = id.short_bytes().unwrap();
+            assert!(short.starts_with(stored));
+            assert_eq!([1, 2, 3, 5].starts_with(stored), format == 3);
+            assert!(![1, 9, 3, 4].starts_with(stored));
+        }
+        let full = FilesId::Full {
+            model: [0; ID_LEN],
+            tokenizer: [0; ID_LEN],
+        };
+        assert_eq!(full.short_bytes(), None);
+    }
+
+    #[test]
+    fn format_2_optional_fields_round_trip() {
+        for mut h in [v2_header(b"data"), v3_header(b"data")] {
+            h.model = ModelRef::Named("ünïcode-model".into());
+            h.adapter_id = Some("0123456789ab".into());
+            h.lossy = Some("rewriter=x n=5".into());
+            h.schedule = Schedule::Windowed(Windowed {
+                window: 512,
+                keep: 128,
+                max_streams: 32,
+                min_segment: 64,
+                mixing: 0,
+            });
+            h.token_count = u64::MAX;
+            h.original_len = u64::MAX;
+            let file = write_container(&h, &[1, 2, 3]).unwrap();
+            let (back, payload) = read_container(&file).unwrap();
+            assert_eq!(back, h);
+            assert_eq!(payload, &[1, 2, 3]);
+        }
         // A schedule equal to the default is not written.
         let mut d = v2_header(b"data");
         let plain = write_container(&d, &[]).unwrap();
@@ -868,11 +1035,11 @@ mod tests {
             (
                 Box::new(|h: &mut Header| h.adapter_id = Some("lora-1".into()))
                     as Box<dyn Fn(&mut Header)>,
-                "a format-2 adapter id must be 12 hex digits",
+                "a format-2 or -3 adapter id must be 12 hex digits",
             ),
             (
                 Box::new(|h: &mut Header| h.adapter_id = Some("+123456789ab".into())),
-                "a format-2 adapter id must be 12 hex digits",
+                "a format-2 or -3 adapter id must be 12 hex digits",
             ),
             (
                 Box::new(|h: &mut Header| h.model = ModelRef::Registered(0)),
@@ -889,7 +1056,11 @@ mod tests {
                         max_batch: 1,
                     }
                 }),
-                "format 2 needs a short files id and a windowed schedule",
+                "formats 2 and 3 need a windowed schedule",
+            ),
+            (
+                Box::new(|h: &mut Header| h.files = FilesId::Tiny([0, 0])),
+                "format 2 needs a 4-byte files id, format 3 a 2-byte one",
             ),
         ] {
             let mut bad = h.clone();
@@ -905,7 +1076,7 @@ mod tests {
             write_container(&bad, &[]),
             Err(ContainerError::UnsupportedVersion {
                 found: 7,
-                supported: 2
+                supported: 3
             })
         );
     }
@@ -932,13 +1103,20 @@ mod tests {
             })
         );
 
-        let mut v3 = file.clone();
-        v3[4] = 3;
+        let mut v4 = file.clone();
+        v4[4] = 4;
         assert_eq!(
-            read_container(&v3),
+            read_container(&v4),
             Err(ContainerError::UnsupportedVersion {
-                found: 3,
-                supported: 2
+                found: 4,
+                supported: 3
+            })
+        );
+        assert_eq!(
+            read_container(&[0x74, 0xB5, 0, 0]),
+            Err(ContainerError::UnsupportedVersion {
+                found: 4,
+                supported: 3
             })
         );
         let mut v2_file = write_container(&v2_header(b"x"), b"p").unwrap();
@@ -947,7 +1125,7 @@ mod tests {
             read_container(&v2_file),
             Err(ContainerError::UnsupportedVersion {
                 found: 9,
-                supported: 2
+                supported: 3
             })
         );
 
@@ -1020,7 +1198,11 @@ mod tests {
 
     #[test]
     fn a_lossy_note_round_trips_and_its_absence_writes_the_old_bytes() {
-        for mut h in [v1_header(b"rewrite"), v2_header(b"rewrite")] {
+        for mut h in [
+            v1_header(b"rewrite"),
+            v2_header(b"rewrite"),
+            v3_header(b"rewrite"),
+        ] {
             let plain = write_container(&h, b"payload").unwrap();
             h.lossy = Some("rewriter=qwen2.5-coder-1.5b prompt=1 n=5 seed=0 original=2048".into());
             let lossy = write_container(&h, b"payload").unwrap();
@@ -1115,12 +1297,22 @@ mod tests {
                 what: "model id does not fit in 32 bits"
             })
         );
+        // Format 3: an id of 1–31 spelled as a varint is a second spelling.
+        let packed = [0x74, 0xB4, 1 << 3, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(read_container(&with_crc(&packed, &[])).is_ok());
+        let unpacked = [0x74, 0xB4, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            read_container(&with_crc(&unpacked, &[])),
+            Err(ContainerError::InvalidField {
+                what: "a registry id of 1 to 31 must be packed into the first byte"
+            })
+        );
     }
 
     #[test]
     fn verify_detects_differences() {
         let data = b"the original text";
-        for mut h in [v1_header(data), v2_header(data)] {
+        for mut h in [v1_header(data), v2_header(data), v3_header(data)] {
             h.original_len = data.len() as u64;
             assert_eq!(verify(&h, data), Ok(()));
             assert_eq!(
@@ -1144,7 +1336,9 @@ mod tests {
         v1.adapter_id = Some("lora-1".into());
         let mut v2 = v2_header(data);
         v2.adapter_id = Some("00ff00ff00ff".into());
-        for h in [v1, v2] {
+        let mut v3 = v3_header(data);
+        v3.adapter_id = Some("00ff00ff00ff".into());
+        for h in [v1, v2, v3] {
             let file = write_container(&h, b"\x00\x01coded payload\xff").unwrap();
             assert!(read_container(&file).is_ok());
             for cut in 0..file.len() {
@@ -1203,7 +1397,7 @@ mod tests {
             )
     }
 
-    fn v2_strategy() -> impl Strategy<Value = Header> {
+    fn windowed_strategy(format_version: u16) -> impl Strategy<Value = Header> {
         (
             prop_oneof![
                 (1u32..).prop_map(ModelRef::Registered),
@@ -1218,32 +1412,34 @@ mod tests {
             any::<[u8; 4]>(),
         )
             .prop_map(
-                |(model, files, adapter, lossy, (s, mixing, default), count, len, sum)| Header {
-                    format_version: 2,
-                    model,
-                    files: FilesId::Short(files),
-                    adapter_id: adapter.map(|a| a.iter().map(|b| format!("{b:02x}")).collect()),
-                    lossy,
-                    schedule: Schedule::Windowed(if default {
-                        Windowed::DEFAULT
-                    } else {
-                        Windowed {
-                            window: s[0],
-                            keep: s[1],
-                            max_streams: s[2],
-                            min_segment: s[3],
-                            mixing,
-                        }
-                    }),
-                    token_count: count,
-                    original_len: len,
-                    checksum: sum.to_vec(),
+                move |(model, files, adapter, lossy, (s, mixing, default), count, len, sum)| {
+                    Header {
+                        format_version,
+                        model,
+                        files: FilesId::for_format(format_version, files),
+                        adapter_id: adapter.map(|a| a.iter().map(|b| format!("{b:02x}")).collect()),
+                        lossy,
+                        schedule: Schedule::Windowed(if default {
+                            Windowed::DEFAULT
+                        } else {
+                            Windowed {
+                                window: s[0],
+                                keep: s[1],
+                                max_streams: s[2],
+                                min_segment: s[3],
+                                mixing,
+                            }
+                        }),
+                        token_count: count,
+                        original_len: len,
+                        checksum: sum.to_vec(),
+                    }
                 },
             )
     }
 
     fn any_header() -> impl Strategy<Value = Header> {
-        prop_oneof![v1_strategy(), v2_strategy()]
+        prop_oneof![v1_strategy(), windowed_strategy(2), windowed_strategy(3)]
     }
 
     proptest! {
@@ -1262,7 +1458,7 @@ mod tests {
 
         #[test]
         fn prop_arbitrary_after_magic_never_panic(data in prop::collection::vec(any::<u8>(), 0..400)) {
-            for magic in [&b"TENB\x01\x00"[..], &[0x74, 0xB2, 2]] {
+            for magic in [&b"TENB\x01\x00"[..], &[0x74, 0xB2, 2], &[0x74, 0xB4]] {
                 let mut file = magic.to_vec();
                 file.extend_from_slice(&data);
                 // Random bytes essentially never carry a valid CRC.

@@ -45,7 +45,7 @@
 //! let header = Header {
 //!     format_version: FORMAT_VERSION,
 //!     model: ModelRef::Named("toy".into()),
-//!     files: FilesId::Short([0; 4]),
+//!     files: FilesId::Tiny([0; 2]),
 //!     adapter_id: None,
 //!     lossy: None,
 //!     schedule: Schedule::Windowed(Windowed::DEFAULT),
@@ -81,7 +81,7 @@ pub mod range;
 pub use blocks::{is_blocks, BlockReader, BlockWriter, BlocksError, MAGIC_BLOCKS};
 pub use container::{
     checksum, header_checksum, read_container, verify, write_container, ContainerError, FilesId,
-    Header, ModelRef, Schedule, Windowed, FORMAT_VERSION, MAGIC, MAGIC2,
+    Header, ModelRef, Schedule, Windowed, FORMAT_VERSION, MAGIC, MAGIC2, MAGIC3,
 };
 pub use quantize::{freq_bits, log2_prob, quantize_logits, MAX_VOCAB, PRECISION, TOTAL};
 pub use range::{Cdf, CodingError, Decoder, Encoder, MAX_TOTAL};

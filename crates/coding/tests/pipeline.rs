@@ -26,7 +26,7 @@ fn header_for(original: &[u8], tokens: u64) -> Header {
     Header {
         format_version: FORMAT_VERSION,
         model: ModelRef::Named("toy".into()),
-        files: FilesId::Short([1, 2, 3, 4]),
+        files: FilesId::Tiny([1, 2]),
         adapter_id: Some("00112233aabb".into()),
         lossy: None,
         schedule: Schedule::Windowed(Windowed::DEFAULT),

@@ -328,9 +328,10 @@ impl Fingerprint {
         self.tokenizer[..16].try_into().expect("32 >= 16")
     }
 
-    /// The 4-byte identity format-2 `.tb` headers keep: the first bytes of
-    /// SHA-256(model hash ‖ tokenizer hash), so one field refuses a wrong
-    /// model and a wrong tokenizer alike.
+    /// The 4-byte identity format-2 `.tb` headers keep (format 3 keeps
+    /// its first 2): the first bytes of SHA-256(model hash ‖ tokenizer
+    /// hash), so one field refuses a wrong model and a wrong tokenizer
+    /// alike.
     pub fn files_id(&self) -> [u8; 4] {
         let digest = Sha256::new()
             .chain_update(self.model)

@@ -105,7 +105,8 @@ pub struct RuntimeEntry {
 pub struct ModelEntry {
     /// Short name used on the command line (and in format-1 `.tb` headers).
     pub name: String,
-    /// Permanent number that format-2 `.tb` headers name the model by (one
+    /// Permanent number that format-2 and -3 `.tb` headers name the model
+    /// by (format 3 packs 1–31 into its first byte, format 2 gives it a
     /// byte): unique, never reused, never 0.
     pub id: u32,
     /// The model's name as its authors write it.

@@ -60,7 +60,7 @@ pub struct Options {
     /// any other by this name, so `decompress` can pick the model.
     pub model_name: String,
     /// How tokens run through the model: [`Schedule::Windowed`] writes
-    /// format 2 (the default, [`Windowed::DEFAULT`]); [`Schedule::Chunked`]
+    /// format 3 (the default, [`Windowed::DEFAULT`]); [`Schedule::Chunked`]
     /// writes format 1, as tenbits 0.1 did (kept so that old files stay
     /// testable).
     pub schedule: Schedule,
@@ -162,7 +162,7 @@ pub struct Stats {
     pub tokens: u64,
     /// Streams (segments, or format-1 chunks) the tokens were cut into.
     pub chunks: usize,
-    /// Lockstep batches the streams ran in (1 for format 2).
+    /// Lockstep batches the streams ran in (1 for formats 2 and 3).
     pub batches: usize,
     /// Times a window slid (the context refed from its kept part).
     pub slides: usize,
@@ -286,7 +286,7 @@ pub fn model_name(model: &ModelRef) -> String {
     }
 }
 
-/// How a format-2 file's tokens are cut into segments, one per stream.
+/// How a format-2 or -3 file's tokens are cut into segments, one per stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// `(first token, length)` of each segment.
@@ -513,7 +513,7 @@ struct RunCounts {
     slides: usize,
 }
 
-/// Format 2: every segment in its own stream, all in one batch, each with
+/// Formats 2 and 3: every segment in its own stream, all in one batch, each with
 /// a sliding window. Shared by both directions.
 fn run_windowed<M: LanguageModel>(
     model: &mut M,
@@ -827,7 +827,7 @@ pub fn compress<M: LanguageModel>(
     let fingerprint = model.fingerprint();
     let format_version = match schedule {
         Schedule::Chunked { .. } => 1,
-        Schedule::Windowed(_) => 2,
+        Schedule::Windowed(_) => tenbits_coding::FORMAT_VERSION,
     };
     let registered = Registry::embedded()
         .model(&options.model_name)
@@ -843,11 +843,11 @@ pub fn compress<M: LanguageModel>(
         ),
         (_, Some(id)) => (
             ModelRef::Registered(id),
-            FilesId::Short(fingerprint.files_id()),
+            FilesId::for_format(format_version, fingerprint.files_id()),
         ),
         (_, None) => (
             ModelRef::Named(options.model_name.clone()),
-            FilesId::Short(fingerprint.files_id()),
+            FilesId::for_format(format_version, fingerprint.files_id()),
         ),
     };
     let header = Header {
@@ -1053,11 +1053,12 @@ fn check_model(
                 });
             }
         }
-        FilesId::Short(files) => {
-            if files != loaded.files_id() {
+        FilesId::Short(_) | FilesId::Tiny(_) => {
+            let stored = header.files.short_bytes().unwrap_or_default();
+            if !loaded.files_id().starts_with(stored) {
                 return Err(LosslessError::WrongModel {
                     file_model: model_name(&header.model),
-                    file_fp: Fingerprint::short_hex(&files),
+                    file_fp: Fingerprint::short_hex(stored),
                     loaded_model: loaded_name.to_string(),
                     loaded_fp: Fingerprint::short_hex(&loaded.files_id()),
                 });

@@ -195,8 +195,8 @@ pub struct Candidate {
     pub text: String,
     /// Its `.tb` size in bytes.
     pub coded_bytes: usize,
-    /// Of which payload (the rest is the header: 21 bytes for the default
-    /// model in format 2, plus the lossy note's length and one byte for a
+    /// Of which payload (the rest is the header: 17 bytes for the default
+    /// model in format 3, plus the lossy note's length and one byte for a
     /// rewrite).
     pub payload_bytes: usize,
     /// Whether it keeps what [`Survival`] asks.
