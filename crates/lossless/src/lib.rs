@@ -833,22 +833,24 @@ pub fn compress<M: LanguageModel>(
         .model(&options.model_name)
         .ok()
         .map(|m| m.id);
-    let (model_ref, files) = match (format_version, registered) {
-        (1, _) => (
+    // Format 1 names every model and keeps full hashes; later formats name
+    // registry models by id and keep a prefix of one digest.
+    let (model_ref, files) = if format_version == 1 {
+        (
             ModelRef::Named(options.model_name.clone()),
             FilesId::Full {
                 model: fingerprint.model_id(),
                 tokenizer: fingerprint.tokenizer_id(),
             },
-        ),
-        (_, Some(id)) => (
-            ModelRef::Registered(id),
+        )
+    } else {
+        (
+            registered.map_or_else(
+                || ModelRef::Named(options.model_name.clone()),
+                ModelRef::Registered,
+            ),
             FilesId::for_format(format_version, fingerprint.files_id()),
-        ),
-        (_, None) => (
-            ModelRef::Named(options.model_name.clone()),
-            FilesId::for_format(format_version, fingerprint.files_id()),
-        ),
+        )
     };
     let header = Header {
         format_version,
