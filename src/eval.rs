@@ -72,7 +72,8 @@ pub struct EvalArgs {
     /// Sampled drafts or programs `select` chooses among.
     #[arg(long, default_value_t = 8)]
     select_samples: usize,
-    /// Problems whose drafts and own solutions are generated together.
+    /// Problems run side by side, their model calls merged into batched
+    /// calls (the same results, in less time).
     #[arg(long, default_value_t = 8)]
     batch: usize,
     /// ONNX Runtime intra-op threads per model [default: available cores, at most 4].

@@ -17,12 +17,20 @@ use tenbits_qa::{ChatModel, Message, ModelError, Reply, Sampling, Usage};
 /// A [`ChatModel`] with a memory of its answers and a ledger of their cost.
 pub struct Metered<M> {
     inner: M,
-    replies: HashMap<String, (Reply, Usage)>,
-    judged: HashMap<String, (f64, Usage)>,
-    scored: HashMap<String, (Vec<f64>, Usage)>,
+    memory: Memory,
     charged: Usage,
     /// Forward tokens and seconds actually spent (not counting memory hits).
     spent: Usage,
+}
+
+/// What a [`Metered`] model remembers: its answers and what each cost.
+/// It outlives the wrapper ([`Metered::into_memory`]), so a problem's
+/// draft serves a later run with another bit budget.
+#[derive(Default)]
+pub struct Memory {
+    replies: HashMap<String, (Reply, Usage)>,
+    judged: HashMap<String, (f64, Usage)>,
+    scored: HashMap<String, (Vec<f64>, Usage)>,
 }
 
 fn key<T: serde::Serialize>(value: &T) -> String {
@@ -40,39 +48,25 @@ fn unknown<V>(keys: &[String], known: &HashMap<String, V>) -> Vec<usize> {
     missing
 }
 
-/// Splits `usage` over requests in proportion to `weights` (evenly when
-/// they are all zero).
-fn split(usage: Usage, weights: &[(u64, u64)]) -> Vec<Usage> {
-    let total: u64 = weights.iter().map(|(p, g)| p + g).sum();
-    let n = weights.len().max(1) as f64;
-    weights
-        .iter()
-        .map(|&(prompt, generated)| {
-            let share = if total == 0 {
-                1.0 / n
-            } else {
-                (prompt + generated) as f64 / total as f64
-            };
-            Usage {
-                prompt_tokens: prompt,
-                generated_tokens: generated,
-                seconds: usage.seconds * share,
-            }
-        })
-        .collect()
-}
-
 impl<M: ChatModel> Metered<M> {
     /// Wraps `inner` with an empty memory and ledger.
     pub fn new(inner: M) -> Self {
+        Self::with_memory(inner, Memory::default())
+    }
+
+    /// Wraps `inner` with what an earlier wrapper remembered.
+    pub fn with_memory(inner: M, memory: Memory) -> Self {
         Self {
             inner,
-            replies: HashMap::new(),
-            judged: HashMap::new(),
-            scored: HashMap::new(),
+            memory,
             charged: Usage::default(),
             spent: Usage::default(),
         }
+    }
+
+    /// What it remembers, for a later wrapper.
+    pub fn into_memory(self) -> Memory {
+        self.memory
     }
 
     /// The cost charged since the last call: every answer given, remembered
@@ -89,32 +83,19 @@ impl<M: ChatModel> Metered<M> {
     /// Whether `text` is a remembered completion that ended at the token
     /// limit.
     pub fn was_truncated(&self, text: &str) -> bool {
-        self.replies
+        self.memory
+            .replies
             .values()
             .any(|(r, _)| r.truncated && r.text == text)
     }
 
     /// Tokens of a remembered completion `text`, if any.
     pub fn new_tokens_of(&self, text: &str) -> Option<u64> {
-        self.replies
+        self.memory
+            .replies
             .values()
             .find(|(r, _)| r.text == text)
             .map(|(r, _)| r.new_tokens)
-    }
-
-    /// Computes and remembers the completions of `requests` in batches of
-    /// `batch`, charging nothing: later calls find them and are charged.
-    pub fn prefetch(
-        &mut self,
-        requests: &[(Vec<Message>, Sampling)],
-        batch: usize,
-    ) -> Result<(), ModelError> {
-        let charged = self.charged;
-        for part in requests.chunks(batch.max(1)) {
-            self.complete(part)?;
-        }
-        self.charged = charged;
-        Ok(())
     }
 
     fn usage(&mut self) -> Usage {
@@ -149,7 +130,7 @@ impl<M: ChatModel> ChatModel for Metered<M> {
         requests: &[(Vec<Message>, Sampling)],
     ) -> Result<Vec<Reply>, ModelError> {
         let keys: Vec<String> = requests.iter().map(key).collect();
-        let missing = unknown(&keys, &self.replies);
+        let missing = unknown(&keys, &self.memory.replies);
         if !missing.is_empty() {
             let asked: Vec<_> = missing.iter().map(|&i| requests[i].clone()).collect();
             let _ = self.usage();
@@ -167,13 +148,13 @@ impl<M: ChatModel> ChatModel for Metered<M> {
                 .iter()
                 .map(|r| (r.prompt_tokens, r.new_tokens))
                 .collect();
-            for ((&i, reply), cost) in missing.iter().zip(replies).zip(split(usage, &weights)) {
-                self.replies.insert(keys[i].clone(), (reply, cost));
+            for ((&i, reply), cost) in missing.iter().zip(replies).zip(usage.split(&weights)) {
+                self.memory.replies.insert(keys[i].clone(), (reply, cost));
             }
         }
         let mut out = Vec::with_capacity(keys.len());
         for k in &keys {
-            let (reply, cost) = &self.replies[k];
+            let (reply, cost) = &self.memory.replies[k];
             self.charged += *cost;
             out.push(reply.clone());
         }
@@ -182,7 +163,7 @@ impl<M: ChatModel> ChatModel for Metered<M> {
 
     fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
         let keys: Vec<String> = conversations.iter().map(key).collect();
-        let missing = unknown(&keys, &self.judged);
+        let missing = unknown(&keys, &self.memory.judged);
         if !missing.is_empty() {
             let asked: Vec<_> = missing.iter().map(|&i| conversations[i].clone()).collect();
             let _ = self.usage();
@@ -198,13 +179,13 @@ impl<M: ChatModel> ChatModel for Metered<M> {
             let usage = self.usage();
             let per = usage.prompt_tokens / asked.len() as u64;
             let weights = vec![(per, 0); asked.len()];
-            for ((&i, p), cost) in missing.iter().zip(p).zip(split(usage, &weights)) {
-                self.judged.insert(keys[i].clone(), (p, cost));
+            for ((&i, p), cost) in missing.iter().zip(p).zip(usage.split(&weights)) {
+                self.memory.judged.insert(keys[i].clone(), (p, cost));
             }
         }
         let mut out = Vec::with_capacity(keys.len());
         for k in &keys {
-            let (p, cost) = self.judged[k];
+            let (p, cost) = self.memory.judged[k];
             self.charged += cost;
             out.push(p);
         }
@@ -217,13 +198,13 @@ impl<M: ChatModel> ChatModel for Metered<M> {
         candidates: &[String],
     ) -> Result<Vec<f64>, ModelError> {
         let k = key(&(conversation, candidates));
-        if !self.scored.contains_key(&k) {
+        if !self.memory.scored.contains_key(&k) {
             let _ = self.usage();
             let scores = self.inner.score_candidates(conversation, candidates)?;
             let usage = self.usage();
-            self.scored.insert(k.clone(), (scores, usage));
+            self.memory.scored.insert(k.clone(), (scores, usage));
         }
-        let (scores, cost) = &self.scored[&k];
+        let (scores, cost) = &self.memory.scored[&k];
         self.charged += *cost;
         Ok(scores.clone())
     }
@@ -295,8 +276,9 @@ mod tests {
     #[test]
     fn remembered_answers_are_computed_once_and_charged_each_time() {
         let mut m = Metered::new(Echo::default());
-        m.prefetch(&[ask("abcdef"), ask("xy")], 8).unwrap();
-        assert_eq!(m.take_charged(), Usage::default(), "prefetching is free");
+        m.complete(&[ask("abcdef"), ask("xy")]).unwrap();
+        let first = m.take_charged();
+        assert_eq!((first.prompt_tokens, first.generated_tokens), (20, 6));
         let out = m.complete(&[ask("xy"), ask("abcdef"), ask("xy")]).unwrap();
         assert_eq!(out[1].text, "abcdef");
         assert!(out[1].truncated && !out[0].truncated);

@@ -18,26 +18,29 @@
 //!   judges most likely correct given its own solution; never the hidden
 //!   tests).
 //!
-//! The models are wrapped in [`Metered`], so the small model's draft and the
-//! large model's own solution are computed once per problem (in batches
-//! across problems, [`EvalSettings::batch`]) and charged to every method
-//! that uses them.
+//! Problems run side by side ([`EvalSettings::batch`] at a time), on
+//! handles of one [`SharedModel`] per model, so their calls merge into
+//! batched calls. Each problem's handles are wrapped in [`Metered`], so the
+//! small model's draft and the large model's own solution are computed
+//! once per problem and charged to every method that uses them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tenbits_qa::prompts::{self, FALLBACK_QUESTION, SOLUTION_LABEL, VERDICT_QUESTION};
 use tenbits_qa::{
     asker_probabilities, bisect_to, list_candidates, run, AnswererView, ChatModel, Config,
-    Knowledge, Problem, Sampling, Setting, Transcript, Usage,
+    Knowledge, Problem, Sampling, Setting, SharedModel, Transcript, Usage,
 };
 
 use crate::bench::{Gold, Item};
 use crate::error::{EvalError, Result};
 use crate::extract::{extract_choice, extract_code, grade, numbers_equal, parse_number};
-use crate::metered::Metered;
+use crate::metered::{Memory, Metered};
 use crate::results::{hex, read_results, ResultsWriter, RunKey};
 use crate::sandbox::Sandbox;
 
@@ -129,7 +132,8 @@ pub struct EvalSettings {
     pub select_temperature: f32,
     /// Seed of every sampled generation.
     pub seed: u64,
-    /// Problems whose shared generations run together in one batch.
+    /// Problems run side by side, their model calls merged into batches
+    /// (changes no result, only the time).
     pub batch: usize,
 }
 
@@ -213,7 +217,9 @@ pub struct Record {
     pub small: Usage,
     /// Work charged to the large model.
     pub large: Usage,
-    /// Wall time this method added (shared work done earlier is free here).
+    /// Wall time this method added (shared work done earlier is free here;
+    /// with problems side by side, its time in its problem's thread, which
+    /// overlaps other problems' and includes waiting for merged calls).
     pub wall_seconds: f64,
     /// For `large`: tokens of its reply (the size of what QA stands in for).
     pub response_tokens: Option<u64>,
@@ -267,19 +273,37 @@ pub struct RunProgress {
 }
 
 /// Runs methods over problems with two models, writing results as it goes.
+///
+/// [`EvalSettings::batch`] problems run side by side, each on a thread of
+/// its own with handles on the two shared models ([`SharedModel`]), so
+/// their calls (drafts, own solutions, questions, answers, revisions)
+/// merge into batched calls as they coincide. Every problem's results are
+/// what it gets alone (the key leaves `batch` out); only the wall time
+/// changes.
 pub struct Evaluator<S, L> {
-    /// The small model (asker).
-    pub small: Metered<S>,
-    /// The large model (answerer).
-    pub large: Metered<L>,
+    small: SharedModel<S>,
+    large: SharedModel<L>,
     settings: EvalSettings,
     benchmark: String,
     sandbox: Option<Sandbox>,
     writer: ResultsWriter,
     done: HashSet<RunKey>,
+    /// What each problem's models remember (by item id), kept across runs
+    /// with other settings.
+    memories: HashMap<String, (Memory, Memory)>,
+    /// Work actually computed by the small and large model so far.
+    spent: (Usage, Usage),
 }
 
-impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
+/// A message from a problem's thread to the writer.
+enum Outcome {
+    Finished(RunKey, Box<Record>),
+    Failed(EvalError),
+    /// The problem is done: its models' memories and the work they did.
+    Done(String, Box<(Memory, Memory)>, Usage, Usage),
+}
+
+impl<S: ChatModel + Send, L: ChatModel + Send> Evaluator<S, L> {
     /// An evaluator appending to `results` (finished keys found there are
     /// skipped). `sandbox` grades code problems; without it they fail to
     /// grade with an error.
@@ -297,13 +321,15 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
             HashSet::new()
         };
         Ok(Self {
-            small: Metered::new(small),
-            large: Metered::new(large),
+            small: SharedModel::new(small),
+            large: SharedModel::new(large),
             settings,
             benchmark: benchmark.to_string(),
             sandbox,
             writer: ResultsWriter::open(results)?,
             done,
+            memories: HashMap::new(),
+            spent: (Usage::default(), Usage::default()),
         })
     }
 
@@ -316,6 +342,18 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
     /// the models remember: the drafts and own solutions are not redone.
     pub fn set_settings(&mut self, settings: EvalSettings) {
         self.settings = settings;
+    }
+
+    /// What the small and the large model actually computed so far (a
+    /// remembered answer counts once, however many methods used it).
+    pub fn spent(&self) -> (Usage, Usage) {
+        self.spent
+    }
+
+    /// Calls the small and the large model received, and the requests
+    /// they carried ([`SharedModel::merged_calls`]).
+    pub fn merged_calls(&self) -> ((u64, u64), (u64, u64)) {
+        (self.small.merged_calls(), self.large.merged_calls())
     }
 
     /// The key of `method` on `item`.
@@ -331,7 +369,9 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
     }
 
     /// Runs `methods` on `items`, skipping finished results; `progress` is
-    /// called after each result.
+    /// called after each result. On the first failure the problems under
+    /// way finish their current method and the error is returned; what
+    /// finished is written.
     pub fn run(
         &mut self,
         items: &[Item],
@@ -339,16 +379,17 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
         progress: &mut dyn FnMut(RunProgress),
     ) -> Result<()> {
         let total = items.len() * methods.len();
-        let pending: Vec<(&Item, Vec<Method>)> = items
+        let pending: Vec<(&Item, Vec<(Method, RunKey)>)> = items
             .iter()
             .map(|item| {
                 let todo = methods
                     .iter()
-                    .copied()
-                    .filter(|&m| !self.done.contains(&self.key(item, m)))
+                    .map(|&m| (m, self.key(item, m)))
+                    .filter(|(_, key)| !self.done.contains(key))
                     .collect();
                 (item, todo)
             })
+            .filter(|(_, todo): &(_, Vec<_>)| !todo.is_empty())
             .collect();
         let skipped = total - pending.iter().map(|(_, m)| m.len()).sum::<usize>();
         let mut state = RunProgress {
@@ -357,55 +398,101 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
             skipped,
         };
         progress(state);
-        let pending: Vec<_> = pending.into_iter().filter(|(_, m)| !m.is_empty()).collect();
-        for part in pending.chunks(self.settings.batch.max(1)) {
-            self.prefetch(part)?;
-            for (item, todo) in part {
-                for &method in todo {
-                    let record = self.run_one(item, method)?;
-                    let key = self.key(item, method);
-                    self.writer.append(&key, &record)?;
-                    self.done.insert(key);
-                    state.done += 1;
-                    progress(state);
+        let workers = self.settings.batch.clamp(1, pending.len().max(1));
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let memories = Mutex::new(std::mem::take(&mut self.memories));
+        let (tx, rx) = mpsc::channel::<Outcome>();
+        let (settings, sandbox) = (&self.settings, self.sandbox.as_ref());
+        let (small, large) = (&self.small, &self.large);
+        let (writer, done, spent) = (&mut self.writer, &mut self.done, &mut self.spent);
+        let mut failure = None;
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let (pending, next, stop, memories) = (&pending, &next, &stop, &memories);
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= pending.len() || stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let (item, todo) = &pending[i];
+                    let (small_memory, large_memory) =
+                        relock(memories).remove(&item.id).unwrap_or_default();
+                    let mut problem = ProblemRun {
+                        small: Metered::with_memory(small.clone(), small_memory),
+                        large: Metered::with_memory(large.clone(), large_memory),
+                        settings,
+                        sandbox,
+                    };
+                    for (method, key) in todo {
+                        let outcome = match problem.run_one(item, *method) {
+                            Ok(record) => Outcome::Finished(key.clone(), Box::new(record)),
+                            Err(e) => Outcome::Failed(e),
+                        };
+                        let failed = matches!(outcome, Outcome::Failed(_));
+                        if tx.send(outcome).is_err() || failed {
+                            stop.store(true, Ordering::SeqCst);
+                            break;
+                        }
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                    }
+                    let (small_spent, large_spent) = (problem.small.spent(), problem.large.spent());
+                    let memory = (problem.small.into_memory(), problem.large.into_memory());
+                    let _ = tx.send(Outcome::Done(
+                        item.id.clone(),
+                        Box::new(memory),
+                        small_spent,
+                        large_spent,
+                    ));
+                });
+            }
+            drop(tx);
+            for outcome in rx {
+                match outcome {
+                    Outcome::Finished(key, record) => {
+                        if let Err(e) = writer.append(&key, &record) {
+                            stop.store(true, Ordering::SeqCst);
+                            failure.get_or_insert(e);
+                            continue;
+                        }
+                        done.insert(key);
+                        state.done += 1;
+                        progress(state);
+                    }
+                    Outcome::Failed(e) => {
+                        failure.get_or_insert(e);
+                    }
+                    Outcome::Done(id, memory, s, l) => {
+                        relock(&memories).insert(id, *memory);
+                        spent.0 += s;
+                        spent.1 += l;
+                    }
                 }
             }
-        }
-        Ok(())
+        });
+        self.memories = memories
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        failure.map_or(Ok(()), Err)
     }
+}
 
-    /// The small model's drafts and the large model's own solutions of a
-    /// batch of problems, in one batched call each.
-    fn prefetch(&mut self, part: &[(&Item, Vec<Method>)]) -> Result<()> {
-        let solve = |item: &Item| (solve_prompt(item), self.settings.greedy());
-        let needs_large = |m: &Method| {
-            *m == Method::Large
-                || (self.settings.view != Knowledge::Reference
-                    && matches!(
-                        m,
-                        Method::Qa
-                            | Method::QaPlus
-                            | Method::Coded
-                            | Method::Select
-                            | Method::Probe
-                    ))
-        };
-        let drafts: Vec<_> = part
-            .iter()
-            .filter(|(_, todo)| todo.iter().any(|m| *m != Method::Large))
-            .map(|(item, _)| solve(item))
-            .collect();
-        let solutions: Vec<_> = part
-            .iter()
-            .filter(|(_, todo)| todo.iter().any(needs_large))
-            .map(|(item, _)| solve(item))
-            .collect();
-        let batch = self.settings.batch;
-        self.small.prefetch(&drafts, batch)?;
-        self.large.prefetch(&solutions, batch)?;
-        Ok(())
-    }
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
+/// One problem's methods, on its own handles of the two models.
+struct ProblemRun<'a, S, L> {
+    small: Metered<SharedModel<S>>,
+    large: Metered<SharedModel<L>>,
+    settings: &'a EvalSettings,
+    sandbox: Option<&'a Sandbox>,
+}
+
+impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
     fn run_one(&mut self, item: &Item, method: Method) -> Result<Record> {
         let start = Instant::now();
         self.small.take_charged();
@@ -481,7 +568,7 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
 
     fn grade(&self, item: &Item, record: &mut Record) -> Result<()> {
         if let Gold::Code(code) = &item.gold {
-            let sandbox = self.sandbox.as_ref().ok_or_else(|| {
+            let sandbox = self.sandbox.ok_or_else(|| {
                 EvalError::Invalid("code problems need a sandbox to be graded".into())
             })?;
             let (g, _) = sandbox.grade(code, &record.reply, record.truncated)?;
@@ -554,7 +641,7 @@ impl<S: ChatModel, L: ChatModel> Evaluator<S, L> {
 
     /// `select`: candidates from the small model, bits from the large one.
     fn select(&mut self, item: &Item, problem: &Problem) -> Result<Record> {
-        let s = self.settings.clone();
+        let s = self.settings;
         let sampled = |seed: u64| Sampling {
             temperature: s.select_temperature,
             seed: s.seed.wrapping_mul(1_000_003).wrapping_add(seed),

@@ -69,7 +69,7 @@ fn every_method_runs_and_the_bits_carry_the_large_models_answer() {
     assert!(select.bits >= 1 && select.bits <= 4, "{}", select.bits);
     // The draft and the own solution were computed once and charged to
     // every method that used them (the fakes count no tokens).
-    assert_eq!(e.large.spent().tokens(), 0);
+    assert_eq!(e.spent().1.tokens(), 0);
     // The answerer alone: yes to the gold, no to the small model's answer.
     let probe = &of("probe").probe;
     assert_eq!(probe.len(), 2);
@@ -128,4 +128,79 @@ fn a_rerun_skips_finished_results() {
     })
     .unwrap();
     assert_eq!(first.unwrap().skipped, 0);
+}
+
+/// Six problems whose gold answers differ, for the oracle view: each
+/// problem's sessions adopt its own gold, so a mixed-up result shows.
+fn six_problems(dir: &std::path::Path) -> tenbits_eval::Benchmark {
+    let path = dir.join("six.jsonl");
+    let lines: String = (0..6)
+        .map(|i| {
+            format!(
+                "{{\"task\":\"short\",\"problem\":\"What is {i} + 40?\",\"answer\":\"{}\"}}\n",
+                40 + i
+            )
+        })
+        .collect();
+    std::fs::write(&path, lines).unwrap();
+    load_task_file(&path).unwrap()
+}
+
+/// Records by (problem, method), with the timings (which differ run to
+/// run) cleared.
+fn untimed(path: &std::path::Path) -> Vec<((String, String), Record)> {
+    let results = tenbits_eval::read_results::<Record>(path).unwrap();
+    let mut out: Vec<_> = results
+        .latest()
+        .into_iter()
+        .map(|(k, r)| {
+            let mut r = r.clone();
+            r.wall_seconds = 0.0;
+            r.small.seconds = 0.0;
+            r.large.seconds = 0.0;
+            ((k.problem.clone(), k.method.clone()), r)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn problems_side_by_side_get_the_results_they_get_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = six_problems(dir.path());
+    let methods = [Method::Small, Method::Qa, Method::Coded, Method::Select];
+    let run = |batch: usize, name: &str| {
+        let path = dir.path().join(name);
+        let small = Fake::new("small", "41", &OPTIONS);
+        let large = Fake::new("large", "42", &["42"]);
+        let settings = EvalSettings {
+            view: Knowledge::Reference,
+            batch,
+            ..EvalSettings::default()
+        };
+        let mut e = Evaluator::new(small, large, settings, "arith", None, &path).unwrap();
+        let mut last = None;
+        e.run(&bench.items, &methods, &mut |p| last = Some(p))
+            .unwrap();
+        assert_eq!(last.map(|p| p.done), Some(24));
+        untimed(&path)
+    };
+    let alone = run(1, "alone.jsonl");
+    let together = run(4, "together.jsonl");
+    assert_eq!(alone.len(), 24);
+    assert_eq!(alone, together);
+    // Each problem's `qa` session adopted its own gold.
+    for i in 0..6 {
+        let qa = alone
+            .iter()
+            .find(|((p, m), _)| p.ends_with(&format!("/{i}")) && m == "qa")
+            .map(|(_, r)| r)
+            .unwrap();
+        assert_eq!(
+            qa.extracted.as_deref(),
+            Some(format!("{}", 40 + i).as_str())
+        );
+        assert!(qa.correct);
+    }
 }

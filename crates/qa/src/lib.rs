@@ -33,6 +33,8 @@
 //! - [`mod@bisect`]: candidate bisection for short answers ([`bisect()`],
 //!   [`list_candidates`], [`Bisection`]).
 //! - [`eval`]: grading of short and multiple-choice answers, and [`Tally`].
+//! - [`shared`]: [`SharedModel`], one loaded model behind handles for many
+//!   concurrent sessions, their calls merged into batched calls.
 //!
 //! ```
 //! use tenbits_qa::{run, ChatModel, Config, Message, ModelError, Problem, Sampling, Setting, Task};
@@ -73,6 +75,7 @@ pub mod coded;
 pub mod eval;
 pub mod prompts;
 pub mod protocol;
+pub mod shared;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod twenty;
@@ -86,6 +89,7 @@ pub use bisect::{asker_probabilities, bisect, bisect_to, list_candidates, Bisect
 pub use eval::{grade, Tally};
 pub use prompts::{parse_questions, Task, PROMPT_VERSION};
 pub use protocol::{run, run_remote, Config, Receiver, Round, Sender, Setting, Transcript};
+pub use shared::SharedModel;
 pub use twenty::{play_twenty_questions, Game, Turn, TwentyConfig};
 pub use types::{Answer, AnswererView, Basis, Knowledge, Problem};
 
