@@ -1038,33 +1038,29 @@ fn check_model(
     loaded: &Fingerprint,
     loaded_name: &str,
 ) -> Result<(), LosslessError> {
-    match header.files {
-        FilesId::Full { model, tokenizer } => {
-            if model != loaded.model_id() {
-                return Err(LosslessError::WrongModel {
-                    file_model: model_name(&header.model),
-                    file_fp: Fingerprint::short_hex(&model),
-                    loaded_model: loaded_name.to_string(),
-                    loaded_fp: Fingerprint::short_hex(&loaded.model),
-                });
-            }
-            if tokenizer != loaded.tokenizer_id() {
-                return Err(LosslessError::WrongTokenizer {
-                    file: Fingerprint::short_hex(&tokenizer),
-                    loaded: Fingerprint::short_hex(&loaded.tokenizer),
-                });
-            }
+    if let Some(stored) = header.files.short_bytes() {
+        if !loaded.files_id().starts_with(stored) {
+            return Err(LosslessError::WrongModel {
+                file_model: model_name(&header.model),
+                file_fp: Fingerprint::short_hex(stored),
+                loaded_model: loaded_name.to_string(),
+                loaded_fp: Fingerprint::short_hex(&loaded.files_id()),
+            });
         }
-        FilesId::Short(_) | FilesId::Tiny(_) => {
-            let stored = header.files.short_bytes().unwrap_or_default();
-            if !loaded.files_id().starts_with(stored) {
-                return Err(LosslessError::WrongModel {
-                    file_model: model_name(&header.model),
-                    file_fp: Fingerprint::short_hex(stored),
-                    loaded_model: loaded_name.to_string(),
-                    loaded_fp: Fingerprint::short_hex(&loaded.files_id()),
-                });
-            }
+    } else if let FilesId::Full { model, tokenizer } = header.files {
+        if model != loaded.model_id() {
+            return Err(LosslessError::WrongModel {
+                file_model: model_name(&header.model),
+                file_fp: Fingerprint::short_hex(&model),
+                loaded_model: loaded_name.to_string(),
+                loaded_fp: Fingerprint::short_hex(&loaded.model),
+            });
+        }
+        if tokenizer != loaded.tokenizer_id() {
+            return Err(LosslessError::WrongTokenizer {
+                file: Fingerprint::short_hex(&tokenizer),
+                loaded: Fingerprint::short_hex(&loaded.tokenizer),
+            });
         }
     }
     Ok(())
