@@ -350,12 +350,6 @@ impl<S: ChatModel + Send, L: ChatModel + Send> Evaluator<S, L> {
         self.spent
     }
 
-    /// Calls the small and the large model received, and the requests
-    /// they carried ([`SharedModel::merged_calls`]).
-    pub fn merged_calls(&self) -> ((u64, u64), (u64, u64)) {
-        (self.small.merged_calls(), self.large.merged_calls())
-    }
-
     /// The key of `method` on `item`.
     pub fn key(&self, item: &Item, method: Method) -> RunKey {
         RunKey {
