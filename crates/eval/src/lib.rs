@@ -19,8 +19,9 @@
 //!   [`Sandbox::check_many`] runs several at once.
 //! - [`datasets`]: where `scripts/setup.py --dataset humaneval` put
 //!   HumanEval in the cache ([`humaneval_path`]).
-//! - [`stats`]: [`accuracy`] with a Wilson interval, [`gap_recovered`] with a
-//!   paired bootstrap interval, [`mean`].
+//! - [`stats`]: [`accuracy`] with a Wilson interval, [`gap_recovered`] and
+//!   [`paired_difference`] (a method against a baseline such as BLC) with
+//!   paired bootstrap intervals, [`mean`].
 //! - [`results`]: [`ResultsWriter`] appends one JSON line per finished
 //!   ([`RunKey`], record); [`read_results`] and [`finished_keys`] read them
 //!   back, surviving a torn last line, so a rerun skips what is done.
@@ -86,6 +87,7 @@ pub use results::{finished_keys, hex, read_results, Results, ResultsWriter, RunK
 pub use run::{AskerNotes, EvalSettings, Evaluator, Method, Record, RunProgress};
 pub use sandbox::{humaneval_program, CheckResult, Isolation, Sandbox, SandboxConfig, Verdict};
 pub use stats::{
-    accuracy, gap_recovered, mean, wilson, Accuracy, Bootstrap, GapRecovered, Interval,
+    accuracy, gap_recovered, mean, paired_difference, wilson, Accuracy, Bootstrap, Difference,
+    GapRecovered, Interval,
 };
 pub use summary::{markdown, summarize, MethodSummary, ModelFacts, Summary};

@@ -1,5 +1,5 @@
-//! Accuracy with a Wilson interval, the gap recovered with a paired
-//! bootstrap interval, means.
+//! Accuracy with a Wilson interval, the gap recovered and the paired
+//! difference from a baseline with bootstrap intervals, means.
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -124,7 +124,7 @@ pub fn gap_recovered(
     for _ in 0..bootstrap.resamples {
         let (mut s, mut m, mut l) = (0u32, 0u32, 0u32);
         for _ in 0..n {
-            let i = ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize;
+            let i = pick(&mut rng, n);
             s += u32::from(small[i]);
             m += u32::from(method[i]);
             l += u32::from(large[i]);
@@ -144,6 +144,65 @@ pub fn gap_recovered(
         ci95,
         undefined_resamples: undefined,
     }))
+}
+
+/// A paired difference in accuracy, `method − baseline` in points of
+/// share correct, with its paired bootstrap interval: the test of "beats
+/// the baseline" on the same problems, which two overlapping Wilson
+/// intervals understate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Difference {
+    /// Problems both have a result on.
+    pub problems: usize,
+    /// `(method correct − baseline correct) / problems`.
+    pub point: f64,
+    /// 95% percentile interval over the resamples.
+    pub ci95: Interval,
+}
+
+/// The paired difference of `method` over `baseline` (per-problem
+/// correctness, same problems, same order), resampling problems with
+/// replacement ([`Bootstrap`]). `Ok(None)` for no problems; an error if
+/// the lengths differ.
+pub fn paired_difference(
+    method: &[bool],
+    baseline: &[bool],
+    bootstrap: Bootstrap,
+) -> Result<Option<Difference>> {
+    let n = method.len();
+    if baseline.len() != n {
+        return Err(EvalError::Invalid(format!(
+            "a paired difference needs one result per problem from each: method {n}, baseline {}",
+            baseline.len()
+        )));
+    }
+    if n == 0 {
+        return Ok(None);
+    }
+    let delta: Vec<i32> = method
+        .iter()
+        .zip(baseline)
+        .map(|(&m, &b)| i32::from(m) - i32::from(b))
+        .collect();
+    let share = |sum: i32| f64::from(sum) / n as f64;
+    let mut rng = ChaCha8Rng::seed_from_u64(bootstrap.seed);
+    let mut shares: Vec<f64> = (0..bootstrap.resamples)
+        .map(|_| share((0..n).map(|_| delta[pick(&mut rng, n)]).sum()))
+        .collect();
+    shares.sort_by(f64::total_cmp);
+    Ok(Some(Difference {
+        problems: n,
+        point: share(delta.iter().sum()),
+        ci95: Interval {
+            lo: quantile(&shares, 0.025),
+            hi: quantile(&shares, 0.975),
+        },
+    }))
+}
+
+/// A uniform index below `n` (multiply-shift: no division, no modulo).
+fn pick(rng: &mut ChaCha8Rng, n: usize) -> usize {
+    ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize
 }
 
 /// The `q` quantile of sorted values, interpolating linearly between order
@@ -230,6 +289,37 @@ mod tests {
         assert_eq!(gap_recovered(&[t, f], &[t, t], &[f, t], b).unwrap(), None);
         assert_eq!(gap_recovered(&[], &[], &[], b).unwrap(), None);
         assert!(gap_recovered(&[t], &[t, f], &[t], b).is_err());
+    }
+
+    #[test]
+    fn paired_difference_by_hand() {
+        let b = Bootstrap::default();
+        let (t, f) = (true, false);
+        // method 3/4, baseline 1/4 on the same problems: +2/4.
+        let d = paired_difference(&[t, t, t, f], &[t, f, f, f], b)
+            .unwrap()
+            .unwrap();
+        assert_eq!((d.problems, d.point), (4, 0.5));
+        assert!(d.ci95.lo <= 0.5 && 0.5 <= d.ci95.hi, "{d:?}");
+        // Per-problem deltas 0, +1, +1, 0: every resample lies in [0, 1].
+        assert!(d.ci95.lo >= 0.0 && d.ci95.hi <= 1.0, "{d:?}");
+        // Identical results: no difference in any resample.
+        let same = [t, f, t, f, f];
+        let d = paired_difference(&same, &same, b).unwrap().unwrap();
+        assert_eq!((d.point, d.ci95), (0.0, Interval { lo: 0.0, hi: 0.0 }));
+        // Always right where the baseline is always wrong: +1 everywhere.
+        let d = paired_difference(&[t; 6], &[f; 6], b).unwrap().unwrap();
+        assert_eq!((d.point, d.ci95), (1.0, Interval { lo: 1.0, hi: 1.0 }));
+        // Worse than the baseline gives a negative difference.
+        let d = paired_difference(&[f, f, t], &[t, t, t], b)
+            .unwrap()
+            .unwrap();
+        assert!(
+            (d.point + 2.0 / 3.0).abs() < 1e-12 && d.ci95.hi <= 0.0,
+            "{d:?}"
+        );
+        assert_eq!(paired_difference(&[], &[], b).unwrap(), None);
+        assert!(paired_difference(&[t], &[t, f], b).is_err());
     }
 
     #[test]

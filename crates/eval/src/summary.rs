@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use crate::results::{Results, RunKey};
 use crate::run::{Method, Record};
-use crate::stats::{accuracy, gap_recovered, Accuracy, Bootstrap, GapRecovered};
+use crate::stats::{
+    accuracy, gap_recovered, paired_difference, Accuracy, Bootstrap, Difference, GapRecovered,
+};
 
 /// Facts about the models that turn tokens into ratios and FLOPs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,6 +39,11 @@ pub struct MethodSummary {
     pub truncated: usize,
     /// (method − small) / (large − small), with a paired bootstrap interval.
     pub gap: Option<GapRecovered>,
+    /// Accuracy minus BLC's on the problems both ran, with a paired
+    /// bootstrap interval: whether the bits beat spending the same
+    /// questions on the small model alone. `None` for BLC itself or
+    /// without BLC results.
+    pub vs_blc: Option<Difference>,
     /// Mean one-bit answers sent.
     pub bits: f64,
     /// Mean bits actually needed with coding (`coded`), else `bits`.
@@ -181,6 +188,15 @@ fn method_summary(
     )
     .ok()
     .flatten();
+    let vs_blc = by.get("blc").filter(|_| name != "blc").and_then(|blc| {
+        let (mine, theirs): (Vec<bool>, Vec<bool>) = problems
+            .iter()
+            .filter_map(|p| blc.get(*p).map(|b| (rec(p).correct, b.correct)))
+            .unzip();
+        paired_difference(&mine, &theirs, Bootstrap::default())
+            .ok()
+            .flatten()
+    });
     let mean = |f: &dyn Fn(&Record) -> f64| {
         if n == 0 {
             0.0
@@ -202,6 +218,7 @@ fn method_summary(
         accuracy: accuracy(correct, n),
         truncated: problems.iter().filter(|p| rec(p).truncated).count(),
         gap,
+        vs_blc,
         bits: mean(&|r| r.bits as f64),
         sent_bits: mean(&sent),
         ratio_tokens: ratio(total_tokens * facts.large_vocab_bits),
@@ -261,8 +278,8 @@ fn percent(a: Option<Accuracy>) -> String {
 
 fn table(rows: &[MethodSummary]) -> String {
     let mut out = String::from(
-        "| method | n | accuracy (95% CI) | gap recovered (95% CI) | bits | sent bits | ratio (tokens) | ratio (bytes) | small tok | large tok | GFLOP | s | cut off |\n\
-         |---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| method | n | accuracy (95% CI) | gap recovered (95% CI) | vs blc, points (95% CI) | bits | sent bits | ratio (tokens) | ratio (bytes) | small tok | large tok | GFLOP | s | cut off |\n\
+         |---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let acc = percent(r.accuracy);
@@ -275,9 +292,24 @@ fn table(rows: &[MethodSummary]) -> String {
             ),
             None => format!("{:.0}%", 100.0 * g.point),
         });
+        // On fewer problems than the row's n when BLC ran on fewer.
+        let vs_blc = r.vs_blc.map_or("–".into(), |d| {
+            let pts = |x: f64| format!("{:+.0}", 100.0 * x);
+            let on = if d.problems == r.problems {
+                String::new()
+            } else {
+                format!("; n {}", d.problems)
+            };
+            format!(
+                "{} ({} to {}{on})",
+                pts(d.point),
+                pts(d.ci95.lo),
+                pts(d.ci95.hi)
+            )
+        });
         let ratio = |r: Option<f64>| r.map_or("–".into(), |r| format!("{r:.4}"));
         out += &format!(
-            "| {} | {} | {acc} | {gap} | {:.1} | {:.1} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {} |\n",
+            "| {} | {} | {acc} | {gap} | {vs_blc} | {:.1} | {:.1} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {} |\n",
             r.method,
             r.problems,
             r.bits,

@@ -91,9 +91,13 @@ fn every_method_runs_and_the_bits_carry_the_large_models_answer() {
     assert_eq!((row("small").correct, row("large").correct), (0, 1));
     assert_eq!(row("qa").gap.unwrap().point, 1.0);
     assert_eq!(row("blc").gap.unwrap().point, 0.0);
+    // qa right where blc was wrong: +100 points over it; none for blc.
+    assert_eq!(row("qa").vs_blc.unwrap().point, 1.0);
+    assert_eq!(row("blc").vs_blc, None);
     assert_eq!(row("qa").bits, 10.0);
     let table = tenbits_eval::markdown(&summary, false);
     assert!(table.contains("| qa | 1 | 100.0%"), "{table}");
+    assert!(table.contains("| +100 (+100 to +100) |"), "{table}");
     assert!(table.contains("own solution (honest)"));
     let probe = summary.probe.unwrap();
     assert_eq!((probe.claims, probe.yes_rate), (2, 0.5));
