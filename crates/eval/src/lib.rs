@@ -90,4 +90,4 @@ pub use stats::{
     accuracy, gap_recovered, mean, paired_difference, wilson, Accuracy, Bootstrap, Difference,
     GapRecovered, Interval,
 };
-pub use summary::{markdown, summarize, MethodSummary, ModelFacts, Summary};
+pub use summary::{markdown, summarize, AskerSummary, MethodSummary, ModelFacts, Summary};

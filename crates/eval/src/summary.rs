@@ -1,6 +1,7 @@
 //! What a run's results say: accuracy per method with intervals, the share
 //! of the small-to-large gap recovered, bits sent, compression ratios and
-//! compute, on all problems and on the published filter.
+//! compute, on all problems and on the published filter; and how the askers
+//! used their questions (padding, yes, predictions, revisions, flips).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,6 +62,33 @@ pub struct MethodSummary {
     pub flops: f64,
     /// Mean wall seconds this method added.
     pub wall_seconds: f64,
+    /// How the asker used its questions, for methods that ask (`blc`,
+    /// `qa`, `qa+`, `coded`).
+    pub asker: Option<AskerSummary>,
+}
+
+/// How an asker used its questions over a method's sessions: where the
+/// bits were lost before the answerer was asked, and whether the revision
+/// moved the small model's draft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AskerSummary {
+    /// Sessions with the asker's notes.
+    pub sessions: usize,
+    /// Questions put (one bit each).
+    pub questions: usize,
+    /// Questions the asker did not write (filled with the fallback).
+    pub padded: usize,
+    /// Answers that were "yes".
+    pub yes: usize,
+    /// Answers the asker's own P(yes) predicted right, of the answers it
+    /// predicted (`coded` only).
+    pub predicted: Option<(usize, usize)>,
+    /// Sessions whose revision differs from the draft.
+    pub revised: usize,
+    /// Sessions right where the small model's draft was wrong.
+    pub to_right: usize,
+    /// Sessions wrong where the small model's draft was right.
+    pub to_wrong: usize,
 }
 
 /// A run's figures, all problems and the published filter.
@@ -230,7 +258,43 @@ fn method_summary(
                 + facts.large_macs_per_token * r.large.tokens() as f64)
         }),
         wall_seconds: mean(&|r| r.wall_seconds),
+        asker: asker_summary(&problems, records, by.get("small")),
     }
+}
+
+fn asker_summary(
+    problems: &[&String],
+    records: &BTreeMap<String, &Record>,
+    small: Option<&BTreeMap<String, &Record>>,
+) -> Option<AskerSummary> {
+    let mut a = AskerSummary {
+        sessions: 0,
+        questions: 0,
+        padded: 0,
+        yes: 0,
+        predicted: None,
+        revised: 0,
+        to_right: 0,
+        to_wrong: 0,
+    };
+    for p in problems {
+        let record = records[*p];
+        let Some(notes) = &record.asker else { continue };
+        a.sessions += 1;
+        a.questions += record.bits;
+        a.padded += notes.padded;
+        a.yes += notes.yes;
+        a.revised += usize::from(notes.revised);
+        if let Some(right) = notes.predicted_right {
+            let (r, t) = a.predicted.unwrap_or((0, 0));
+            a.predicted = Some((r + right, t + record.bits));
+        }
+        if let Some(draft) = small.and_then(|s| s.get(*p)) {
+            a.to_right += usize::from(!draft.correct && record.correct);
+            a.to_wrong += usize::from(draft.correct && !record.correct);
+        }
+    }
+    (a.sessions > 0).then_some(a)
 }
 
 /// The summary as Markdown tables.
@@ -259,6 +323,38 @@ pub fn markdown(summary: &Summary, oracle: bool) -> String {
             100.0 * p.yes_rate,
             p.p_yes_true,
             p.p_yes_false
+        );
+    }
+    out += &asker_table(&summary.all);
+    out
+}
+
+/// The askers' use of their questions on all problems, or nothing when no
+/// method asked.
+fn asker_table(rows: &[MethodSummary]) -> String {
+    let askers: Vec<(&str, AskerSummary)> = rows
+        .iter()
+        .filter_map(|r| r.asker.map(|a| (r.method.as_str(), a)))
+        .collect();
+    if askers.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\nHow the askers used their questions (all problems): questions padded with the fallback because the asker wrote too few, answers that were yes, answers the asker's own P(yes) predicted, revisions that differ from the draft, and answers moved against the small model's draft.\n\n\
+         | method | sessions | padded | yes | asker predicted | revised | wrong → right | right → wrong |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let share = |k: usize, n: usize| format!("{:.0}%", 100.0 * k as f64 / n.max(1) as f64);
+    for (method, a) in askers {
+        let predicted = a.predicted.map_or("–".into(), |(r, t)| share(r, t));
+        out += &format!(
+            "| {method} | {} | {} | {} | {predicted} | {} | {} | {} |\n",
+            a.sessions,
+            share(a.padded, a.questions),
+            share(a.yes, a.questions),
+            share(a.revised, a.sessions),
+            a.to_right,
+            a.to_wrong
         );
     }
     out

@@ -99,6 +99,14 @@ fn every_method_runs_and_the_bits_carry_the_large_models_answer() {
     assert!(table.contains("| qa | 1 | 100.0%"), "{table}");
     assert!(table.contains("| +100 (+100 to +100) |"), "{table}");
     assert!(table.contains("own solution (honest)"));
+    // qa's asker wrote 8 of its 10 questions and its revision moved the
+    // wrong draft to the right answer; blc's moved nothing.
+    let asker = row("qa").asker.unwrap();
+    assert_eq!((asker.sessions, asker.questions, asker.padded), (1, 10, 2));
+    assert_eq!((asker.to_right, asker.to_wrong), (1, 0));
+    assert_eq!(row("blc").asker.unwrap().to_right, 0);
+    assert_eq!(row("small").asker, None);
+    assert!(table.contains("| qa | 1 | 20% |"), "{table}");
     let probe = summary.probe.unwrap();
     assert_eq!((probe.claims, probe.yes_rate), (2, 0.5));
     assert!(table.contains("2 claims, right on 100.0%"), "{table}");
