@@ -70,7 +70,7 @@ pub struct MethodSummary {
 /// How an asker used its questions over a method's sessions: where the
 /// bits were lost before the answerer was asked, and whether the revision
 /// moved the small model's draft.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct AskerSummary {
     /// Sessions with the asker's notes.
     pub sessions: usize,
@@ -267,16 +267,7 @@ fn asker_summary(
     records: &BTreeMap<String, &Record>,
     small: Option<&BTreeMap<String, &Record>>,
 ) -> Option<AskerSummary> {
-    let mut a = AskerSummary {
-        sessions: 0,
-        questions: 0,
-        padded: 0,
-        yes: 0,
-        predicted: None,
-        revised: 0,
-        to_right: 0,
-        to_wrong: 0,
-    };
+    let mut a = AskerSummary::default();
     for p in problems {
         let record = records[*p];
         let Some(notes) = &record.asker else { continue };
