@@ -9,11 +9,13 @@
 //! decoding advances all streams together until each stops. Yes/no scoring
 //! ([`Generator::p_yes`]) and candidate scoring go through the same prefill.
 //!
-//! Reproducibility: a request's tokens depend only on its prompt, its
-//! sampling settings (including the seed) and the batch it runs in. Each
-//! request draws from its own ChaCha stream, so batching never changes which
-//! random numbers a request sees; only floating-point rounding can differ
-//! between batch shapes.
+//! Reproducibility: a request's tokens depend only on its prompt and its
+//! sampling settings (including the seed). Each request draws from its own
+//! ChaCha stream, so batching never changes which random numbers a request
+//! sees, and its prompt's blocks and cache slots are laid out as they are
+//! alone (see [`BLOCK`]), so batching does not change its arithmetic either
+//! (checked with the real models: `tests/batch_layout.rs`,
+//! `examples/batch_invariance.rs`).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -79,7 +81,8 @@ pub struct GenerationStats {
 /// a key length of a different residue mod 4 taking another kernel path) can
 /// move logits by more than 1 after 30 layers. Fixed blocks make a stream's
 /// computation the same whether it runs alone, in a batch, or after a
-/// shared prefix, so batching never changes its tokens.
+/// shared prefix; with the cache keeping each stream's slots its own (see
+/// `OnnxModel`'s `KvCache`), batching never changes its tokens.
 const BLOCK: usize = 16;
 
 /// Most prompts [`Generator::p_yes`] computes in one batch (each block of a

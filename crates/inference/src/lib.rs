@@ -129,7 +129,7 @@ pub trait BatchCache: Sized {
     /// Number of streams.
     fn batch(&self) -> usize;
 
-    /// Slots already used by each stream (real tokens and padding).
+    /// Slots already used by the longest stream (real tokens and padding).
     fn past_len(&self) -> usize;
 
     /// Most slots each stream can hold.
@@ -154,7 +154,9 @@ pub trait BatchedModel: LanguageModel<Cache: BatchCache> {
     /// `real[i]` says whether `tokens[i]` is a real token (all are when
     /// `real` is `None`). Padding takes a slot but no position, and no later
     /// token attends to it; its logits are meaningless. This is how requests
-    /// of different lengths share a batch.
+    /// of different lengths share a batch. A stream fed only padding in a
+    /// call may keep its slots (the ONNX static cache does), so
+    /// [`BatchCache::past_len`] counts the longest stream's.
     fn forward_padded(
         &mut self,
         cache: &mut Self::Cache,

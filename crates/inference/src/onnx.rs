@@ -130,17 +130,24 @@ pub struct OnnxModel {
 
 /// The key/value cache of a batch of independent streams.
 ///
-/// Every stream advances by the same number of slots per call, but a slot
-/// may hold a padding token that no later token attends to (see
-/// [`BatchedModel::forward_padded`]), so streams of different lengths share one
-/// batch. Each stream keeps its own position counter.
+/// A slot may hold a padding token that no later token attends to (see
+/// [`BatchedModel::forward_padded`]), so streams of different lengths share
+/// one batch. Each stream keeps its own position counter and, in a static
+/// cache, its own slots: a call that feeds a stream only padding leaves it
+/// as it was. Why: a stream's tokens then sit in the slots they fill when
+/// it runs alone, and the attention sums over them in the same pieces. A
+/// short prompt beside one 300 tokens longer otherwise had its generated
+/// tokens' keys past slot 256, which ONNX Runtime's matmul adds up as a
+/// separate piece: another rounding, and with the real models another
+/// greedy continuation now and then (see `tests/batch_layout.rs`).
 pub struct KvCache {
     batch: usize,
     past_len: usize,
     capacity: usize,
     kv_heads: usize,
     head_dim: usize,
-    /// Per stream, whether each of the `past_len` slots holds a real token.
+    /// Per stream, whether each of its slots holds a real token: its length
+    /// is the slots the stream has used (all `past_len` with a concat cache).
     valid: Vec<Vec<bool>>,
     /// Per stream, the position the next real token gets.
     next_pos: Vec<usize>,
@@ -162,7 +169,7 @@ impl BatchCache for KvCache {
         self.batch
     }
 
-    /// Slots already used by each stream (real tokens and padding).
+    /// Slots already used by the longest stream (real tokens and padding).
     fn past_len(&self) -> usize {
         self.past_len
     }
@@ -177,16 +184,16 @@ impl BatchCache for KvCache {
         let KvStorage::Static(buffers) = &self.storage else {
             return Err(InferenceError::ForkUnsupported);
         };
-        if row >= self.batch || capacity < self.past_len {
+        let len = self.valid.get(row).map_or(self.past_len, Vec::len);
+        if row >= self.batch || capacity < len {
             return Err(InferenceError::ForkOutOfRange {
                 row,
                 batch: self.batch,
-                past_len: self.past_len,
+                past_len: len,
                 capacity,
             });
         }
-        let (heads, dim, old_cap, len) =
-            (self.kv_heads, self.head_dim, self.capacity, self.past_len);
+        let (heads, dim, old_cap) = (self.kv_heads, self.head_dim, self.capacity);
         let forked = buffers
             .iter()
             .map(|src| {
@@ -561,12 +568,24 @@ impl OnnxModel {
                 vocab: self.vocab,
             });
         }
-        if matches!(cache.storage, KvStorage::Static(_)) && past + seq > capacity {
-            return Err(InferenceError::CacheFull {
-                capacity,
-                past,
-                seq,
-            });
+        let is_static = matches!(cache.storage, KvStorage::Static(_));
+        // The streams this call adds slots to: in a static cache, not one
+        // fed only padding (see `KvCache`).
+        let writes: Vec<bool> = (0..batch)
+            .map(|b| !is_static || (0..seq).any(|s| is_real(b * seq + s)))
+            .collect();
+        if is_static {
+            if let Some(used) = (0..batch)
+                .filter(|&b| writes[b])
+                .map(|b| cache.valid[b].len())
+                .find(|&used| used + seq > capacity)
+            {
+                return Err(InferenceError::CacheFull {
+                    capacity,
+                    past: used,
+                    seq,
+                });
+            }
         }
 
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
@@ -581,16 +600,13 @@ impl OnnxModel {
                 }
             }
         }
-        let free = match cache.storage {
-            KvStorage::Concat(_) => 0,
-            KvStorage::Static(_) => capacity - past,
-        };
         // Per stream: its used slots, the free slots, then the new tokens.
-        let mask_len = past + free + seq;
+        let slots = if is_static { capacity } else { past };
+        let mask_len = slots + seq;
         let mut mask: Vec<i64> = Vec::with_capacity(batch * mask_len);
         for b in 0..batch {
             mask.extend(cache.valid[b].iter().map(|&v| i64::from(v)));
-            mask.extend(std::iter::repeat_n(0, free));
+            mask.extend(std::iter::repeat_n(0, slots - cache.valid[b].len()));
             mask.extend((0..seq).map(|s| i64::from(is_real(b * seq + s))));
         }
 
@@ -705,21 +721,26 @@ impl OnnxModel {
                             what: format!("`{name}` has shape {shape:?}; a static-cache model returns only the new tokens"),
                         });
                     }
-                    // Rows of `seq × head_dim` go to slots past..past+seq of
-                    // each (stream, head).
+                    // Rows of `seq × head_dim` go to each (stream, head)'s
+                    // next free slots.
                     let row = seq * head_dim;
                     for (bh, src) in new.chunks_exact(row).enumerate() {
-                        let at = (bh * capacity + past) * head_dim;
-                        buffer[at..at + row].copy_from_slice(src);
+                        let b = bh / kv_heads;
+                        if writes[b] {
+                            let at = (bh * capacity + cache.valid[b].len()) * head_dim;
+                            buffer[at..at + row].copy_from_slice(src);
+                        }
                     }
                 }
             }
         }
-        cache.past_len = past + seq;
         cache.next_pos = next_pos;
         for (b, valid) in cache.valid.iter_mut().enumerate() {
-            valid.extend((0..seq).map(|s| is_real(b * seq + s)));
+            if writes[b] {
+                valid.extend((0..seq).map(|s| is_real(b * seq + s)));
+            }
         }
+        cache.past_len = cache.valid.iter().map(Vec::len).max().unwrap_or(0);
         Ok(())
     }
 }
