@@ -73,7 +73,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 8)]
     select_samples: usize,
     /// Problems run side by side, their model calls merged into batched
-    /// calls (the same results, in less time).
+    /// calls (the same greedy results, in less time).
     #[arg(long, default_value_t = 8)]
     batch: usize,
     /// ONNX Runtime intra-op threads per model [default: available cores, at most 4].
