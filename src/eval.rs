@@ -89,6 +89,10 @@ pub struct EvalArgs {
     /// Only summarize what the results file holds; run nothing.
     #[arg(long)]
     report_only: bool,
+    /// With --report-only: summarize results of an earlier prompt version
+    /// (recorded in every result) instead of the current one.
+    #[arg(long, value_name = "N", requires = "report_only")]
+    prompt_version: Option<u32>,
 }
 
 /// ` FLAG DIR` when a model directory was given, for the printed command.
@@ -205,6 +209,10 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         let keys: Vec<_> = items
             .iter()
             .flat_map(|i| methods.iter().map(|&m| evaluator.key(i, m)))
+            .map(|mut key| {
+                key.prompt_version = args.prompt_version.unwrap_or(key.prompt_version);
+                key
+            })
             .collect();
         if !args.report_only {
             run_with_progress(&mut evaluator, &items, &methods, bits, &results)?;
@@ -224,7 +232,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         let wanted: std::collections::HashSet<_> = keys.into_iter().collect();
         let summary = tenbits_eval::summarize(&all, |k| wanted.contains(k), facts);
         text += &format!(
-            "`tenbits eval --bench {} --small {}{} --large {}{} --bits {bits} --split {}{}` ({}; settings: {key})\n\n",
+            "`tenbits eval --bench {} --small {}{} --large {}{} --bits {bits} --split {}{}` ({}; prompt version {}; settings: {key})\n\n",
             args.bench,
             args.small,
             dir_flag("--small-dir", args.small_dir.as_deref()),
@@ -233,6 +241,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
             split_name(args.split),
             args.limit.map_or(String::new(), |l| format!(" --limit {l}")),
             results.display(),
+            args.prompt_version.unwrap_or(tenbits_qa::PROMPT_VERSION),
         );
         text += &tenbits_eval::markdown(&summary, settings.view == Knowledge::Reference);
         text += "\n";
