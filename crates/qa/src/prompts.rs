@@ -12,7 +12,10 @@ use crate::Message;
 /// Version of the wording below; bump on any change.
 ///
 /// 3: questions are cut at their '?', non-questions and repeats dropped.
-pub const PROMPT_VERSION: u32 = 3;
+/// 4: the revision of a program asks for the program (in a code block),
+/// and lists each answered question once: under 3 the 0.5B answered the
+/// numbered replies with "1. Yes 2. Yes ..." in all 80 HumanEval sessions.
+pub const PROMPT_VERSION: u32 = 4;
 
 /// The kind of problem, which picks the solver's system prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,12 +118,44 @@ pub fn yes_no(
 pub fn revise(task: Task, problem: &str, answer: &str, history: &[(String, bool)]) -> Vec<Message> {
     let mut m = solve(task, problem, None);
     m.push(Message::assistant(answer));
-    m.push(Message::user(format!(
-        "An expert who knows the correct answer replied to your yes/no questions:\n{}\n\nTaking \
+    let request = match task {
+        // A numbered list of replies invites a numbered list back; a
+        // bulleted one, once per question, with the program asked for by
+        // name, gets a program.
+        Task::Code => {
+            let mut once: Vec<&(String, bool)> = Vec::new();
+            for qa in history {
+                if !once.contains(&qa) {
+                    once.push(qa);
+                }
+            }
+            let replies: Vec<String> = once
+                .iter()
+                .map(|(q, a)| format!("- {q} {}", yes_no_word(*a)))
+                .collect();
+            format!(
+                "An expert who knows the correct solution answered your yes/no questions about your \
+code:\n{}\n\nNow write the complete corrected program (or the same program, if the replies say it \
+is right) in a single ```python code block. Reply with the code block only.",
+                replies.join("\n")
+            )
+        }
+        Task::MultipleChoice | Task::ShortAnswer => format!(
+            "An expert who knows the correct answer replied to your yes/no questions:\n{}\n\nTaking \
 these replies into account, solve the problem again and give your final answer in the same format.",
-        qa_lines(history)
-    )));
+            qa_lines(history)
+        ),
+    };
+    m.push(Message::user(request));
     m
+}
+
+fn yes_no_word(bit: bool) -> &'static str {
+    if bit {
+        "Yes"
+    } else {
+        "No"
+    }
 }
 
 /// Candidate listing for bisection: up to `k` plausible final answers.
@@ -140,9 +175,8 @@ pub fn candidate_reply(candidate: &str) -> String {
 }
 
 fn qa_lines(history: &[(String, bool)]) -> String {
-    let line = |(i, (q, a)): (usize, &(String, bool))| {
-        format!("{}. {q} {}", i + 1, if *a { "Yes" } else { "No" })
-    };
+    let line =
+        |(i, (q, a)): (usize, &(String, bool))| format!("{}. {q} {}", i + 1, yes_no_word(*a));
     history
         .iter()
         .enumerate()
@@ -169,6 +203,7 @@ pub fn fingerprint() -> u64 {
         ),
         yes_no("P", Some((SOLUTION_LABEL, "S")), None, VERDICT_QUESTION),
         revise(Task::ShortAnswer, "P", "A", &h),
+        revise(Task::Code, "P", "A", &h),
         candidates("P", 5),
     ];
     all.push(vec![Message::assistant(candidate_reply("C"))]);
@@ -369,7 +404,30 @@ mod tests {
     fn templates_are_pinned_to_the_version() {
         // A failure here means a template changed: bump PROMPT_VERSION and
         // update the pinned fingerprint together.
-        assert_eq!((PROMPT_VERSION, fingerprint()), (3, 0x1f67_8fbe_d4f5_fef6));
+        assert_eq!((PROMPT_VERSION, fingerprint()), (4, 0x5c2a_61d1_74ee_fa1d));
+    }
+
+    #[test]
+    fn a_program_s_revision_asks_for_the_program_and_lists_each_reply_once() {
+        let history = [
+            ("Does it handle an empty list?".to_string(), false),
+            (FALLBACK_QUESTION.to_string(), true),
+            (FALLBACK_QUESTION.to_string(), true),
+        ];
+        let code = revise(Task::Code, "P", "```python\npass\n```", &history);
+        let request = &code.last().unwrap().content;
+        assert!(request
+            .contains("- Does it handle an empty list? No\n- Is the answer correct? Yes\n\n"));
+        assert_eq!(request.matches(FALLBACK_QUESTION).count(), 1);
+        assert!(request.contains("in a single ```python code block"));
+        assert!(!request.contains("1. "), "no numbered list to mimic");
+        // Other tasks keep version 3's wording.
+        let short = revise(Task::ShortAnswer, "P", "A", &history);
+        assert!(short
+            .last()
+            .unwrap()
+            .content
+            .contains("1. Does it handle an empty list? No\n2. "));
     }
 
     #[test]
