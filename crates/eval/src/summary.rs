@@ -300,6 +300,11 @@ pub fn markdown(summary: &Summary, oracle: bool) -> String {
         "**{}**: {} problems; {view}\n\n",
         summary.benchmark, summary.problems
     );
+    if summary.problems > 0 && summary.all.iter().all(|m| m.problems == 0) {
+        // Every row is read against the two models alone; without them a
+        // table of zeros would look like a result.
+        out += "No problem has both `small` and `large` results, which every method is compared against: run them too (`--methods small,large,...`; finished results are skipped).\n\n";
+    }
     out += &table(&summary.all);
     out += &format!(
         "\nPublished filter (problems not both models solve alone): {} problems\n\n",

@@ -113,6 +113,25 @@ fn every_method_runs_and_the_bits_carry_the_large_models_answer() {
 }
 
 #[test]
+fn a_report_without_the_models_alone_says_what_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = benchmark(dir.path());
+    let results = dir.path().join("results.jsonl");
+    let mut e = evaluator(&results, Knowledge::OwnSolution);
+    e.run(&bench.items, &[Method::Qa], &mut |_| {}).unwrap();
+    let facts = tenbits_eval::ModelFacts {
+        large_vocab_bits: 17.0,
+        small_macs_per_token: 1.0,
+        large_macs_per_token: 10.0,
+    };
+    let all = tenbits_eval::read_results::<Record>(&results).unwrap();
+    let summary = tenbits_eval::summarize(&all, |_| true, facts);
+    assert_eq!(summary.problems, 1);
+    let table = tenbits_eval::markdown(&summary, false);
+    assert!(table.contains("--methods small,large"), "{table}");
+}
+
+#[test]
 fn a_rerun_skips_finished_results() {
     let dir = tempfile::tempdir().unwrap();
     let bench = benchmark(dir.path());
