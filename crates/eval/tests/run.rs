@@ -36,6 +36,17 @@ fn records(path: &std::path::Path) -> Vec<(String, Record)> {
         .collect()
 }
 
+/// Every result in `path`, summarized with made-up model facts.
+fn summary(path: &std::path::Path) -> tenbits_eval::Summary {
+    let facts = tenbits_eval::ModelFacts {
+        large_vocab_bits: 17.0,
+        small_macs_per_token: 1.0,
+        large_macs_per_token: 10.0,
+    };
+    let all = tenbits_eval::read_results::<Record>(path).unwrap();
+    tenbits_eval::summarize(&all, |_| true, facts)
+}
+
 #[test]
 fn every_method_runs_and_the_bits_carry_the_large_models_answer() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,13 +90,7 @@ fn every_method_runs_and_the_bits_carry_the_large_models_answer() {
     assert_eq!(notes.padded, 2);
     assert!(notes.revised);
 
-    let facts = tenbits_eval::ModelFacts {
-        large_vocab_bits: 17.0,
-        small_macs_per_token: 1.0,
-        large_macs_per_token: 10.0,
-    };
-    let all = tenbits_eval::read_results::<Record>(&results).unwrap();
-    let summary = tenbits_eval::summarize(&all, |_| true, facts);
+    let summary = summary(&results);
     assert_eq!((summary.problems, summary.filtered_problems), (1, 1));
     let row = |m: &str| summary.all.iter().find(|r| r.method == m).unwrap();
     assert_eq!((row("small").correct, row("large").correct), (0, 1));
@@ -119,13 +124,7 @@ fn a_report_without_the_models_alone_says_what_to_run() {
     let results = dir.path().join("results.jsonl");
     let mut e = evaluator(&results, Knowledge::OwnSolution);
     e.run(&bench.items, &[Method::Qa], &mut |_| {}).unwrap();
-    let facts = tenbits_eval::ModelFacts {
-        large_vocab_bits: 17.0,
-        small_macs_per_token: 1.0,
-        large_macs_per_token: 10.0,
-    };
-    let all = tenbits_eval::read_results::<Record>(&results).unwrap();
-    let summary = tenbits_eval::summarize(&all, |_| true, facts);
+    let summary = summary(&results);
     assert_eq!(summary.problems, 1);
     let table = tenbits_eval::markdown(&summary, false);
     assert!(table.contains("--methods small,large"), "{table}");
