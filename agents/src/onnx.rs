@@ -85,14 +85,6 @@ impl ChatModel for OnnxChatModel {
         &self.name
     }
 
-    fn generate(
-        &mut self,
-        requests: &[(Vec<Message>, Sampling)],
-    ) -> Result<Vec<String>, ModelError> {
-        let replies = self.complete(requests)?;
-        Ok(replies.into_iter().map(|r| r.text).collect())
-    }
-
     fn complete(
         &mut self,
         requests: &[(Vec<Message>, Sampling)],

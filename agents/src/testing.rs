@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tenbits_qa::testing::{problem_of, read_prompt, read_yes_no, Prompt};
-use tenbits_qa::{ChatModel, Message, ModelError, Sampling};
+use tenbits_qa::{ChatModel, Message, ModelError, Reply, Sampling};
 
 use crate::config::TaskSpec;
 use crate::model::{BoxedModel, ModelFactory};
@@ -195,10 +195,10 @@ impl ChatModel for FakeModel {
     fn name(&self) -> &str {
         &self.name
     }
-    fn generate(
+    fn complete(
         &mut self,
         requests: &[(Vec<Message>, Sampling)],
-    ) -> Result<Vec<String>, ModelError> {
+    ) -> Result<Vec<Reply>, ModelError> {
         let c = &self.world.counters;
         let calls = if self.small {
             &c.small_generate_calls
@@ -206,7 +206,10 @@ impl ChatModel for FakeModel {
             &c.large_generate_calls
         };
         calls.fetch_add(1, Relaxed);
-        requests.iter().map(|(m, _)| self.reply(m)).collect()
+        requests
+            .iter()
+            .map(|(m, _)| self.reply(m).map(Reply::from))
+            .collect()
     }
     fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
         if !self.small {

@@ -21,7 +21,7 @@ use tenbits_agents::config::TransportKind;
 use tenbits_agents::remote::RemoteAnswerer;
 use tenbits_agents::{BoxedModel, DeploymentConfig, ModelFactory};
 use tenbits_qa::answerer::AnswerRequest;
-use tenbits_qa::{ChatModel, Message, ModelError, Problem, Sampling, Task};
+use tenbits_qa::{ChatModel, Message, ModelError, Problem, Reply, Sampling, Task};
 use tokio::io::AsyncWriteExt;
 
 use crate::memory::current_rss;
@@ -110,15 +110,15 @@ impl ChatModel for Multiplier {
     fn name(&self) -> &str {
         "multiplier"
     }
-    fn generate(
+    fn complete(
         &mut self,
         requests: &[(Vec<Message>, Sampling)],
-    ) -> Result<Vec<String>, ModelError> {
+    ) -> Result<Vec<Reply>, ModelError> {
         self.work();
         Ok(requests
             .iter()
             .map(|(c, _)| match Self::product(c) {
-                Some(p) => format!("Answer: {p}"),
+                Some(p) => format!("Answer: {p}").into(),
                 None => "Answer: unknown".into(),
             })
             .collect())

@@ -114,17 +114,6 @@ impl<M: ChatModel> ChatModel for Metered<M> {
         self.inner.name()
     }
 
-    fn generate(
-        &mut self,
-        requests: &[(Vec<Message>, Sampling)],
-    ) -> Result<Vec<String>, ModelError> {
-        Ok(self
-            .complete(requests)?
-            .into_iter()
-            .map(|r| r.text)
-            .collect())
-    }
-
     fn complete(
         &mut self,
         requests: &[(Vec<Message>, Sampling)],
@@ -231,9 +220,6 @@ mod tests {
         }
         fn name(&self) -> &str {
             "echo"
-        }
-        fn generate(&mut self, r: &[(Vec<Message>, Sampling)]) -> Result<Vec<String>, ModelError> {
-            Ok(self.complete(r)?.into_iter().map(|r| r.text).collect())
         }
         fn complete(&mut self, r: &[(Vec<Message>, Sampling)]) -> Result<Vec<Reply>, ModelError> {
             self.calls += 1;

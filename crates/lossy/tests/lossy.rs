@@ -6,7 +6,7 @@ use tenbits_chat::{Message, Sampling};
 use tenbits_inference::{OnnxModel, SessionSettings};
 use tenbits_lossless::{decompress, inspect, Options};
 use tenbits_lossy::{compress_lossy, LossyNote, LossySettings, Survival};
-use tenbits_qa::{ChatModel, ModelError};
+use tenbits_qa::{ChatModel, ModelError, Reply};
 
 /// Returns its scripted rewrites in order, one per request; records seeds.
 struct Scripted {
@@ -21,16 +21,16 @@ impl ChatModel for Scripted {
     fn name(&self) -> &str {
         "scripted"
     }
-    fn generate(
+    fn complete(
         &mut self,
         requests: &[(Vec<Message>, Sampling)],
-    ) -> Result<Vec<String>, ModelError> {
+    ) -> Result<Vec<Reply>, ModelError> {
         self.seeds.extend(requests.iter().map(|(_, s)| s.seed));
         Ok(self
             .rewrites
             .iter()
             .take(requests.len())
-            .map(|s| s.to_string())
+            .map(|s| s.to_string().into())
             .collect())
     }
     fn p_yes(&mut self, _: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {

@@ -331,17 +331,6 @@ impl ChatModel for OpenAiChatModel {
         &self.name
     }
 
-    fn generate(
-        &mut self,
-        requests: &[(Vec<Message>, Sampling)],
-    ) -> Result<Vec<String>, ModelError> {
-        Ok(self
-            .complete(requests)?
-            .into_iter()
-            .map(|r| r.text)
-            .collect())
-    }
-
     fn complete(
         &mut self,
         requests: &[(Vec<Message>, Sampling)],

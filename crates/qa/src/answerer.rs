@@ -377,7 +377,7 @@ impl Answerer for LocalAnswerer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Message, ModelError, Task};
+    use crate::{Message, ModelError, Reply, Task};
 
     /// Writes "... Answer: 39" and says yes to everything it is asked.
     struct YesMan {
@@ -391,7 +391,7 @@ mod tests {
         fn name(&self) -> &str {
             "yes-man"
         }
-        fn generate(&mut self, r: &[(Vec<Message>, Sampling)]) -> Result<Vec<String>, ModelError> {
+        fn complete(&mut self, r: &[(Vec<Message>, Sampling)]) -> Result<Vec<Reply>, ModelError> {
             Ok(vec!["15% of 260 is 39.\nAnswer: 39".into(); r.len()])
         }
         fn p_yes(&mut self, c: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {

@@ -37,15 +37,15 @@
 //!   concurrent sessions, their calls merged into batched calls.
 //!
 //! ```
-//! use tenbits_qa::{run, ChatModel, Config, Message, ModelError, Problem, Sampling, Setting, Task};
+//! use tenbits_qa::{run, ChatModel, Config, Message, ModelError, Problem, Reply, Sampling, Setting, Task};
 //!
 //! /// Asks "Is it 42?" and believes only that.
 //! struct Parrot(&'static str);
 //! impl ChatModel for Parrot {
 //!     fn model_id(&self) -> [u8; 16] { [self.0.len() as u8; 16] }
 //!     fn name(&self) -> &str { self.0 }
-//!     fn generate(&mut self, requests: &[(Vec<Message>, Sampling)]) -> Result<Vec<String>, ModelError> {
-//!         Ok(requests.iter().map(|_| "1. Is it 42?\n2) Is it odd?".to_string()).collect())
+//!     fn complete(&mut self, requests: &[(Vec<Message>, Sampling)]) -> Result<Vec<Reply>, ModelError> {
+//!         Ok(requests.iter().map(|_| "1. Is it 42?\n2) Is it odd?".into()).collect())
 //!     }
 //!     fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
 //!         let yes = |c: &Vec<Message>| c.last().is_some_and(|m| m.content.contains("Question: Is it 42?"));
@@ -102,11 +102,22 @@ pub trait ChatModel {
     fn model_id(&self) -> [u8; 16];
     /// A human-readable name.
     fn name(&self) -> &str;
-    /// Completions of independent conversations, one per request, in order.
+    /// Completions of independent conversations, one per request, in order,
+    /// with how each ended. The one way to generate a model implements:
+    /// fakes that know nothing of tokens return `text.into()`.
+    fn complete(&mut self, requests: &[(Vec<Message>, Sampling)])
+        -> Result<Vec<Reply>, ModelError>;
+    /// As [`ChatModel::complete`], the texts alone.
     fn generate(
         &mut self,
         requests: &[(Vec<Message>, Sampling)],
-    ) -> Result<Vec<String>, ModelError>;
+    ) -> Result<Vec<String>, ModelError> {
+        Ok(self
+            .complete(requests)?
+            .into_iter()
+            .map(|r| r.text)
+            .collect())
+    }
     /// For each conversation (whose last message is a user's yes/no
     /// question), P(yes) from one forward pass comparing the "Yes" and "No"
     /// answer tokens, normalized over the two.
@@ -118,19 +129,6 @@ pub trait ChatModel {
         conversation: &[Message],
         candidates: &[String],
     ) -> Result<Vec<f64>, ModelError>;
-    /// As [`ChatModel::generate`], with how each completion ended. Models
-    /// that know override it; the default says nothing was cut off.
-    fn complete(
-        &mut self,
-        requests: &[(Vec<Message>, Sampling)],
-    ) -> Result<Vec<Reply>, ModelError> {
-        let texts = self.generate(requests)?;
-        let reply = |text| Reply {
-            text,
-            ..Reply::default()
-        };
-        Ok(texts.into_iter().map(reply).collect())
-    }
     /// The work done since the last call (tokens through the model), for
     /// compute accounting; models that do not count return zeros.
     fn take_usage(&mut self) -> Usage {
@@ -178,6 +176,22 @@ pub struct Reply {
     pub prompt_tokens: u64,
     /// Tokens generated (0 where the model does not count).
     pub new_tokens: u64,
+}
+
+/// A whole completion of uncounted tokens, as fakes reply.
+impl From<String> for Reply {
+    fn from(text: String) -> Reply {
+        Reply {
+            text,
+            ..Reply::default()
+        }
+    }
+}
+
+impl From<&str> for Reply {
+    fn from(text: &str) -> Reply {
+        text.to_string().into()
+    }
 }
 
 /// Tokens a model computed: what [`ChatModel::take_usage`] reports.

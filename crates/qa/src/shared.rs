@@ -23,14 +23,14 @@
 //! handle reports that session's share, not everyone's.
 //!
 //! ```
-//! use tenbits_qa::{ChatModel, Message, ModelError, Sampling, SharedModel};
+//! use tenbits_qa::{ChatModel, Message, ModelError, Reply, Sampling, SharedModel};
 //!
 //! struct Echo;
 //! impl ChatModel for Echo {
 //!     fn model_id(&self) -> [u8; 16] { [1; 16] }
 //!     fn name(&self) -> &str { "echo" }
-//!     fn generate(&mut self, r: &[(Vec<Message>, Sampling)]) -> Result<Vec<String>, ModelError> {
-//!         Ok(r.iter().map(|(m, _)| m[0].content.clone()).collect())
+//!     fn complete(&mut self, r: &[(Vec<Message>, Sampling)]) -> Result<Vec<Reply>, ModelError> {
+//!         Ok(r.iter().map(|(m, _)| m[0].content.clone().into()).collect())
 //!     }
 //!     fn p_yes(&mut self, c: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> { Ok(vec![0.5; c.len()]) }
 //!     fn score_candidates(&mut self, _: &[Message], c: &[String]) -> Result<Vec<f64>, ModelError> {
@@ -267,16 +267,6 @@ impl<M: ChatModel> ChatModel for SharedModel<M> {
     fn name(&self) -> &str {
         &self.name
     }
-    fn generate(
-        &mut self,
-        requests: &[(Vec<Message>, Sampling)],
-    ) -> Result<Vec<String>, ModelError> {
-        Ok(self
-            .complete(requests)?
-            .into_iter()
-            .map(|r| r.text)
-            .collect())
-    }
     fn complete(
         &mut self,
         requests: &[(Vec<Message>, Sampling)],
@@ -352,12 +342,6 @@ impl<M: ChatModel + ?Sized> ChatModel for Box<M> {
     fn name(&self) -> &str {
         (**self).name()
     }
-    fn generate(
-        &mut self,
-        requests: &[(Vec<Message>, Sampling)],
-    ) -> Result<Vec<String>, ModelError> {
-        (**self).generate(requests)
-    }
     fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
         (**self).p_yes(conversations)
     }
@@ -407,16 +391,6 @@ mod tests {
         }
         fn name(&self) -> &str {
             "echo"
-        }
-        fn generate(
-            &mut self,
-            requests: &[(Vec<Message>, Sampling)],
-        ) -> Result<Vec<String>, ModelError> {
-            Ok(self
-                .complete(requests)?
-                .into_iter()
-                .map(|r| r.text)
-                .collect())
         }
         fn complete(
             &mut self,

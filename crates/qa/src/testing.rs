@@ -14,7 +14,7 @@
 
 use crate::eval::extract_answer;
 use crate::prompts::{FALLBACK_QUESTION, REFERENCE_LABEL, SOLUTION_LABEL, VERDICT_QUESTION};
-use crate::{ChatModel, Message, ModelError, Role, Sampling};
+use crate::{ChatModel, Message, ModelError, Reply, Role, Sampling};
 
 /// What a conversation asks a model to write, read from its last user turn.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,11 +198,11 @@ impl ChatModel for Fake {
     fn name(&self) -> &str {
         self.name
     }
-    fn generate(
+    fn complete(
         &mut self,
         requests: &[(Vec<Message>, Sampling)],
-    ) -> Result<Vec<String>, ModelError> {
-        Ok(requests.iter().map(|(c, _)| self.reply(c)).collect())
+    ) -> Result<Vec<Reply>, ModelError> {
+        Ok(requests.iter().map(|(c, _)| self.reply(c).into()).collect())
     }
     fn p_yes(&mut self, conversations: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
         Ok(conversations.iter().map(|c| self.yes(c)).collect())

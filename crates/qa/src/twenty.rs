@@ -208,7 +208,7 @@ fn new_question(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Message, ModelError};
+    use crate::{Message, ModelError, Reply};
 
     /// Possibilities are numbers 0..n; "Is it at least K?" questions.
     struct Bisector {
@@ -231,7 +231,7 @@ mod tests {
         fn name(&self) -> &str {
             "bisector"
         }
-        fn generate(&mut self, r: &[(Vec<Message>, Sampling)]) -> Result<Vec<String>, ModelError> {
+        fn complete(&mut self, r: &[(Vec<Message>, Sampling)]) -> Result<Vec<Reply>, ModelError> {
             // Narrow the range from the answers in the prompt.
             let text = &r[0].0[1].content;
             let (mut lo, mut hi) = (self.lo, self.hi);
@@ -248,7 +248,9 @@ mod tests {
                     }
                 }
             }
-            Ok(vec![format!("Is it at least {}?", (lo + hi).div_ceil(2))])
+            Ok(vec![
+                format!("Is it at least {}?", (lo + hi).div_ceil(2)).into()
+            ])
         }
         fn p_yes(&mut self, _: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
             unreachable!("the asker never answers")
@@ -295,7 +297,7 @@ mod tests {
         fn name(&self) -> &str {
             "oracle"
         }
-        fn generate(&mut self, _: &[(Vec<Message>, Sampling)]) -> Result<Vec<String>, ModelError> {
+        fn complete(&mut self, _: &[(Vec<Message>, Sampling)]) -> Result<Vec<Reply>, ModelError> {
             unreachable!()
         }
         fn p_yes(&mut self, c: &[Vec<Message>]) -> Result<Vec<f64>, ModelError> {
