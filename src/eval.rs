@@ -89,8 +89,9 @@ pub struct EvalArgs {
     /// Only summarize what the results file holds; run nothing.
     #[arg(long)]
     report_only: bool,
-    /// With --report-only: summarize results of an earlier prompt version
-    /// (recorded in every result) instead of the current one.
+    /// With --report-only: summarize results of another prompt version
+    /// (recorded in every result) instead of the one the task's prompts
+    /// have now (version 3 for BIG-bench-style tasks, 4 for code).
     #[arg(long, value_name = "N", requires = "report_only")]
     prompt_version: Option<u32>,
 }
@@ -217,7 +218,11 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         if !args.report_only {
             run_with_progress(&mut evaluator, &items, &methods, bits, &results)?;
         }
-        budgets.push((bits, evaluator.settings().key(), keys));
+        let mut versions: Vec<u32> = keys.iter().map(|k| k.prompt_version).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        let versions = versions.iter().map(u32::to_string).collect::<Vec<_>>();
+        budgets.push((bits, evaluator.settings().key(), keys, versions.join(", ")));
     }
     let (vocab_bits, large_macs) = facts(&args.large, args.large_dir.as_deref())?;
     let (_, small_macs) = facts(&args.small, args.small_dir.as_deref())?;
@@ -228,7 +233,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
     };
     let all = tenbits_eval::read_results::<Record>(&results)?;
     let mut text = String::new();
-    for (bits, key, keys) in budgets {
+    for (bits, key, keys, versions) in budgets {
         let wanted: std::collections::HashSet<_> = keys.into_iter().collect();
         let summary = tenbits_eval::summarize(&all, |k| wanted.contains(k), facts);
         text += &format!(
@@ -241,7 +246,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
             split_name(args.split),
             args.limit.map_or(String::new(), |l| format!(" --limit {l}")),
             results.display(),
-            args.prompt_version.unwrap_or(tenbits_qa::PROMPT_VERSION),
+            versions,
         );
         text += &tenbits_eval::markdown(&summary, settings.view == Knowledge::Reference);
         text += "\n";

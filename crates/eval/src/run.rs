@@ -354,7 +354,7 @@ impl<S: ChatModel + Send, L: ChatModel + Send> Evaluator<S, L> {
     pub fn key(&self, item: &Item, method: Method) -> RunKey {
         RunKey {
             models: vec![hex(&self.small.model_id()), hex(&self.large.model_id())],
-            prompt_version: tenbits_qa::PROMPT_VERSION,
+            prompt_version: tenbits_qa::task_prompt_version(item.task),
             settings: self.settings.key(),
             benchmark: self.benchmark.clone(),
             problem: item.id.clone(),

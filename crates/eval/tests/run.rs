@@ -160,6 +160,18 @@ fn a_rerun_skips_finished_results() {
     assert_eq!(first.unwrap().skipped, 0);
 }
 
+#[test]
+fn a_result_is_keyed_by_its_task_s_prompt_version() {
+    // Version 4 changed only a program's revision: a short-answer result
+    // made under version 3 is what this build computes, and resumes.
+    let dir = tempfile::tempdir().unwrap();
+    let bench = benchmark(dir.path());
+    let e = evaluator(&dir.path().join("results.jsonl"), Knowledge::OwnSolution);
+    let key = e.key(&bench.items[0], Method::Qa);
+    assert_eq!(key.prompt_version, 3);
+    assert!(key.prompt_version < tenbits_qa::PROMPT_VERSION);
+}
+
 /// Six problems whose gold answers differ, for the oracle view: each
 /// problem's sessions adopt its own gold, so a mixed-up result shows.
 fn six_problems(dir: &std::path::Path) -> tenbits_eval::Benchmark {

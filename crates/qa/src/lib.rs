@@ -87,7 +87,7 @@ pub use answerer::{
 };
 pub use bisect::{asker_probabilities, bisect, bisect_to, list_candidates, Bisection};
 pub use eval::{grade, Tally};
-pub use prompts::{parse_questions, Task, PROMPT_VERSION};
+pub use prompts::{parse_questions, task_prompt_version, Task, PROMPT_VERSION};
 pub use protocol::{run, run_remote, Config, Receiver, Round, Sender, Setting, Transcript};
 pub use shared::SharedModel;
 pub use twenty::{play_twenty_questions, Game, Turn, TwentyConfig};

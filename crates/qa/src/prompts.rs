@@ -17,6 +17,17 @@ use crate::Message;
 /// numbered replies with "1. Yes 2. Yes ..." in all 80 HumanEval sessions.
 pub const PROMPT_VERSION: u32 = 4;
 
+/// The version at which the templates a `task`'s session renders last
+/// changed: what an evaluation result records, so that a task whose wording
+/// a later version left alone keeps its results (version 4 changed code's
+/// revision only). [`task_fingerprint`] pins it per task.
+pub fn task_prompt_version(task: Task) -> u32 {
+    match task {
+        Task::Code => 4,
+        Task::MultipleChoice | Task::ShortAnswer => 3,
+    }
+}
+
 /// The kind of problem, which picks the solver's system prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Task {
@@ -188,11 +199,37 @@ fn qa_lines(history: &[(String, bool)]) -> String {
 /// FNV-1a hash of every template rendered with fixed arguments; pinned to
 /// [`PROMPT_VERSION`] by a test.
 pub fn fingerprint() -> u64 {
-    let h = [("Is it?".to_string(), true)];
-    let mut all = vec![
-        solve(Task::Code, "P", Some("R")),
-        solve(Task::MultipleChoice, "P", None),
-        solve(Task::ShortAnswer, "P", None),
+    let mut all = vec![solve(Task::Code, "P", Some("R"))];
+    for task in [Task::MultipleChoice, Task::ShortAnswer] {
+        all.push(solve(task, "P", None));
+    }
+    all.extend(answering_templates());
+    all.push(revise(Task::ShortAnswer, "P", "A", &sample_history()));
+    all.push(revise(Task::Code, "P", "A", &sample_history()));
+    all.extend(candidate_templates());
+    fnv(&all)
+}
+
+/// FNV-1a hash of the templates a session of `task` renders (its own
+/// solving and revision prompts and every shared one); pinned to
+/// [`task_prompt_version`] by a test.
+pub fn task_fingerprint(task: Task) -> u64 {
+    let mut all = vec![solve(task, "P", None), solve(task, "P", Some("R"))];
+    all.extend(answering_templates());
+    all.push(revise(task, "P", "A", &sample_history()));
+    all.extend(candidate_templates());
+    fnv(&all)
+}
+
+fn sample_history() -> [(String, bool); 1] {
+    [("Is it?".to_string(), true)]
+}
+
+/// The questions and yes/no templates every task shares, rendered with
+/// fixed arguments.
+fn answering_templates() -> Vec<Vec<Message>> {
+    let h = sample_history();
+    vec![
         questions("P", "A", &h, 7),
         questions("P", "A", &[], 7),
         yes_no(
@@ -202,13 +239,20 @@ pub fn fingerprint() -> u64 {
             FALLBACK_QUESTION,
         ),
         yes_no("P", Some((SOLUTION_LABEL, "S")), None, VERDICT_QUESTION),
-        revise(Task::ShortAnswer, "P", "A", &h),
-        revise(Task::Code, "P", "A", &h),
+    ]
+}
+
+/// The candidate listing every task shares.
+fn candidate_templates() -> Vec<Vec<Message>> {
+    vec![
         candidates("P", 5),
-    ];
-    all.push(vec![Message::assistant(candidate_reply("C"))]);
+        vec![Message::assistant(candidate_reply("C"))],
+    ]
+}
+
+fn fnv(templates: &[Vec<Message>]) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for m in all.iter().flatten() {
+    for m in templates.iter().flatten() {
         for b in format!("{:?}\u{0}{}\u{0}", m.role, m.content).bytes() {
             hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
@@ -405,6 +449,26 @@ mod tests {
         // A failure here means a template changed: bump PROMPT_VERSION and
         // update the pinned fingerprint together.
         assert_eq!((PROMPT_VERSION, fingerprint()), (4, 0x5c2a_61d1_74ee_fa1d));
+    }
+
+    #[test]
+    fn each_task_s_templates_are_pinned_to_its_version() {
+        // A failure here means the templates of a task changed: set its
+        // task_prompt_version to the new PROMPT_VERSION and update the
+        // pinned fingerprint together. Short-answer and multiple-choice
+        // sessions render under version 4 what they did under version 3:
+        // the same hashes come from 38c97c2's (version 3's) templates.
+        let pinned = [Task::Code, Task::MultipleChoice, Task::ShortAnswer]
+            .map(|t| (t, task_prompt_version(t), task_fingerprint(t)));
+        assert_eq!(
+            pinned,
+            [
+                (Task::Code, 4, 0x45ea_0e46_d48a_4330),
+                (Task::MultipleChoice, 3, 0x200a_44a4_3452_5469),
+                (Task::ShortAnswer, 3, 0x8503_abfe_be12_fa22),
+            ]
+        );
+        assert!(task_prompt_version(Task::Code) <= PROMPT_VERSION);
     }
 
     #[test]
