@@ -174,6 +174,13 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         let name = bench.name.replace('/', "_");
         Path::new("results").join(format!("{name}-{}-{}.jsonl", args.small, args.large))
     });
+    if args.report_only && !results.exists() {
+        bail!(
+            "no results file at {}: pass the file a run wrote with --results FILE, or run \
+             without --report-only first",
+            results.display()
+        );
+    }
     if let Some(dir) = results.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

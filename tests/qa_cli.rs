@@ -91,3 +91,27 @@ fn ask_reports_a_server_that_is_not_there() {
         "a short error, not a panic: {stderr}"
     );
 }
+
+#[test]
+fn eval_report_only_without_a_results_file_says_what_to_pass_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = dir.path().join("tasks.jsonl");
+    std::fs::write(
+        &tasks,
+        "{\"task\":\"short\",\"problem\":\"What is 6 x 7?\",\"answer\":\"42\"}\n",
+    )
+    .unwrap();
+    let results = dir.path().join("out").join("none.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_tenbits"))
+        .args(["eval", "--bench"])
+        .arg(&tasks)
+        .args(["--split", "tune", "--report-only", "--results"])
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no results file at"), "{stderr}");
+    assert!(stderr.contains("--results FILE"), "{stderr}");
+    assert!(!dir.path().join("out").exists(), "nothing created");
+}
