@@ -18,7 +18,7 @@
 //! work charged to each method that uses it). Estimated FLOPs are in the
 //! table beside it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -54,13 +54,38 @@ pub struct Point {
     pub accuracy: Option<f64>,
 }
 
+/// The problems of one benchmark that every settings (bit budget) in the
+/// results covers: every point of the plane is measured on these alone,
+/// so a budget run on fewer problems does not set its points over
+/// another set of problems than the rest.
+fn common_problems<R>(results: &Results<R>, benchmark: &str) -> BTreeSet<String> {
+    let mut by_settings: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for (k, _) in results.latest() {
+        if k.benchmark == benchmark {
+            by_settings
+                .entry(k.settings.as_str())
+                .or_default()
+                .insert(k.problem.clone());
+        }
+    }
+    let mut sets = by_settings.into_values();
+    let first = sets.next().unwrap_or_default();
+    sets.fold(first, |common, set| &common & &set)
+}
+
 /// The large model's replies, by problem, from the `large` records of one
-/// benchmark.
-fn responses(results: &Results<Record>, benchmark: &str) -> BTreeMap<String, String> {
+/// benchmark, on `problems`.
+fn responses(
+    results: &Results<Record>,
+    benchmark: &str,
+    problems: &BTreeSet<String>,
+) -> BTreeMap<String, String> {
     results
         .latest()
         .into_iter()
-        .filter(|(k, _)| k.benchmark == benchmark && k.method == "large")
+        .filter(|(k, _)| {
+            k.benchmark == benchmark && k.method == "large" && problems.contains(&k.problem)
+        })
         .map(|(k, r)| (k.problem.clone(), r.reply.clone()))
         .collect()
 }
@@ -82,7 +107,8 @@ pub fn frontier(
     facts: ModelFacts,
     sink: &mut dyn Sink,
 ) -> Result<(Report, Vec<Point>)> {
-    let texts = responses(results, benchmark);
+    let problems = common_problems(results, benchmark);
+    let texts = responses(results, benchmark, &problems);
     if texts.is_empty() {
         bail!("the results hold no `large` replies for {benchmark}; run `tenbits eval` first");
     }
@@ -230,7 +256,7 @@ pub fn frontier(
     for (settings, bits) in budgets {
         let summary = summarize(
             results,
-            |k| k.benchmark == benchmark && k.settings == settings,
+            |k| k.benchmark == benchmark && k.settings == settings && problems.contains(&k.problem),
             facts,
         );
         for row in &summary.all {
@@ -240,7 +266,7 @@ pub fn frontier(
             let Some(ratio) = row.ratio_bytes else {
                 continue;
             };
-            let seconds = seconds_of(results, benchmark, &settings, &row.method);
+            let seconds = seconds_of(results, benchmark, &settings, &row.method, &problems);
             points.push(Point {
                 label: format!("{}, {bits} bits", row.method),
                 family: "qa",
@@ -257,7 +283,7 @@ pub fn frontier(
     report.line(
         sink,
         format!(
-            "{benchmark}: {} responses of the large model, {total_bytes} bytes in all",
+            "{benchmark}: {} responses of the large model, {total_bytes} bytes in all (the problems every bit budget covers)",
             texts.len()
         ),
     );
@@ -290,12 +316,24 @@ pub fn frontier(
     Ok((report, points))
 }
 
-/// Mean seconds of model calls charged to `method` per problem.
-fn seconds_of(results: &Results<Record>, benchmark: &str, settings: &str, method: &str) -> f64 {
+/// Mean seconds of model calls charged to `method` per problem of
+/// `problems`.
+fn seconds_of(
+    results: &Results<Record>,
+    benchmark: &str,
+    settings: &str,
+    method: &str,
+    problems: &BTreeSet<String>,
+) -> f64 {
     let times: Vec<f64> = results
         .latest()
         .into_iter()
-        .filter(|(k, _)| k.benchmark == benchmark && k.settings == settings && k.method == method)
+        .filter(|(k, _)| {
+            k.benchmark == benchmark
+                && k.settings == settings
+                && k.method == method
+                && problems.contains(&k.problem)
+        })
         .map(|(_, r)| r.small.seconds + r.large.seconds)
         .collect();
     times.iter().sum::<f64>() / times.len().max(1) as f64
@@ -404,6 +442,38 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tenbits_eval::RunKey;
+
+    #[test]
+    fn every_point_is_measured_on_the_problems_every_budget_covers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.jsonl");
+        let mut writer = tenbits_eval::ResultsWriter::open(&path).unwrap();
+        let key = |bits: u32, problem: &str, method: &str, benchmark: &str| RunKey {
+            models: vec!["s".into(), "l".into()],
+            prompt_version: 3,
+            settings: format!("bits={bits} view=OwnSolution"),
+            benchmark: benchmark.into(),
+            problem: problem.into(),
+            method: method.into(),
+        };
+        for p in ["p1", "p2", "p3", "p4"] {
+            writer.append(&key(10, p, "large", "b"), &()).unwrap();
+        }
+        for p in ["p2", "p3"] {
+            writer.append(&key(5, p, "qa", "b"), &()).unwrap();
+        }
+        writer.append(&key(20, "p3", "qa", "b"), &()).unwrap();
+        writer.append(&key(20, "p2", "select", "b"), &()).unwrap();
+        // Another benchmark's budgets do not narrow this one's.
+        writer.append(&key(1, "p9", "qa", "other"), &()).unwrap();
+        drop(writer);
+        let results = tenbits_eval::read_results::<()>(&path).unwrap();
+        let common = common_problems(&results, "b");
+        assert_eq!(common, BTreeSet::from(["p2".into(), "p3".into()]));
+        let one_budget = common_problems(&results, "other");
+        assert_eq!(one_budget, BTreeSet::from(["p9".into()]));
+    }
 
     #[test]
     fn the_plot_is_drawn_with_every_label() {

@@ -25,7 +25,7 @@ pub struct RunKey {
     /// Fingerprints of the models involved, as hex ([`hex`]), in a fixed
     /// order (e.g. small, then large).
     pub models: Vec<String>,
-    /// The prompt version (`tenbits_qa::PROMPT_VERSION`).
+    /// The version of the task's prompts (`tenbits_qa::task_prompt_version`).
     pub prompt_version: u32,
     /// Everything else that changes the result (sampling, question count,
     /// token limits), as one canonical string.
