@@ -10,7 +10,7 @@ use tenbits_agents::onnx::OnnxChatModel;
 use tenbits_eval::{
     EvalSettings, Evaluator, Method, ModelFacts, Record, Sandbox, SandboxConfig, Split,
 };
-use tenbits_inference::{OnnxModel, Registry};
+use tenbits_inference::{Fingerprint, OnnxModel, Registry};
 use tenbits_lossless::AdapterChoice;
 use tenbits_qa::Knowledge;
 
@@ -45,7 +45,10 @@ pub struct EvalArgs {
     /// Which part: `report` (the reported half), `tune` or `all`.
     #[arg(long, default_value = "report")]
     split: Split,
-    /// Methods, comma-separated: small, large, blc, qa, qa+, coded, select.
+    /// Methods, comma-separated: small, large, blc, qa, qa+, coded, select,
+    /// tested (code: the small model's samples run on the prompt's visible
+    /// examples, no bits: select's control), probe (the answerer alone on
+    /// claims of known truth).
     #[arg(
         long,
         value_delimiter = ',',
@@ -63,6 +66,11 @@ pub struct EvalArgs {
     /// comparing them with the answerer's own final answer, not by P(yes).
     #[arg(long)]
     check_claims: bool,
+    /// For code, `select` bisects only the candidates passing the most of
+    /// the examples the prompt shows (run by the receiver; keyed apart
+    /// from unfiltered results).
+    #[arg(long)]
+    visible_filter: bool,
     /// Seed of sampled generations (`select`).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -118,13 +126,18 @@ fn view(name: &str) -> Result<Knowledge> {
     })
 }
 
-/// log2 of the vocabulary and multiply-accumulates per token, from a
-/// registered model's config.json.
-fn facts(name: &str, dir: Option<&Path>) -> Result<(f64, f64)> {
-    let dir = match dir {
-        Some(dir) => dir.to_path_buf(),
-        None => Registry::embedded().set_up_dir(name)?,
-    };
+/// Where a model's files are: `dir` if given, else the registry's set-up
+/// copy of `name`.
+fn model_dir(name: &str, dir: Option<&Path>) -> Result<PathBuf> {
+    match dir {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => Ok(Registry::embedded().set_up_dir(name)?),
+    }
+}
+
+/// log2 of the vocabulary and multiply-accumulates per token, from the
+/// config.json of a model's directory.
+fn facts(dir: &Path) -> Result<(f64, f64)> {
     let path = dir.join("config.json");
     let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let config: serde_json::Value = serde_json::from_slice(&text)?;
@@ -168,6 +181,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         select_samples: args.select_samples,
         seed: args.seed,
         batch: args.batch,
+        visible_filter: args.visible_filter,
         ..EvalSettings::default()
     };
     let results = args.results.clone().unwrap_or_else(|| {
@@ -184,55 +198,78 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
     if let Some(dir) = results.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let threads = crate::settings(args.threads).threads;
-    eprintln!("loading {} and {}", args.small, args.large);
-    let load = |name: &str, dir: Option<&Path>| match dir {
-        Some(dir) => OnnxChatModel::load_dir(name, dir, threads),
-        None => OnnxChatModel::load(name, threads),
-    };
-    let small = load(&args.small, args.small_dir.as_deref())?;
-    let large = load(&args.large, args.large_dir.as_deref())?;
-    let needs_sandbox = items
-        .iter()
-        .any(|i| matches!(i.gold, tenbits_eval::Gold::Code(_)));
-    let sandbox = if needs_sandbox {
-        Some(Sandbox::new(SandboxConfig::default())?)
-    } else {
+    // A report needs only the models' fingerprints (the keys name them),
+    // not the models.
+    let mut evaluator = if args.report_only {
         None
+    } else {
+        let threads = crate::settings(args.threads).threads;
+        eprintln!("loading {} and {}", args.small, args.large);
+        let load = |name: &str, dir: Option<&Path>| match dir {
+            Some(dir) => OnnxChatModel::load_dir(name, dir, threads),
+            None => OnnxChatModel::load(name, threads),
+        };
+        let small = load(&args.small, args.small_dir.as_deref())?;
+        let large = load(&args.large, args.large_dir.as_deref())?;
+        let needs_sandbox = items
+            .iter()
+            .any(|i| matches!(i.gold, tenbits_eval::Gold::Code(_)));
+        let sandbox = if needs_sandbox {
+            Some(Sandbox::new(SandboxConfig::default())?)
+        } else {
+            None
+        };
+        Some(Evaluator::new(
+            small,
+            large,
+            settings.clone(),
+            &bench.name,
+            sandbox,
+            &results,
+        )?)
     };
-    let mut evaluator = Evaluator::new(
-        small,
-        large,
-        settings.clone(),
-        &bench.name,
-        sandbox,
-        &results,
-    )?;
+    let model_ids = match &evaluator {
+        Some(e) => e.model_ids(),
+        None => {
+            let id = |name: &str, dir: Option<&Path>| -> Result<[u8; 16]> {
+                Ok(Fingerprint::of_dir(&model_dir(name, dir)?)?.model_id())
+            };
+            [
+                id(&args.small, args.small_dir.as_deref())?,
+                id(&args.large, args.large_dir.as_deref())?,
+            ]
+        }
+    };
     let mut budgets = Vec::new();
     for &bits in &args.bits {
-        evaluator.set_settings(EvalSettings {
+        let budget = EvalSettings {
             bits,
             ..settings.clone()
-        });
+        };
         let keys: Vec<_> = items
             .iter()
-            .flat_map(|i| methods.iter().map(|&m| evaluator.key(i, m)))
+            .flat_map(|i| {
+                methods
+                    .iter()
+                    .map(|&m| tenbits_eval::run_key(model_ids, &budget, &bench.name, i, m))
+            })
             .map(|mut key| {
                 key.prompt_version = args.prompt_version.unwrap_or(key.prompt_version);
                 key
             })
             .collect();
-        if !args.report_only {
-            run_with_progress(&mut evaluator, &items, &methods, bits, &results)?;
+        if let Some(evaluator) = evaluator.as_mut() {
+            evaluator.set_settings(budget.clone());
+            run_with_progress(evaluator, &items, &methods, bits, &results)?;
         }
         let mut versions: Vec<u32> = keys.iter().map(|k| k.prompt_version).collect();
         versions.sort_unstable();
         versions.dedup();
         let versions = versions.iter().map(u32::to_string).collect::<Vec<_>>();
-        budgets.push((bits, evaluator.settings().key(), keys, versions.join(", ")));
+        budgets.push((bits, budget.key(), keys, versions.join(", ")));
     }
-    let (vocab_bits, large_macs) = facts(&args.large, args.large_dir.as_deref())?;
-    let (_, small_macs) = facts(&args.small, args.small_dir.as_deref())?;
+    let (vocab_bits, large_macs) = facts(&model_dir(&args.large, args.large_dir.as_deref())?)?;
+    let (_, small_macs) = facts(&model_dir(&args.small, args.small_dir.as_deref())?)?;
     let facts = ModelFacts {
         large_vocab_bits: vocab_bits,
         small_macs_per_token: small_macs,
@@ -355,9 +392,9 @@ pub fn frontier_command(args: &FrontierArgs) -> Result<()> {
             names.into_iter().collect::<Vec<_>>().join(", ")
         ),
     };
-    let (vocab_bits, large_macs) = facts(&args.large, None)?;
-    let (_, small_macs) = facts(&args.small, None)?;
-    let (_, coder_macs) = facts(&args.coder, None)?;
+    let (vocab_bits, large_macs) = facts(&model_dir(&args.large, None)?)?;
+    let (_, small_macs) = facts(&model_dir(&args.small, None)?)?;
+    let (_, coder_macs) = facts(&model_dir(&args.coder, None)?)?;
     let model_facts = ModelFacts {
         large_vocab_bits: vocab_bits,
         small_macs_per_token: small_macs,

@@ -39,6 +39,11 @@ use crate::{baselines, Report, Sink};
 pub struct Point {
     /// What it is ("xz -9", "LLM coding (smollm2-135m)", "qa, 10 bits").
     pub label: String,
+    /// The line it belongs to on the plot: the method, for the points of
+    /// one method at several bit budgets; else the label.
+    pub series: String,
+    /// The bit budget (question-asking methods).
+    pub bits: Option<usize>,
     /// The family, which picks the colour: `classic`, `lossless`, `lossy`,
     /// `qa`.
     pub family: &'static str,
@@ -125,6 +130,8 @@ pub fn frontier(
         }
         points.push(Point {
             label: codec.name.to_string(),
+            series: codec.name.to_string(),
+            bits: None,
             family: "classic",
             ratio: size as f64 / total_bytes as f64,
             seconds: start.elapsed().as_secs_f64() / n,
@@ -182,6 +189,8 @@ pub fn frontier(
         sink.progress_done();
         points.push(Point {
             label: label.clone(),
+            series: label.clone(),
+            bits: None,
             family: "lossless",
             ratio: size as f64 / total_bytes as f64,
             seconds: start.elapsed().as_secs_f64() / n,
@@ -228,6 +237,8 @@ pub fn frontier(
         let usage = rewriter.take_usage();
         points.push(Point {
             label: format!("lossy rewrite, N = {}", settings.samples),
+            series: format!("lossy rewrite, N = {}", settings.samples),
+            bits: None,
             family: "lossy",
             ratio: size as f64 / total_bytes as f64,
             seconds: start.elapsed().as_secs_f64() / n,
@@ -269,6 +280,8 @@ pub fn frontier(
             let seconds = seconds_of(results, benchmark, &settings, &row.method, &problems);
             points.push(Point {
                 label: format!("{}, {bits} bits", row.method),
+                series: row.method.clone(),
+                bits: Some(bits),
                 family: "qa",
                 ratio,
                 seconds,
@@ -362,13 +375,13 @@ pub fn plot(points: &[Point], title: &str, svg: &Path, png: &Path) -> Result<()>
     plotters::style::register_font("sans-serif", FontStyle::Normal, font)
         .map_err(|_| anyhow::anyhow!("the system font could not be read"))?;
     draw(
-        SVGBackend::new(svg, (1000, 700)).into_drawing_area(),
+        SVGBackend::new(svg, (1000, 800)).into_drawing_area(),
         points,
         title,
     )
     .with_context(|| format!("cannot draw {}", svg.display()))?;
     draw(
-        BitMapBackend::new(png, (1000, 700)).into_drawing_area(),
+        BitMapBackend::new(png, (1000, 800)).into_drawing_area(),
         points,
         title,
     )
@@ -376,6 +389,89 @@ pub fn plot(points: &[Point], title: &str, svg: &Path, png: &Path) -> Result<()>
     Ok(())
 }
 
+/// Series in order of first appearance, each with its points (ordered by
+/// bit budget) and the text its legend entry shows.
+fn series_of(points: &[Point]) -> Vec<(String, Vec<&Point>)> {
+    let mut out: Vec<(String, Vec<&Point>)> = Vec::new();
+    for p in points {
+        match out.iter_mut().find(|(name, _)| *name == p.series) {
+            Some((_, members)) => members.push(p),
+            None => out.push((p.series.clone(), vec![p])),
+        }
+    }
+    for (_, members) in &mut out {
+        members.sort_by_key(|p| p.bits);
+    }
+    out.into_iter()
+        .map(|(name, members)| (legend_text(&name, &members), members))
+        .collect()
+}
+
+/// A legend entry: the mode, and for lossy modes the gap recovered at each
+/// bit budget ("select: 25 / 50 / 100% of the gap at 1 / 2 / 5 bits").
+fn legend_text(name: &str, members: &[&Point]) -> String {
+    let gaps: Vec<String> = members
+        .iter()
+        .map(|p| p.gap.map_or("–".into(), |g| format!("{:.0}", 100.0 * g)))
+        .collect();
+    let budgets: Vec<String> = members
+        .iter()
+        .filter_map(|p| p.bits.map(|b| b.to_string()))
+        .collect();
+    if members.iter().all(|p| p.gap.is_none()) {
+        return match members {
+            [one] => one.label.clone(),
+            _ => name.to_string(),
+        };
+    }
+    if budgets.len() == members.len() {
+        format!(
+            "{name}: {}% of the gap at {} bits",
+            gaps.join(" / "),
+            budgets.join(" / ")
+        )
+    } else {
+        format!("{name}: {}% of the gap", gaps.join(" / "))
+    }
+}
+
+/// The colour of the `i`th series: a family's series share a hue family
+/// (grey classic coders, blue LLM coding, green lossy rewrite, warm
+/// question-asking methods), told apart by shade and marker.
+fn colour_of(family: &str, i: usize) -> RGBColor {
+    const GREYS: [RGBColor; 4] = [
+        RGBColor(90, 90, 90),
+        RGBColor(140, 140, 140),
+        RGBColor(60, 60, 60),
+        RGBColor(170, 170, 170),
+    ];
+    const BLUES: [RGBColor; 5] = [
+        RGBColor(31, 119, 180),
+        RGBColor(23, 190, 207),
+        RGBColor(70, 70, 200),
+        RGBColor(120, 160, 220),
+        RGBColor(20, 60, 120),
+    ];
+    const WARM: [RGBColor; 6] = [
+        RGBColor(214, 39, 40),
+        RGBColor(255, 127, 14),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(188, 189, 34),
+    ];
+    match family {
+        "classic" => GREYS[i % GREYS.len()],
+        "lossless" => BLUES[i % BLUES.len()],
+        "lossy" => RGBColor(44, 160, 44),
+        _ => WARM[i % WARM.len()],
+    }
+}
+
+/// Draws the plane: every series with its own colour and marker, the
+/// points of one method joined across bit budgets and tagged with their
+/// budget, and a legend that names each series (with the gap it recovers),
+/// so the plot reads without the table.
 fn draw<DB: DrawingBackend>(
     area: DrawingArea<DB, plotters::coord::Shift>,
     points: &[Point],
@@ -384,58 +480,88 @@ fn draw<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    area.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let err = |e: plotters::drawing::DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e:?}");
+    area.fill(&WHITE).map_err(err)?;
     let (xs, ys): (Vec<f64>, Vec<f64>) = points
         .iter()
         .map(|p| (p.seconds.max(1e-6), p.ratio.max(1e-6)))
         .unzip();
-    // Room on the right for the labels, which start at their points.
-    let span = |v: &[f64], right: f64| {
+    let span = |v: &[f64], below: f64, above: f64| {
         let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = v.iter().copied().fold(0.0, f64::max);
-        (lo / 3.0)..(hi * right)
+        (lo / below)..(hi * above)
     };
     let mut chart = ChartBuilder::on(&area)
         .caption(title, ("sans-serif", 22))
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .build_cartesian_2d(span(&xs, 100.0).log_scale(), span(&ys, 3.0).log_scale())
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        // Room below the points for the legend, in the lower left corner.
+        .build_cartesian_2d(
+            span(&xs, 3.0, 3.0).log_scale(),
+            span(&ys, 30.0, 3.0).log_scale(),
+        )
+        .map_err(err)?;
     chart
         .configure_mesh()
         .x_desc("seconds per response on this machine (log)")
         .y_desc("size sent / size of the response (log)")
         .label_style(("sans-serif", 14))
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    // Labels of points close together are stacked below one another.
-    let near = |a: &Point, b: &Point| {
-        let close = |x: f64, y: f64| (x.max(1e-6) / y.max(1e-6)).ln().abs() < 0.9;
-        close(a.seconds, b.seconds) && close(a.ratio, b.ratio)
-    };
-    for (i, p) in points.iter().enumerate() {
-        let colour = match p.family {
-            "classic" => RGBColor(120, 120, 120),
-            "lossless" => RGBColor(31, 119, 180),
-            "lossy" => RGBColor(44, 160, 44),
-            _ => RGBColor(214, 39, 40),
-        };
-        let at = (p.seconds.max(1e-6), p.ratio.max(1e-6));
-        let label = match p.gap {
-            Some(g) => format!("{} ({:.0}% of gap)", p.label, 100.0 * g),
-            None => p.label.clone(),
-        };
-        let stacked = points[..i].iter().filter(|q| near(q, p)).count() as i32;
-        let style = ("sans-serif", 13).into_font().color(&colour);
-        let marker = EmptyElement::at(at)
-            + Circle::new((0, 0), 5, colour.filled())
-            + Text::new(label, (8, -6 + 15 * stacked), style);
-        chart
-            .draw_series(std::iter::once(marker))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(err)?;
+    let mut in_family: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, (legend, members)) in series_of(points).into_iter().enumerate() {
+        let family = members[0].family;
+        let nth = in_family.entry(family).or_default();
+        let colour = colour_of(family, *nth);
+        *nth += 1;
+        let at = |p: &Point| (p.seconds.max(1e-6), p.ratio.max(1e-6));
+        if members.len() > 1 {
+            chart
+                .draw_series(LineSeries::new(
+                    members.iter().map(|p| at(p)),
+                    colour.stroke_width(1),
+                ))
+                .map_err(err)?;
+        }
+        let tag = |p: &Point| p.bits.map_or(String::new(), |b| b.to_string());
+        let font = ("sans-serif", 12).into_font().color(&colour);
+        let style = colour.filled();
+        // One marker shape per series in turn, so series of one colour
+        // family stay apart.
+        let drawn = match i % 3 {
+            0 => chart.draw_series(members.iter().map(|p| {
+                EmptyElement::at(at(p))
+                    + Circle::new((0, 0), 5, style)
+                    + Text::new(tag(p), (6, 2), font.clone())
+            })),
+            1 => chart.draw_series(members.iter().map(|p| {
+                EmptyElement::at(at(p))
+                    + TriangleMarker::new((0, 0), 6, style)
+                    + Text::new(tag(p), (6, 2), font.clone())
+            })),
+            _ => chart.draw_series(members.iter().map(|p| {
+                EmptyElement::at(at(p))
+                    + Rectangle::new([(-4, -4), (4, 4)], style)
+                    + Text::new(tag(p), (6, 2), font.clone())
+            })),
+        }
+        .map_err(err)?;
+        drawn.label(legend).legend(move |(x, y)| match i % 3 {
+            0 => Circle::new((x + 8, y), 5, style).into_dyn(),
+            1 => TriangleMarker::new((x + 8, y), 6, style).into_dyn(),
+            _ => Rectangle::new([(x + 4, y - 4), (x + 12, y + 4)], style).into_dyn(),
+        });
     }
-    area.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(err)?;
+    area.present().map_err(err)?;
     Ok(())
 }
 
@@ -481,8 +607,10 @@ mod tests {
             eprintln!("no system font here; the plot is not drawn");
             return;
         }
-        let point = |label: &str, family, ratio, seconds, gap| Point {
+        let point = |label: &str, series: &str, bits, family, ratio, seconds, gap| Point {
             label: label.into(),
+            series: series.into(),
+            bits,
             family,
             ratio,
             seconds,
@@ -491,20 +619,63 @@ mod tests {
             accuracy: None,
         };
         let points = [
-            point("xz -9", "classic", 0.8, 0.001, None),
-            point("LLM coding (smollm2-135m)", "lossless", 0.3, 2.0, None),
-            point("qa, 10 bits", "qa", 0.0012, 40.0, Some(0.25)),
+            point("xz -9", "xz -9", None, "classic", 0.8, 0.001, None),
+            point(
+                "LLM coding (smollm2-135m)",
+                "LLM coding (smollm2-135m)",
+                None,
+                "lossless",
+                0.3,
+                2.0,
+                None,
+            ),
+            point(
+                "qa, 10 bits",
+                "qa",
+                Some(10),
+                "qa",
+                0.0012,
+                40.0,
+                Some(0.25),
+            ),
+            point(
+                "select, 5 bits",
+                "select",
+                Some(5),
+                "qa",
+                0.0006,
+                35.0,
+                Some(1.0),
+            ),
+            point(
+                "select, 1 bits",
+                "select",
+                Some(1),
+                "qa",
+                0.0004,
+                30.0,
+                Some(0.25),
+            ),
+            point("qa+, 10 bits", "qa+", Some(10), "qa", 0.0012, 140.0, None),
         ];
         let dir = tempfile::tempdir().unwrap();
         let (svg, png) = (dir.path().join("f.svg"), dir.path().join("f.png"));
         plot(&points, "test", &svg, &png).unwrap();
         let text = std::fs::read_to_string(&svg).unwrap();
+        // Every series is named once in the legend; a method's budgets are
+        // in budget order, whatever order the points came in.
         for label in [
             "xz -9",
             "LLM coding (smollm2-135m)",
-            "qa, 10 bits (25% of gap)",
+            "qa: 25% of the gap at 10 bits",
+            "select: 25 / 100% of the gap at 1 / 5 bits",
+            "qa+, 10 bits",
         ] {
-            assert!(text.contains(label), "{label} missing from the SVG");
+            assert_eq!(
+                text.matches(label).count(),
+                1,
+                "{label} not once in the SVG"
+            );
         }
         let bytes = std::fs::read(&png).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");

@@ -70,6 +70,7 @@ pub mod run;
 pub mod sandbox;
 pub mod stats;
 pub mod summary;
+pub mod visible;
 
 pub use bench::{
     load, load_bigbench, load_bigbench_named, load_humaneval, load_task_file, parse_text,
@@ -84,10 +85,11 @@ pub use extract::{
 };
 pub use metered::Metered;
 pub use results::{finished_keys, hex, read_results, Results, ResultsWriter, RunKey};
-pub use run::{AskerNotes, EvalSettings, Evaluator, Method, Record, RunProgress};
+pub use run::{run_key, AskerNotes, EvalSettings, Evaluator, Method, Record, RunProgress};
 pub use sandbox::{humaneval_program, CheckResult, Isolation, Sandbox, SandboxConfig, Verdict};
 pub use stats::{
     accuracy, gap_recovered, mean, paired_difference, wilson, Accuracy, Bootstrap, Difference,
     GapRecovered, Interval,
 };
 pub use summary::{markdown, summarize, AskerSummary, MethodSummary, ModelFacts, Summary};
+pub use visible::{example_program, visible_examples, Example};

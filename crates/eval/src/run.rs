@@ -16,7 +16,13 @@
 //!   programs) and the large model's bits bisect them toward its own choice
 //!   (the candidate matching its own final answer, or for code the one it
 //!   judges most likely correct given its own solution; never the hidden
-//!   tests).
+//!   tests). With [`EvalSettings::visible_filter`], for code, only the
+//!   programs passing the most of the examples the prompt shows
+//!   ([`visible_examples`](crate::visible_examples)) are bisected.
+//! - `tested`: the control for `select` on code, with no bits: the
+//!   receiver runs the same candidates on the prompt's visible examples and
+//!   keeps the first passing the most (on other tasks it has nothing to
+//!   run and answers its draft).
 //!
 //! Problems run side by side ([`EvalSettings::batch`] at a time), on
 //! handles of one [`SharedModel`] per model, so their calls merge into
@@ -43,6 +49,7 @@ use crate::extract::{extract_choice, extract_code, grade, numbers_equal, parse_n
 use crate::metered::{Memory, Metered};
 use crate::results::{hex, read_results, ResultsWriter, RunKey};
 use crate::sandbox::Sandbox;
+use crate::visible::{example_program, visible_examples};
 
 /// One way of answering a problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -59,6 +66,9 @@ pub enum Method {
     QaPlus,
     /// `qa` with answers range-coded under the asker's predictions.
     Coded,
+    /// The small model's candidates tested on the prompt's visible
+    /// examples, no bits: `select`'s control on code.
+    Tested,
     /// The large model's bits choose among the small model's candidates.
     Select,
     /// Not a method but a check of the answerer alone: "Is the answer X?"
@@ -69,13 +79,14 @@ pub enum Method {
 
 impl Method {
     /// Every method, in report order.
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 9] = [
         Method::Small,
         Method::Large,
         Method::Blc,
         Method::Qa,
         Method::QaPlus,
         Method::Coded,
+        Method::Tested,
         Method::Select,
         Method::Probe,
     ];
@@ -89,6 +100,7 @@ impl Method {
             Method::Qa => "qa",
             Method::QaPlus => "qa+",
             Method::Coded => "coded",
+            Method::Tested => "tested",
             Method::Select => "select",
             Method::Probe => "probe",
         }
@@ -135,6 +147,11 @@ pub struct EvalSettings {
     /// Problems run side by side, their model calls merged into batches
     /// (changes no result, only the time).
     pub batch: usize,
+    /// For code, `select` bisects only the candidates passing the most of
+    /// the prompt's visible examples (the receiver runs them; the sender,
+    /// with the same small model, can too).
+    #[serde(default)]
+    pub visible_filter: bool,
 }
 
 impl Default for EvalSettings {
@@ -149,16 +166,23 @@ impl Default for EvalSettings {
             select_temperature: 0.8,
             seed: 0,
             batch: 8,
+            visible_filter: false,
         }
     }
 }
 
 impl EvalSettings {
     /// The canonical string results are keyed by (everything but `batch`,
-    /// which changes no result).
+    /// which changes no result). Settings added later appear only when not
+    /// at their default, so earlier results keep their keys.
     pub fn key(&self) -> String {
+        let later = if self.visible_filter {
+            " visible_filter=true"
+        } else {
+            ""
+        };
         format!(
-            "bits={} view={:?} sees_answer={} checks_claims={} max_tokens={} select={}@{} seed={}",
+            "bits={} view={:?} sees_answer={} checks_claims={} max_tokens={} select={}@{} seed={}{later}",
             self.bits,
             self.view,
             self.sees_answer,
@@ -227,6 +251,11 @@ pub struct Record {
     pub asker: Option<AskerNotes>,
     /// For `select`: the candidates, the asker's order, and which was chosen.
     pub candidates: Option<Vec<String>>,
+    /// For `tested` (and `select` with the visible filter): how many of the
+    /// prompt's visible examples each of the small model's candidates
+    /// passed, in its order (before any filter).
+    #[serde(default)]
+    pub visible: Option<Vec<usize>>,
     /// For sessions: the transcript, without the answerer's private view.
     pub transcript: Option<Transcript>,
     /// For `probe`: each claim, whether it is true, and the answer.
@@ -350,16 +379,20 @@ impl<S: ChatModel + Send, L: ChatModel + Send> Evaluator<S, L> {
         self.spent
     }
 
+    /// The models' ids, small then large, as keys name them.
+    pub fn model_ids(&self) -> [[u8; 16]; 2] {
+        [self.small.model_id(), self.large.model_id()]
+    }
+
     /// The key of `method` on `item`.
     pub fn key(&self, item: &Item, method: Method) -> RunKey {
-        RunKey {
-            models: vec![hex(&self.small.model_id()), hex(&self.large.model_id())],
-            prompt_version: tenbits_qa::task_prompt_version(item.task),
-            settings: self.settings.key(),
-            benchmark: self.benchmark.clone(),
-            problem: item.id.clone(),
-            method: method.name().to_string(),
-        }
+        run_key(
+            self.model_ids(),
+            &self.settings,
+            &self.benchmark,
+            item,
+            method,
+        )
     }
 
     /// Runs `methods` on `items`, skipping finished results; `progress` is
@@ -474,6 +507,27 @@ impl<S: ChatModel + Send, L: ChatModel + Send> Evaluator<S, L> {
     }
 }
 
+/// The key of `method` on `item` with these models (small, then large) and
+/// settings: what [`Evaluator::key`] gives, without loading the models
+/// (their ids are their [`Fingerprint`](tenbits_inference::Fingerprint)s'
+/// `model_id`), so a report can be made from results alone.
+pub fn run_key(
+    models: [[u8; 16]; 2],
+    settings: &EvalSettings,
+    benchmark: &str,
+    item: &Item,
+    method: Method,
+) -> RunKey {
+    RunKey {
+        models: models.iter().map(|id| hex(id)).collect(),
+        prompt_version: tenbits_qa::task_prompt_version(item.task),
+        settings: settings.key(),
+        benchmark: benchmark.to_string(),
+        problem: item.id.clone(),
+        method: method.name().to_string(),
+    }
+}
+
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -533,6 +587,7 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
                 r
             }
             Method::Select => self.select(item, &problem)?,
+            Method::Tested => self.tested(item, &problem)?,
             Method::Probe => self.probe(item, &problem)?,
         };
         if method == Method::Probe {
@@ -633,8 +688,16 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
         Ok(r)
     }
 
-    /// `select`: candidates from the small model, bits from the large one.
-    fn select(&mut self, item: &Item, problem: &Problem) -> Result<Record> {
+    /// The small model's candidates (`select`, `tested`): the greedy draft
+    /// and K samples, each as its final answer (the option letters for
+    /// multiple choice, plus its listed answers for short answers) or its
+    /// program, each once, in the asker's order; with the reply each came
+    /// from, and the greedy draft.
+    fn candidates(
+        &mut self,
+        item: &Item,
+        problem: &Problem,
+    ) -> Result<(Vec<String>, Vec<String>, String)> {
         let s = self.settings;
         let sampled = |seed: u64| Sampling {
             temperature: s.select_temperature,
@@ -642,7 +705,6 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
             ..s.greedy()
         };
         let solve = solve_prompt(item);
-        let max_candidates = 1usize << s.bits.min(20);
         // The greedy draft first, then K samples, in one batch.
         let mut asks = vec![(solve.clone(), s.greedy())];
         asks.extend((1..=s.select_samples as u64).map(|k| (solve.clone(), sampled(k))));
@@ -686,10 +748,81 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
                 }
             }
         }
+        let draft = drafts.into_iter().next().unwrap_or_default();
+        Ok((candidates, replies, draft))
+    }
+
+    /// For code: how many of the prompt's visible examples each candidate
+    /// passes, and the positions of those passing the most (all of them
+    /// when none passes any, or the prompt shows none). `None` for other
+    /// tasks, where there is nothing to run.
+    fn visible_tests(
+        &self,
+        item: &Item,
+        candidates: &[String],
+    ) -> Result<Option<(Vec<usize>, Vec<usize>)>> {
+        let Gold::Code(code) = &item.gold else {
+            return Ok(None);
+        };
+        let sandbox = self.sandbox.ok_or_else(|| {
+            EvalError::Invalid("code problems need a sandbox to run their examples".into())
+        })?;
+        let examples = visible_examples(&code.prompt, &code.entry_point);
+        let programs: Vec<String> = candidates
+            .iter()
+            .flat_map(|c| {
+                let program = format!("{}{c}\n", code.prompt);
+                examples.iter().map(move |e| example_program(&program, e))
+            })
+            .collect();
+        let outcomes = sandbox.run_many(&programs);
+        let mut passed = vec![0usize; candidates.len()];
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            if outcome?.passed() {
+                passed[i / examples.len()] += 1;
+            }
+        }
+        let best = passed.iter().copied().max().unwrap_or(0);
+        let kept = (0..candidates.len())
+            .filter(|&i| best == 0 || passed[i] == best)
+            .collect();
+        Ok(Some((passed, kept)))
+    }
+
+    /// `tested`: the first candidate passing the most visible examples; no
+    /// bits, no large model.
+    fn tested(&mut self, item: &Item, problem: &Problem) -> Result<Record> {
+        let (candidates, replies, draft) = self.candidates(item, problem)?;
+        let Some((passed, kept)) = self.visible_tests(item, &candidates)? else {
+            return Ok(empty_record(draft));
+        };
+        let Some(&first) = kept.first() else {
+            return Ok(empty_record(draft));
+        };
+        let mut r = empty_record(replies[first].clone());
+        r.truncated = self.small.was_truncated(&replies[first]);
+        r.candidates = Some(candidates);
+        r.visible = Some(passed);
+        Ok(r)
+    }
+
+    /// `select`: candidates from the small model, bits from the large one.
+    fn select(&mut self, item: &Item, problem: &Problem) -> Result<Record> {
+        let s = self.settings;
+        let max_candidates = 1usize << s.bits.min(20);
+        let (mut candidates, mut replies, draft) = self.candidates(item, problem)?;
+        let mut visible = None;
+        if s.visible_filter {
+            if let Some((passed, kept)) = self.visible_tests(item, &candidates)? {
+                candidates = kept.iter().map(|&i| candidates[i].clone()).collect();
+                replies = kept.iter().map(|&i| replies[i].clone()).collect();
+                visible = Some(passed);
+            }
+        }
         candidates.truncate(max_candidates);
         replies.truncate(max_candidates);
         if candidates.is_empty() {
-            let mut r = empty_record(drafts[0].clone());
+            let mut r = empty_record(draft);
             r.candidates = Some(Vec::new());
             return Ok(r);
         }
@@ -712,6 +845,7 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
         r.bits = b.bits.len();
         r.payload_bytes = b.bits.len().div_ceil(8);
         r.candidates = Some(b.candidates);
+        r.visible = visible;
         Ok(r)
     }
 
@@ -805,6 +939,7 @@ fn empty_record(reply: String) -> Record {
         response_tokens: None,
         asker: None,
         candidates: None,
+        visible: None,
         transcript: None,
         probe: Vec::new(),
     }

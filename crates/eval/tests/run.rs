@@ -56,7 +56,7 @@ fn every_method_runs_and_the_bits_carry_the_large_models_answer() {
     let mut last = None;
     e.run(&bench.items, &Method::ALL, &mut |p| last = Some(p))
         .unwrap();
-    assert_eq!(last.map(|p| (p.done, p.total)), Some((8, 8)));
+    assert_eq!(last.map(|p| (p.done, p.total)), Some((9, 9)));
     let got = records(&results);
     let of = |m: &str| &got.iter().find(|(k, _)| k == m).unwrap().1;
     assert!(!of("small").correct && of("large").correct);
@@ -70,6 +70,9 @@ fn every_method_runs_and_the_bits_carry_the_large_models_answer() {
         assert!(of(m).graded);
     }
     assert_eq!(of("qa").bits, 10);
+    // Not code: the receiver has nothing to run, so `tested` is its draft.
+    assert!(!of("tested").correct);
+    assert_eq!((of("tested").bits, of("tested").visible.clone()), (0, None));
     let coded = of("coded").coded_bits.unwrap();
     assert!(coded <= 11.0, "{coded}");
     // `select` bisects the small model's candidates toward the large
@@ -245,4 +248,114 @@ fn problems_side_by_side_get_the_results_they_get_one_at_a_time() {
         );
         assert!(qa.correct);
     }
+}
+
+/// A coder that writes `2 * x` (right) only when sampled with a seed
+/// divisible by 3, `x + 1` greedily (passes one of three examples) and
+/// `x * x` otherwise (passes one); as answerer it believes in `x * x`.
+struct Coder;
+
+impl tenbits_qa::ChatModel for Coder {
+    fn model_id(&self) -> [u8; 16] {
+        [7; 16]
+    }
+    fn name(&self) -> &str {
+        "coder"
+    }
+    fn complete(
+        &mut self,
+        requests: &[(Vec<tenbits_qa::Message>, tenbits_qa::Sampling)],
+    ) -> Result<Vec<tenbits_qa::Reply>, tenbits_qa::ModelError> {
+        let body = |s: &tenbits_qa::Sampling| {
+            if s.temperature == 0.0 {
+                "x + 1"
+            } else if s.seed.is_multiple_of(3) {
+                "2 * x"
+            } else {
+                "x * x"
+            }
+        };
+        Ok(requests
+            .iter()
+            .map(|(_, s)| format!("```python\ndef double(x):\n    return {}\n```", body(s)).into())
+            .collect())
+    }
+    fn p_yes(
+        &mut self,
+        conversations: &[Vec<tenbits_qa::Message>],
+    ) -> Result<Vec<f64>, tenbits_qa::ModelError> {
+        let last =
+            |c: &Vec<tenbits_qa::Message>| c.last().map_or(String::new(), |m| m.content.clone());
+        Ok(conversations
+            .iter()
+            .map(|c| if last(c).contains("x * x") { 0.9 } else { 0.2 })
+            .collect())
+    }
+    fn score_candidates(
+        &mut self,
+        _: &[tenbits_qa::Message],
+        candidates: &[String],
+    ) -> Result<Vec<f64>, tenbits_qa::ModelError> {
+        Ok(vec![0.0; candidates.len()])
+    }
+}
+
+#[test]
+fn the_receiver_tests_its_programs_on_the_prompts_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("code.jsonl");
+    let problem = serde_json::json!({
+        "task_id": "T/0",
+        "prompt": "def double(x):\n    \"\"\"Doubles x.\n    >>> double(1)\n    2\n    double(3) == 6\n    double(2) ➞ 4\n    \"\"\"\n",
+        "canonical_solution": "    return 2 * x\n",
+        "test": "def check(f):\n    assert f(5) == 10\n",
+        "entry_point": "double",
+    });
+    std::fs::write(&path, format!("{problem}\n")).unwrap();
+    let bench = tenbits_eval::load(&path).unwrap();
+    let sandbox = tenbits_eval::Sandbox::new(tenbits_eval::SandboxConfig::default()).unwrap();
+    let run = |filter: bool| {
+        let results = dir.path().join(format!("results-{filter}.jsonl"));
+        let settings = EvalSettings {
+            visible_filter: filter,
+            ..EvalSettings::default()
+        };
+        let mut e = Evaluator::new(
+            Coder,
+            Coder,
+            settings,
+            "code",
+            Some(sandbox.clone()),
+            &results,
+        )
+        .unwrap();
+        e.run(
+            &bench.items,
+            &[Method::Small, Method::Tested, Method::Select],
+            &mut |_| {},
+        )
+        .unwrap();
+        records(&results)
+    };
+    let plain = run(false);
+    let of =
+        |got: &[(String, Record)], m: &str| got.iter().find(|(k, _)| k == m).unwrap().1.clone();
+    assert!(!of(&plain, "small").correct);
+    // The answerer, believing in `x * x`, steers plain select to it.
+    let select = of(&plain, "select");
+    assert!(!select.correct, "{}", select.reply);
+    assert!(select.reply.contains("x * x"));
+    assert_eq!(select.visible, None);
+    // With no bits, the first program passing the most examples (all
+    // three) is `2 * x`: the draft and `x * x` pass one each.
+    let tested = of(&plain, "tested");
+    assert!(tested.correct, "{}", tested.reply);
+    assert_eq!(tested.bits, 0);
+    assert_eq!(tested.visible, Some(vec![1, 1, 3]));
+    // Filtered, select bisects only `2 * x`: right, in no bits.
+    let filtered = run(true);
+    let select = of(&filtered, "select");
+    assert!(select.correct, "{}", select.reply);
+    assert_eq!(select.candidates.as_ref().map(Vec::len), Some(1));
+    assert_eq!(select.visible, Some(vec![1, 1, 3]));
 }

@@ -25,16 +25,21 @@ fn run(s: &Sandbox, program: &str) -> tenbits_eval::CheckResult {
     r
 }
 
-#[test]
-fn canonical_solutions_pass_and_empty_bodies_fail() {
-    let path = match tenbits_eval::humaneval_path() {
-        Ok(p) => p,
+/// HumanEval from the cache, or `None` (with a note) where set-up has not
+/// fetched it.
+fn humaneval() -> Option<tenbits_eval::Benchmark> {
+    match tenbits_eval::humaneval_path() {
+        Ok(p) => Some(tenbits_eval::load(p).unwrap()),
         Err(e) => {
             eprintln!("note: {e}; skipping");
-            return;
+            None
         }
-    };
-    let bench = tenbits_eval::load(path).unwrap();
+    }
+}
+
+#[test]
+fn canonical_solutions_pass_and_empty_bodies_fail() {
+    let Some(bench) = humaneval() else { return };
     assert_eq!(bench.items.len(), 164);
     let s = sandbox(Duration::from_secs(10));
     let codes: Vec<_> = bench
@@ -85,6 +90,76 @@ fn canonical_solutions_pass_and_empty_bodies_fail() {
         )
         .unwrap();
     assert!(!grade.correct);
+}
+
+/// The examples parsed from HumanEval's prompts are what the prompts say:
+/// the canonical solutions pass nearly all of them, and an empty body
+/// passes few.
+#[test]
+fn canonical_solutions_pass_their_prompts_visible_examples() {
+    let Some(bench) = humaneval() else { return };
+    let s = sandbox(Duration::from_secs(10));
+    // Every fourth problem: enough to see the parser's error rate.
+    let (mut with_examples, mut all_pass, mut programs, mut empty) = (0, 0, Vec::new(), Vec::new());
+    let (mut counts, mut shown) = (Vec::new(), Vec::new());
+    for item in bench.items.iter().step_by(4) {
+        let Gold::Code(c) = &item.gold else { panic!() };
+        let examples = tenbits_eval::visible_examples(&c.prompt, &c.entry_point);
+        if examples.is_empty() {
+            continue;
+        }
+        with_examples += 1;
+        counts.push(examples.len());
+        shown.push((item.id.clone(), examples.clone()));
+        let canonical = format!("{}{}", c.prompt, c.canonical);
+        let stub = format!("{}    pass\n", c.prompt);
+        for e in &examples {
+            programs.push(tenbits_eval::example_program(&canonical, e));
+        }
+        empty.push(tenbits_eval::example_program(&stub, &examples[0]));
+    }
+    let passed = |programs: &[String]| {
+        let results = s.run_many(programs);
+        let mut at = 0;
+        counts
+            .iter()
+            .map(|&n| {
+                let ok = results[at..at + n]
+                    .iter()
+                    .filter(|r| r.as_ref().is_ok_and(|r| r.passed()))
+                    .count();
+                at += n;
+                ok
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut wrong = Vec::new();
+    for ((ok, n), shown) in passed(&programs).iter().zip(&counts).zip(&shown) {
+        all_pass += usize::from(ok == n);
+        if ok != n {
+            wrong.push(format!("{}: {ok} of {:?}", shown.0, shown.1));
+        }
+    }
+    let empty_passed = s
+        .run_many(&empty)
+        .iter()
+        .filter(|r| r.as_ref().is_ok_and(|r| r.passed()))
+        .count();
+    let total: usize = counts.iter().sum();
+    eprintln!(
+        "{with_examples} of 41 prompts show examples ({total} in all); the canonical solution \
+         passes all of them on {all_pass}; an empty body passes the first on {empty_passed}"
+    );
+    assert!(with_examples >= 27, "{with_examples}");
+    assert!(
+        all_pass * 10 >= with_examples * 9,
+        "{all_pass} of {with_examples}: {wrong:#?}"
+    );
+    // An empty body passes the first example of few.
+    assert!(
+        empty_passed * 5 < with_examples,
+        "{empty_passed} of {with_examples}"
+    );
 }
 
 #[test]

@@ -320,6 +320,19 @@ impl Fingerprint {
         })
     }
 
+    /// The fingerprint of the model a directory holds (`model.onnx`, its
+    /// weight files and `tokenizer.json`): what loading it would give,
+    /// without starting a session.
+    pub fn of_dir(dir: &Path) -> Result<Fingerprint, InferenceError> {
+        let (model, tokenizer) = (dir.join("model.onnx"), dir.join("tokenizer.json"));
+        for path in [&model, &tokenizer] {
+            if !path.is_file() {
+                return Err(InferenceError::MissingModelFile { path: path.clone() });
+            }
+        }
+        Self::of_files(&model, &tokenizer)
+    }
+
     /// The first 16 bytes of the model hash, as `.tb` headers record it.
     pub fn model_id(&self) -> [u8; 16] {
         self.model[..16].try_into().expect("32 >= 16")
