@@ -281,7 +281,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         let wanted: std::collections::HashSet<_> = keys.into_iter().collect();
         let summary = tenbits_eval::summarize(&all, |k| wanted.contains(k), facts);
         text += &format!(
-            "`tenbits eval --bench {} --small {}{} --large {}{} --bits {bits} --split {}{}` ({}; prompt version {}; settings: {key})\n\n",
+            "`tenbits eval --bench {} --small {}{} --large {}{} --bits {bits} --split {}{}{}{}` ({}; prompt version {}; settings: {key})\n\n",
             args.bench,
             args.small,
             dir_flag("--small-dir", args.small_dir.as_deref()),
@@ -289,6 +289,16 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
             dir_flag("--large-dir", args.large_dir.as_deref()),
             split_name(args.split),
             args.limit.map_or(String::new(), |l| format!(" --limit {l}")),
+            if settings.view == Knowledge::Reference {
+                " --view reference"
+            } else {
+                ""
+            },
+            if args.visible_filter {
+                " --visible-filter"
+            } else {
+                ""
+            },
             results.display(),
             versions,
         );
