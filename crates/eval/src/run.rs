@@ -888,7 +888,12 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
         }
         let own = match &item.gold {
             Gold::Choice { options, .. } => extract_choice(&known, options).map(|e| e.text),
-            _ => crate::extract::extract_answer(&known).map(|e| e.text),
+            // A bare reference ("1554") has no answer line to extract: it is
+            // the answer. (Before this, the oracle fell back to its scores on
+            // every short-answer task.)
+            _ => crate::extract::extract_answer(&known)
+                .map(|e| e.text)
+                .or_else(|| problem.reference.as_ref().map(|r| r.trim().to_string())),
         };
         if let Some(own) = own {
             if let Some(i) = candidates.iter().position(|c| same_answer(c, &own)) {

@@ -359,3 +359,27 @@ fn the_receiver_tests_its_programs_on_the_prompts_examples() {
     assert_eq!(select.candidates.as_ref().map(Vec::len), Some(1));
     assert_eq!(select.visible, Some(vec![1, 1, 3]));
 }
+
+/// The oracle's bits name the gold itself, even where the large model
+/// alone believes otherwise: a bare reference ("42") is the answer.
+#[test]
+fn the_oracle_select_picks_the_gold_it_is_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = benchmark(dir.path());
+    let results = dir.path().join("results.jsonl");
+    let small = Fake::new("small", "41", &OPTIONS);
+    let large = Fake::new("large", "41", &["41"]);
+    let settings = EvalSettings {
+        view: Knowledge::Reference,
+        ..EvalSettings::default()
+    };
+    let mut e = Evaluator::new(small, large, settings, "arith", None, &results).unwrap();
+    e.run(&bench.items, &[Method::Select], &mut |_| {}).unwrap();
+    let got = records(&results);
+    let select = &got[0].1;
+    assert!(
+        select.correct,
+        "{} from {:?}",
+        select.reply, select.candidates
+    );
+}
