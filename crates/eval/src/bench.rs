@@ -119,6 +119,19 @@ pub enum Gold {
 }
 
 impl Gold {
+    /// The answer itself, as a short-answer reply states it: the number as
+    /// written, the first text, the option letter, `Yes` or `No`; `None`
+    /// for code and ungradable problems.
+    pub fn short_answer(&self) -> Option<String> {
+        match self {
+            Gold::Number { text, .. } => Some(text.clone()),
+            Gold::Text(t) => t.first().cloned(),
+            Gold::Choice { letter, .. } => Some(letter.to_string()),
+            Gold::YesNo { yes, .. } => Some((if *yes { "Yes" } else { "No" }).to_string()),
+            Gold::Code(_) | Gold::Ungradable(_) => None,
+        }
+    }
+
     /// The gold answer as text, as a reference for the answering model: the
     /// first target; the number; `(B) option text`; `Yes. explanation`; the
     /// complete reference program.

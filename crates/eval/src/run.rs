@@ -636,12 +636,8 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
 
     /// `probe`: the gold claim and a wrong claim, answered from the view.
     fn probe(&mut self, item: &Item, problem: &Problem) -> Result<Record> {
-        let gold = match &item.gold {
-            Gold::Number { text, .. } => text.clone(),
-            Gold::Text(t) if !t.is_empty() => t[0].clone(),
-            Gold::Choice { letter, .. } => letter.to_string(),
-            Gold::YesNo { yes, .. } => (if *yes { "Yes" } else { "No" }).to_string(),
-            _ => return Ok(empty_record(String::new())),
+        let Some(gold) = item.gold.short_answer() else {
+            return Ok(empty_record(String::new()));
         };
         let draft = self
             .small
@@ -859,15 +855,19 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
         problem: &Problem,
         candidates: &[String],
     ) -> Result<usize> {
-        let known = match (&problem.reference, self.settings.view) {
-            (Some(r), Knowledge::Reference | Knowledge::ReferenceElseOwn) => r.clone(),
-            _ => {
+        let reference = match (&problem.reference, self.settings.view) {
+            (Some(r), Knowledge::Reference | Knowledge::ReferenceElseOwn) => Some(r.clone()),
+            _ => None,
+        };
+        let known = match &reference {
+            Some(r) => r.clone(),
+            None => {
                 let solve = (solve_prompt(item), self.settings.greedy());
                 self.large.generate(&[solve])?.remove(0)
             }
         };
         if let Gold::Code(_) = item.gold {
-            let label = if problem.reference.is_some() {
+            let label = if reference.is_some() {
                 prompts::REFERENCE_LABEL
             } else {
                 SOLUTION_LABEL
@@ -886,14 +886,12 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
             let p = self.large.p_yes(&views)?;
             return Ok(argmax(&p));
         }
-        let own = match &item.gold {
-            Gold::Choice { options, .. } => extract_choice(&known, options).map(|e| e.text),
-            // A bare reference ("1554") has no answer line to extract: it is
-            // the answer. (Before this, the oracle fell back to its scores on
-            // every short-answer task.)
-            _ => crate::extract::extract_answer(&known)
-                .map(|e| e.text)
-                .or_else(|| problem.reference.as_ref().map(|r| r.trim().to_string())),
+        // The oracle knows the answer itself, not a reply to extract it
+        // from: a bare reference ("1554") has no answer line.
+        let own = match (&reference, &item.gold) {
+            (Some(_), gold) => gold.short_answer(),
+            (None, Gold::Choice { options, .. }) => extract_choice(&known, options).map(|e| e.text),
+            (None, _) => crate::extract::extract_answer(&known).map(|e| e.text),
         };
         if let Some(own) = own {
             if let Some(i) = candidates.iter().position(|c| same_answer(c, &own)) {
