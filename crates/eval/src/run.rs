@@ -451,6 +451,7 @@ impl<S: ChatModel + Send, L: ChatModel + Send> Evaluator<S, L> {
                         large: Metered::with_memory(large.clone(), large_memory),
                         settings,
                         sandbox,
+                        visible: None,
                     };
                     for (method, key) in todo {
                         let outcome = match problem.run_one(item, *method) {
@@ -538,7 +539,15 @@ struct ProblemRun<'a, S, L> {
     large: Metered<SharedModel<L>>,
     settings: &'a EvalSettings,
     sandbox: Option<&'a Sandbox>,
+    /// The last candidates run on the visible examples, with what
+    /// [`ProblemRun::visible_tests`] found, so `tested` and a filtered
+    /// `select` on one problem run them once.
+    visible: Option<(Vec<String>, VisibleTests)>,
 }
+
+/// How many visible examples each candidate passes, and the positions of
+/// those passing the most.
+type VisibleTests = (Vec<usize>, Vec<usize>);
 
 impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
     fn run_one(&mut self, item: &Item, method: Method) -> Result<Record> {
@@ -753,13 +762,18 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
     /// when none passes any, or the prompt shows none). `None` for other
     /// tasks, where there is nothing to run.
     fn visible_tests(
-        &self,
+        &mut self,
         item: &Item,
         candidates: &[String],
-    ) -> Result<Option<(Vec<usize>, Vec<usize>)>> {
+    ) -> Result<Option<VisibleTests>> {
         let Gold::Code(code) = &item.gold else {
             return Ok(None);
         };
+        if let Some((seen, found)) = &self.visible {
+            if seen == candidates {
+                return Ok(Some(found.clone()));
+            }
+        }
         let sandbox = self.sandbox.ok_or_else(|| {
             EvalError::Invalid("code problems need a sandbox to run their examples".into())
         })?;
@@ -779,9 +793,10 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
             }
         }
         let best = passed.iter().copied().max().unwrap_or(0);
-        let kept = (0..candidates.len())
+        let kept: Vec<usize> = (0..candidates.len())
             .filter(|&i| best == 0 || passed[i] == best)
             .collect();
+        self.visible = Some((candidates.to_vec(), (passed.clone(), kept.clone())));
         Ok(Some((passed, kept)))
     }
 
