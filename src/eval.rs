@@ -198,6 +198,8 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
     if let Some(dir) = results.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    let small_dir = model_dir(&args.small, args.small_dir.as_deref())?;
+    let large_dir = model_dir(&args.large, args.large_dir.as_deref())?;
     // A report needs only the models' fingerprints (the keys name them),
     // not the models.
     let mut evaluator = if args.report_only {
@@ -205,12 +207,8 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
     } else {
         let threads = crate::settings(args.threads).threads;
         eprintln!("loading {} and {}", args.small, args.large);
-        let load = |name: &str, dir: Option<&Path>| match dir {
-            Some(dir) => OnnxChatModel::load_dir(name, dir, threads),
-            None => OnnxChatModel::load(name, threads),
-        };
-        let small = load(&args.small, args.small_dir.as_deref())?;
-        let large = load(&args.large, args.large_dir.as_deref())?;
+        let small = OnnxChatModel::load_dir(&args.small, &small_dir, threads)?;
+        let large = OnnxChatModel::load_dir(&args.large, &large_dir, threads)?;
         let needs_sandbox = items
             .iter()
             .any(|i| matches!(i.gold, tenbits_eval::Gold::Code(_)));
@@ -230,15 +228,10 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
     };
     let model_ids = match &evaluator {
         Some(e) => e.model_ids(),
-        None => {
-            let id = |name: &str, dir: Option<&Path>| -> Result<[u8; 16]> {
-                Ok(Fingerprint::of_dir(&model_dir(name, dir)?)?.model_id())
-            };
-            [
-                id(&args.small, args.small_dir.as_deref())?,
-                id(&args.large, args.large_dir.as_deref())?,
-            ]
-        }
+        None => [
+            Fingerprint::of_dir(&small_dir)?.model_id(),
+            Fingerprint::of_dir(&large_dir)?.model_id(),
+        ],
     };
     let mut budgets = Vec::new();
     for &bits in &args.bits {
@@ -268,8 +261,8 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         let versions = versions.iter().map(u32::to_string).collect::<Vec<_>>();
         budgets.push((bits, budget.key(), keys, versions.join(", ")));
     }
-    let (vocab_bits, large_macs) = facts(&model_dir(&args.large, args.large_dir.as_deref())?)?;
-    let (_, small_macs) = facts(&model_dir(&args.small, args.small_dir.as_deref())?)?;
+    let (vocab_bits, large_macs) = facts(&large_dir)?;
+    let (_, small_macs) = facts(&small_dir)?;
     let facts = ModelFacts {
         large_vocab_bits: vocab_bits,
         small_macs_per_token: small_macs,

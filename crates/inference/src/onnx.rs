@@ -314,7 +314,7 @@ impl OnnxModel {
         }
         let config = ModelConfig::load(&dir.join("config.json"))?;
         let tokenizer = TextTokenizer::from_file(&tokenizer_path)?;
-        let fingerprint = Fingerprint::of_files(&base_path, &tokenizer_path)?;
+        let fingerprint = Fingerprint::of_dir(dir)?;
 
         let env = environment()?;
         let ort_err = |source: ort::Error| InferenceError::Session {
