@@ -468,6 +468,22 @@ fn colour_of(family: &str, i: usize) -> RGBColor {
     }
 }
 
+/// The marker of the `series`th series centred at `centre`: circles,
+/// triangles and squares in turn, so series of one colour family stay
+/// apart (on the plane and in the legend alike).
+fn marker<DB: DrawingBackend>(
+    series: usize,
+    centre: (i32, i32),
+    style: ShapeStyle,
+) -> DynElement<'static, DB, (i32, i32)> {
+    let (x, y) = centre;
+    match series % 3 {
+        0 => Circle::new(centre, 5, style).into_dyn(),
+        1 => TriangleMarker::new(centre, 6, style).into_dyn(),
+        _ => Rectangle::new([(x - 4, y - 4), (x + 4, y + 4)], style).into_dyn(),
+    }
+}
+
 /// Draws the plane: every series with its own colour and marker, the
 /// points of one method joined across bit budgets and tagged with their
 /// budget, and a legend that names each series (with the gap it recovers),
@@ -527,31 +543,15 @@ where
         let tag = |p: &Point| p.bits.map_or(String::new(), |b| b.to_string());
         let font = ("sans-serif", 12).into_font().color(&colour);
         let style = colour.filled();
-        // One marker shape per series in turn, so series of one colour
-        // family stay apart.
-        let drawn = match i % 3 {
-            0 => chart.draw_series(members.iter().map(|p| {
+        chart
+            .draw_series(members.iter().map(|p| {
                 EmptyElement::at(at(p))
-                    + Circle::new((0, 0), 5, style)
+                    + marker::<DB>(i, (0, 0), style)
                     + Text::new(tag(p), (6, 2), font.clone())
-            })),
-            1 => chart.draw_series(members.iter().map(|p| {
-                EmptyElement::at(at(p))
-                    + TriangleMarker::new((0, 0), 6, style)
-                    + Text::new(tag(p), (6, 2), font.clone())
-            })),
-            _ => chart.draw_series(members.iter().map(|p| {
-                EmptyElement::at(at(p))
-                    + Rectangle::new([(-4, -4), (4, 4)], style)
-                    + Text::new(tag(p), (6, 2), font.clone())
-            })),
-        }
-        .map_err(err)?;
-        drawn.label(legend).legend(move |(x, y)| match i % 3 {
-            0 => Circle::new((x + 8, y), 5, style).into_dyn(),
-            1 => TriangleMarker::new((x + 8, y), 6, style).into_dyn(),
-            _ => Rectangle::new([(x + 4, y - 4), (x + 12, y + 4)], style).into_dyn(),
-        });
+            }))
+            .map_err(err)?
+            .label(legend)
+            .legend(move |(x, y)| marker::<DB>(i, (x + 8, y), style));
     }
     chart
         .configure_series_labels()
