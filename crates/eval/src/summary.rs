@@ -45,6 +45,10 @@ pub struct MethodSummary {
     /// questions on the small model alone. `None` for BLC itself or
     /// without BLC results.
     pub vs_blc: Option<Difference>,
+    /// Accuracy minus `tested`'s, likewise: on code, whether the bits beat
+    /// the receiver running its own samples on the prompt's examples for
+    /// free. `None` for `tested` itself or without its results.
+    pub vs_tested: Option<Difference>,
     /// Mean one-bit answers sent.
     pub bits: f64,
     /// Mean bits actually needed with coding (`coded`), else `bits`.
@@ -216,15 +220,18 @@ fn method_summary(
     )
     .ok()
     .flatten();
-    let vs_blc = by.get("blc").filter(|_| name != "blc").and_then(|blc| {
+    // Paired against a control that spends no knowledge of the large
+    // model, on the problems both ran.
+    let versus = |control: &str| {
+        let theirs = by.get(control).filter(|_| name != control)?;
         let (mine, theirs): (Vec<bool>, Vec<bool>) = problems
             .iter()
-            .filter_map(|p| blc.get(*p).map(|b| (rec(p).correct, b.correct)))
+            .filter_map(|p| theirs.get(*p).map(|t| (rec(p).correct, t.correct)))
             .unzip();
         paired_difference(&mine, &theirs, Bootstrap::default())
             .ok()
             .flatten()
-    });
+    };
     let mean = |f: &dyn Fn(&Record) -> f64| {
         if n == 0 {
             0.0
@@ -246,7 +253,8 @@ fn method_summary(
         accuracy: accuracy(correct, n),
         truncated: problems.iter().filter(|p| rec(p).truncated).count(),
         gap,
-        vs_blc,
+        vs_blc: versus("blc"),
+        vs_tested: versus("tested"),
         bits: mean(&|r| r.bits as f64),
         sent_bits: mean(&sent),
         ratio_tokens: ratio(total_tokens * facts.large_vocab_bits),
@@ -369,9 +377,17 @@ fn percent(a: Option<Accuracy>) -> String {
 }
 
 fn table(rows: &[MethodSummary]) -> String {
-    let mut out = String::from(
-        "| method | n | accuracy (95% CI) | gap recovered (95% CI) | vs blc, points (95% CI) | bits | sent bits | ratio (tokens) | ratio (bytes) | small tok | large tok | GFLOP | s | cut off |\n\
-         |---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    // The `tested` control has a column only in runs that have it, so
+    // reports of runs without it read as they always did.
+    let with_tested = rows.iter().any(|r| r.vs_tested.is_some());
+    let (tested_head, tested_rule) = if with_tested {
+        (" vs tested, points (95% CI) |", "---|")
+    } else {
+        ("", "")
+    };
+    let mut out = format!(
+        "| method | n | accuracy (95% CI) | gap recovered (95% CI) | vs blc, points (95% CI) |{tested_head} bits | sent bits | ratio (tokens) | ratio (bytes) | small tok | large tok | GFLOP | s | cut off |\n\
+         |---|---:|---|---|---|{tested_rule}---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let acc = percent(r.accuracy);
@@ -384,24 +400,15 @@ fn table(rows: &[MethodSummary]) -> String {
             ),
             None => format!("{:.0}%", 100.0 * g.point),
         });
-        // On fewer problems than the row's n when BLC ran on fewer.
-        let vs_blc = r.vs_blc.map_or("–".into(), |d| {
-            let pts = |x: f64| format!("{:+.0}", 100.0 * x);
-            let on = if d.problems == r.problems {
-                String::new()
-            } else {
-                format!("; n {}", d.problems)
-            };
-            format!(
-                "{} ({} to {}{on})",
-                pts(d.point),
-                pts(d.ci95.lo),
-                pts(d.ci95.hi)
-            )
-        });
+        let vs_blc = points(r.vs_blc, r.problems);
+        let vs_tested = if with_tested {
+            format!(" {} |", points(r.vs_tested, r.problems))
+        } else {
+            String::new()
+        };
         let ratio = |r: Option<f64>| r.map_or("–".into(), |r| format!("{r:.4}"));
         out += &format!(
-            "| {} | {} | {acc} | {gap} | {vs_blc} | {:.1} | {:.1} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {} |\n",
+            "| {} | {} | {acc} | {gap} | {vs_blc} |{vs_tested} {:.1} | {:.1} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {} |\n",
             r.method,
             r.problems,
             r.bits,
@@ -416,4 +423,23 @@ fn table(rows: &[MethodSummary]) -> String {
         );
     }
     out
+}
+
+/// "+24 (+14 to +34)" in points, with the control's n when it ran on fewer
+/// of the row's `problems`; or "–".
+fn points(d: Option<Difference>, problems: usize) -> String {
+    d.map_or("–".into(), |d| {
+        let pts = |x: f64| format!("{:+.0}", 100.0 * x);
+        let on = if d.problems == problems {
+            String::new()
+        } else {
+            format!("; n {}", d.problems)
+        };
+        format!(
+            "{} ({} to {}{on})",
+            pts(d.point),
+            pts(d.ci95.lo),
+            pts(d.ci95.hi)
+        )
+    })
 }

@@ -102,10 +102,17 @@ fn every_method_runs_and_the_bits_carry_the_large_models_answer() {
     // qa right where blc was wrong: +100 points over it; none for blc.
     assert_eq!(row("qa").vs_blc.unwrap().point, 1.0);
     assert_eq!(row("blc").vs_blc, None);
+    // Likewise against the receiver testing its own draft for free.
+    assert_eq!(row("qa").vs_tested.unwrap().point, 1.0);
+    assert_eq!(row("tested").vs_tested, None);
     assert_eq!(row("qa").bits, 10.0);
     let table = tenbits_eval::markdown(&summary, false);
     assert!(table.contains("| qa | 1 | 100.0%"), "{table}");
-    assert!(table.contains("| +100 (+100 to +100) |"), "{table}");
+    assert!(
+        table.contains("| +100 (+100 to +100) | +100 (+100 to +100) |"),
+        "{table}"
+    );
+    assert!(table.contains("| vs blc, points (95% CI) | vs tested, points (95% CI) |"));
     assert!(table.contains("own solution (honest)"));
     // qa's asker wrote 8 of its 10 questions and its revision moved the
     // wrong draft to the right answer; blc's moved nothing.

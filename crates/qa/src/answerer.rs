@@ -449,6 +449,24 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_reference_decides_claims_about_the_final_answer() {
+        // Oracle views pass the gold as it is in the task file ("39"), with
+        // no "Answer:" line; it must still be the answer claims are held to.
+        let mut model = YesMan { asked: Vec::new() };
+        let mut book =
+            AnswerBook::new(Knowledge::Reference, Sampling::default()).checking_claims(true);
+        let mut r = request(&["Is the answer 390?", "Is the answer 39?"], None);
+        r.problem.reference = Some("39".into());
+        let answers = answer_batch(&mut book, &mut model, &[&r])
+            .unwrap()
+            .remove(0);
+        let bits: Vec<bool> = answers.iter().map(|a| a.bit).collect();
+        assert_eq!(bits, [false, true]);
+        assert!(model.asked.is_empty(), "{:?}", model.asked);
+        assert!(answers.iter().all(|a| a.basis == Some(Basis::Reference)));
+    }
+
+    #[test]
     fn only_value_claims_are_claims() {
         let r = request(&[], None);
         let claim = |q: &str| claim_of(q, &r);
