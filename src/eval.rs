@@ -48,13 +48,10 @@ pub struct EvalArgs {
     /// Methods, comma-separated: small, large, blc, qa, qa+, coded, select,
     /// tested (code: the small model's samples run on the prompt's visible
     /// examples, no bits: select's control), probe (the answerer alone on
-    /// claims of known truth).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "small,large,blc,qa,qa+,coded,select"
-    )]
-    methods: Vec<String>,
+    /// claims of known truth) [default: small,large,blc,qa,qa+,coded,select;
+    /// with --report-only, every method the results file holds].
+    #[arg(long, value_delimiter = ',')]
+    methods: Option<Vec<String>>,
     /// What the answerer knows: `own-solution` (honest) or `reference`
     /// (the gold answer: an oracle upper bound).
     #[arg(long, default_value = "own-solution")]
@@ -149,6 +146,32 @@ fn facts(dir: &Path) -> Result<(f64, f64)> {
     Ok((vocab.log2(), macs))
 }
 
+/// The methods named, else those a run does by default; a report of a
+/// file without names shows every method it holds, so rows a run added
+/// with `--methods` are not silently left out.
+fn methods(named: Option<&[String]>, report_only: bool) -> Result<Vec<Method>> {
+    match named {
+        Some(names) => Ok(names
+            .iter()
+            .map(|m| Method::parse(m))
+            .collect::<Result<Vec<_>, _>>()?),
+        None if report_only => Ok(Method::ALL.to_vec()),
+        None => Ok(DEFAULT_METHODS.to_vec()),
+    }
+}
+
+/// What `tenbits eval` runs without `--methods`: every method but the
+/// code-only control `tested` and the answerer's `probe`.
+const DEFAULT_METHODS: [Method; 7] = [
+    Method::Small,
+    Method::Large,
+    Method::Blc,
+    Method::Qa,
+    Method::QaPlus,
+    Method::Coded,
+    Method::Select,
+];
+
 pub fn eval_command(args: &EvalArgs) -> Result<()> {
     let path = if args.bench == "humaneval" {
         tenbits_eval::humaneval_path()?
@@ -167,11 +190,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
             split_name(args.split)
         );
     }
-    let methods = args
-        .methods
-        .iter()
-        .map(|m| Method::parse(m))
-        .collect::<Result<Vec<_>, _>>()?;
+    let methods = methods(args.methods.as_deref(), args.report_only)?;
     let settings = EvalSettings {
         bits: args.bits[0],
         view: view(&args.view)?,
@@ -447,4 +466,25 @@ pub fn frontier_command(args: &FrontierArgs) -> Result<()> {
     tenbits_bench::plot(&points, &title, &args.svg, &args.png)?;
     eprintln!("plot: {} and {}", args.svg.display(), args.png.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_without_named_methods_shows_every_method() {
+        let names = |ms: Vec<Method>| ms.iter().map(|m| m.name()).collect::<Vec<_>>().join(",");
+        assert_eq!(
+            names(methods(None, true).unwrap()),
+            names(Method::ALL.to_vec())
+        );
+        assert_eq!(
+            names(methods(None, false).unwrap()),
+            "small,large,blc,qa,qa+,coded,select"
+        );
+        let named = ["tested".to_string(), "select".to_string()];
+        assert_eq!(names(methods(Some(&named), true).unwrap()), "tested,select");
+        assert!(methods(Some(&["nope".to_string()]), false).is_err());
+    }
 }
