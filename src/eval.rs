@@ -156,21 +156,14 @@ fn methods(named: Option<&[String]>, report_only: bool) -> Result<Vec<Method>> {
             .map(|m| Method::parse(m))
             .collect::<Result<Vec<_>, _>>()?),
         None if report_only => Ok(Method::ALL.to_vec()),
-        None => Ok(DEFAULT_METHODS.to_vec()),
+        // Every method but the code-only control `tested` and the
+        // answerer's `probe`.
+        None => Ok(Method::ALL
+            .into_iter()
+            .filter(|m| !matches!(m, Method::Tested | Method::Probe))
+            .collect()),
     }
 }
-
-/// What `tenbits eval` runs without `--methods`: every method but the
-/// code-only control `tested` and the answerer's `probe`.
-const DEFAULT_METHODS: [Method; 7] = [
-    Method::Small,
-    Method::Large,
-    Method::Blc,
-    Method::Qa,
-    Method::QaPlus,
-    Method::Coded,
-    Method::Select,
-];
 
 pub fn eval_command(args: &EvalArgs) -> Result<()> {
     let path = if args.bench == "humaneval" {
