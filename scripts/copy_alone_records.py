@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""Copy the `small` and `large` records of one results file into another
-whose settings differ only in what those two methods never read.
+"""Copy the records of methods that do not read some settings from one
+results file into another whose settings differ only in those.
 
 `small` (the small model's greedy draft) and `large` (the large model's own
-greedy solution) do not depend on the answerer's view or on the bit budget,
-but their results are keyed by every setting, so an oracle run
-(`--view reference`) would recompute them. Copying them under the target
-settings saves that time and makes the oracle's small/large rows the same
-answers as the honest run's.
+greedy solution) do not depend on the answerer's view, the bit budget or
+select's settings; `blc` (the small model asking and answering itself)
+does not depend on select's settings or the visible filter. Their results
+are keyed by every setting, so an oracle run (`--view reference`) or a
+filtered run (`--visible-filter`) would recompute them. Copying them under
+the target settings saves that time and makes the target's rows the same
+answers as the source's.
 
 usage: copy_alone_records.py FROM.jsonl TO.jsonl --set view=Reference [--where bits=10]
+       [--methods small,large,blc]
 """
 import argparse
 import json
@@ -17,8 +20,14 @@ import os
 import re
 import sys
 
-# Settings that neither method reads; anything else must match exactly.
-FREE = {"view", "bits", "sees_answer", "checks_claims", "select"}
+# Per method, the settings it never reads; anything else must match exactly.
+FREE = {
+    "small": {"view", "bits", "sees_answer", "checks_claims", "select", "visible_filter"},
+    "large": {"view", "bits", "sees_answer", "checks_claims", "select", "visible_filter"},
+    "blc": {"select", "visible_filter"},
+}
+# Settings a key names only when set (at its end): `--set` adds them.
+ONLY_WHEN_SET = {"visible_filter"}
 
 
 def main():
@@ -26,18 +35,26 @@ def main():
     ap.add_argument("source")
     ap.add_argument("target")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="a setting to change in the copied keys (only %s)" % sorted(FREE))
+                    help="a setting to change in the copied keys")
     ap.add_argument("--where", action="append", default=[], metavar="NAME=VALUE",
                     help="copy only records whose settings hold NAME=VALUE")
+    ap.add_argument("--methods", default="small,large",
+                    help="methods to copy, of %s" % sorted(FREE))
     args = ap.parse_args()
     changes = dict(s.split("=", 1) for s in args.set)
-    bad = set(changes) - FREE
-    if bad:
-        sys.exit(f"cannot change {sorted(bad)}: small and large depend on them")
+    methods = args.methods.split(",")
+    for m in methods:
+        if m not in FREE:
+            sys.exit(f"cannot copy {m}: only {sorted(FREE)}")
+        bad = set(changes) - FREE[m]
+        if bad:
+            sys.exit(f"cannot change {sorted(bad)}: {m} depends on them")
 
     def rewrite(settings):
         for name, value in changes.items():
             settings, n = re.subn(rf"\b{name}=\S+", f"{name}={value}", settings)
+            if n == 0 and name in ONLY_WHEN_SET:
+                settings, n = f"{settings} {name}={value}", 1
             if n != 1:
                 sys.exit(f"setting {name} not found once in {settings!r}")
         return settings
@@ -55,7 +72,7 @@ def main():
                 continue
             j = json.loads(line)
             k = j["key"]
-            if k["method"] not in ("small", "large"):
+            if k["method"] not in methods:
                 continue
             if any(w not in k["settings"].split() for w in args.where):
                 continue
