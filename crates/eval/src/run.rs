@@ -870,12 +870,11 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
         problem: &Problem,
         candidates: &[String],
     ) -> Result<usize> {
-        let reference = match (&problem.reference, self.settings.view) {
-            (Some(r), Knowledge::Reference | Knowledge::ReferenceElseOwn) => Some(r.clone()),
-            _ => None,
-        };
-        let known = match &reference {
-            Some(r) => r.clone(),
+        // `problem` holds the gold only under the oracle views
+        // ([`ProblemRun::problem`] drops it otherwise).
+        let reference = problem.reference.as_deref();
+        let known = match reference {
+            Some(r) => r.to_string(),
             None => {
                 let solve = (solve_prompt(item), self.settings.greedy());
                 self.large.generate(&[solve])?.remove(0)
@@ -903,7 +902,7 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
         }
         // The oracle knows the answer itself, not a reply to extract it
         // from: a bare reference ("1554") has no answer line.
-        let own = match (&reference, &item.gold) {
+        let own = match (reference, &item.gold) {
             (Some(_), gold) => gold.short_answer(),
             (None, Gold::Choice { options, .. }) => extract_choice(&known, options).map(|e| e.text),
             (None, _) => crate::extract::extract_answer(&known).map(|e| e.text),
