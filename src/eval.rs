@@ -1,6 +1,7 @@
 //! `tenbits eval`: methods on a benchmark with a small and a large model,
 //! results appended as they finish, then the summary.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -8,7 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tenbits_agents::onnx::OnnxChatModel;
 use tenbits_eval::{
-    EvalSettings, Evaluator, Method, ModelFacts, Record, Sandbox, SandboxConfig, Split,
+    EvalSettings, Evaluator, Item, Method, ModelFacts, Record, Results, RunKey, Sandbox,
+    SandboxConfig, Split,
 };
 use tenbits_inference::{Fingerprint, OnnxModel, Registry};
 use tenbits_lossless::AdapterChoice;
@@ -283,8 +285,14 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
     let all = tenbits_eval::read_results::<Record>(&results)?;
     let mut text = String::new();
     for (bits, key, keys, versions) in budgets {
-        let wanted: std::collections::HashSet<_> = keys.into_iter().collect();
-        let summary = tenbits_eval::summarize(&all, |k| wanted.contains(k), facts);
+        let wanted: HashSet<_> = keys.into_iter().collect();
+        let covered = coverage(&all, &wanted, &items)?;
+        let summary = tenbits_eval::summarize(
+            &all,
+            |k| wanted.contains(k),
+            |k| covered.get(k).copied(),
+            facts,
+        );
         text += &format!(
             "`tenbits eval --bench {} --small {}{} --large {}{} --bits {bits} --split {}{}{}{}` ({}; prompt version {}; settings: {key})\n\n",
             args.bench,
@@ -315,6 +323,48 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Whether the candidates of each result in `wanted` that lists them
+/// cover the gold ([`tenbits_eval::covers_gold`]). Code runs in the
+/// sandbox, with a progress bar: a few seconds a problem.
+fn coverage(
+    all: &Results<Record>,
+    wanted: &HashSet<RunKey>,
+    items: &[Item],
+) -> Result<HashMap<RunKey, bool>> {
+    let by_id: HashMap<&str, &Item> = items.iter().map(|i| (i.id.as_str(), i)).collect();
+    let listed: Vec<(&RunKey, &Item, &Vec<String>)> = all
+        .latest()
+        .into_iter()
+        .filter(|(k, _)| wanted.contains(*k))
+        .filter_map(|(k, r)| Some((k, *by_id.get(k.problem.as_str())?, r.candidates.as_ref()?)))
+        .collect();
+    let code = listed
+        .iter()
+        .any(|(_, i, _)| matches!(i.gold, tenbits_eval::Gold::Code(_)));
+    let (sandbox, bar) = if code {
+        let bar = ProgressBar::new(listed.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "checking candidates against the gold [{bar:30}] {pos}/{len} ({elapsed} elapsed, eta {eta})",
+            )
+            .expect("static template is valid")
+            .progress_chars("=> "),
+        );
+        (Some(Sandbox::new(SandboxConfig::default())?), bar)
+    } else {
+        (None, ProgressBar::hidden())
+    };
+    let mut covered = HashMap::new();
+    for (key, item, candidates) in listed {
+        let c = tenbits_eval::covers_gold(item, candidates, sandbox.as_ref())
+            .with_context(|| format!("cannot check the candidates of {}", item.id))?;
+        covered.insert(key.clone(), c);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(covered)
 }
 
 /// One bit budget's run, with a progress bar and an ETA.

@@ -268,6 +268,7 @@ pub fn frontier(
         let summary = summarize(
             results,
             |k| k.benchmark == benchmark && k.settings == settings && problems.contains(&k.problem),
+            |_| None,
             facts,
         );
         for row in &summary.all {

@@ -85,7 +85,9 @@ pub use extract::{
 };
 pub use metered::Metered;
 pub use results::{finished_keys, hex, read_results, Results, ResultsWriter, RunKey};
-pub use run::{run_key, AskerNotes, EvalSettings, Evaluator, Method, Record, RunProgress};
+pub use run::{
+    covers_gold, run_key, AskerNotes, EvalSettings, Evaluator, Method, Record, RunProgress,
+};
 pub use sandbox::{humaneval_program, CheckResult, Isolation, Sandbox, SandboxConfig, Verdict};
 pub use stats::{
     accuracy, gap_recovered, mean, paired_difference, wilson, Accuracy, Bootstrap, Difference,

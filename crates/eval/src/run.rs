@@ -727,7 +727,7 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
             Gold::Choice { options, .. } => {
                 for i in 0..options.len() {
                     let letter = ((b'A' + i as u8) as char).to_string();
-                    push(letter.clone(), format!("Answer: {letter}"), &mut candidates);
+                    push(letter.clone(), answer_reply(&letter), &mut candidates);
                 }
             }
             Gold::Code(_) => {
@@ -738,18 +738,14 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
             _ => {
                 for d in &drafts {
                     if let Some(e) = crate::extract::extract_answer(d) {
-                        push(
-                            e.text.clone(),
-                            format!("Answer: {}", e.text),
-                            &mut candidates,
-                        );
+                        push(e.text.clone(), answer_reply(&e.text), &mut candidates);
                     }
                 }
                 let k = s.select_samples.max(1);
                 let listed =
                     list_candidates(&mut self.small, problem, k, &s.greedy()).map_err(qa_err)?;
                 for c in listed {
-                    push(c.clone(), format!("Answer: {c}"), &mut candidates);
+                    push(c.clone(), answer_reply(&c), &mut candidates);
                 }
             }
         }
@@ -912,7 +908,7 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
                 return Ok(i);
             }
         }
-        let replies: Vec<String> = candidates.iter().map(|c| format!("Answer: {c}")).collect();
+        let replies: Vec<String> = candidates.iter().map(|c| answer_reply(c)).collect();
         let conversation = prompts::solve(problem.task, &problem.text, None);
         let scores = self.large.score_candidates(&conversation, &replies)?;
         Ok(argmax(&scores))
@@ -982,6 +978,36 @@ fn asker_notes(t: &Transcript) -> AskerNotes {
 }
 
 /// Whether two short answers say the same: numerically, else as text.
+/// The reply `select` gives when it picks a short answer or an option.
+fn answer_reply(candidate: &str) -> String {
+    format!("Answer: {candidate}")
+}
+
+/// Whether one of `candidates` (a `select` or `tested` record's) is right,
+/// graded as the reply would be had the method picked it: for code, the
+/// program run on the hidden tests in `sandbox`. A report's ceiling for
+/// `select`, which no answerer can pass; for short answers and options the
+/// oracle view reaches it but for candidates right only once graded ("11 *
+/// 85 = 935" is not the gold "935" to [`same_answer`]). It reads the gold,
+/// so it is never part of a method.
+pub fn covers_gold(item: &Item, candidates: &[String], sandbox: Option<&Sandbox>) -> Result<bool> {
+    if let Gold::Code(code) = &item.gold {
+        let sandbox = sandbox.ok_or_else(|| {
+            EvalError::Invalid("code problems need a sandbox to be graded".into())
+        })?;
+        let jobs: Vec<_> = candidates.iter().map(|c| (code, c.as_str())).collect();
+        for checked in sandbox.check_many(&jobs) {
+            if checked?.passed() {
+                return Ok(true);
+            }
+        }
+        return Ok(false);
+    }
+    Ok(candidates
+        .iter()
+        .any(|c| grade(&item.gold, &answer_reply(c), false).is_some_and(|g| g.correct)))
+}
+
 fn same_answer(a: &str, b: &str) -> bool {
     match (parse_number(a), parse_number(b)) {
         (Some(x), Some(y)) => numbers_equal(x, y),

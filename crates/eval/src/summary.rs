@@ -49,6 +49,12 @@ pub struct MethodSummary {
     /// the receiver running its own samples on the prompt's examples for
     /// free. `None` for `tested` itself or without its results.
     pub vs_tested: Option<Difference>,
+    /// Problems where one of the method's candidates is right, of those
+    /// whose coverage is known: the most any answerer could pick from them.
+    /// For short answers and options the oracle view reaches it, but for
+    /// candidates right only once graded. `None` for methods without
+    /// candidates.
+    pub covered: Option<Accuracy>,
     /// Mean one-bit answers sent.
     pub bits: f64,
     /// Mean bits actually needed with coding (`coded`), else `bits`.
@@ -128,15 +134,19 @@ pub struct ProbeSummary {
     pub p_yes_false: f64,
 }
 
-/// The figures of the results in `results` whose key matches `select`
+/// The figures of the results in `results` whose key matches `matches`
 /// (same models, prompt version, settings and benchmark; the method and
-/// problem vary).
+/// problem vary). `covers` says, where it can, whether one of a result's
+/// candidates is right ([`covers_gold`](crate::run::covers_gold) needs the
+/// benchmark, which a summary does not).
 pub fn summarize(
     results: &Results<Record>,
     matches: impl Fn(&RunKey) -> bool,
+    covers: impl Fn(&RunKey) -> Option<bool>,
     facts: ModelFacts,
 ) -> Summary {
     let mut by: BTreeMap<String, BTreeMap<String, &Record>> = BTreeMap::new();
+    let mut covered: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
     let mut benchmark = String::new();
     for (key, record) in results.latest() {
         if matches(key) {
@@ -144,6 +154,12 @@ pub fn summarize(
             by.entry(key.method.clone())
                 .or_default()
                 .insert(key.problem.clone(), record);
+            if let Some(c) = covers(key) {
+                covered
+                    .entry(key.method.clone())
+                    .or_default()
+                    .insert(key.problem.clone(), c);
+            }
         }
     }
     let problems: BTreeSet<&String> = by.values().flat_map(|m| m.keys()).collect();
@@ -162,7 +178,14 @@ pub fn summarize(
             .iter()
             .filter(|m| **m != Method::Probe)
             .filter_map(|m| by.get(m.name()).map(|r| (m.name(), r)))
-            .map(|(name, records)| method_summary(name, records, &by, set, facts))
+            .map(|(name, records)| {
+                let mut row = method_summary(name, records, &by, set, facts);
+                row.covered = covered.get(name).and_then(|c| {
+                    let known: Vec<bool> = set.iter().filter_map(|p| c.get(p).copied()).collect();
+                    accuracy(known.iter().filter(|c| **c).count(), known.len())
+                });
+                row
+            })
             .collect()
     };
     let probe = by.get("probe").map(|records| {
@@ -255,6 +278,7 @@ fn method_summary(
         gap,
         vs_blc: versus("blc"),
         vs_tested: versus("tested"),
+        covered: None,
         bits: mean(&|r| r.bits as f64),
         sent_bits: mean(&sent),
         ratio_tokens: ratio(total_tokens * facts.large_vocab_bits),
@@ -314,6 +338,9 @@ pub fn markdown(summary: &Summary, oracle: bool) -> String {
         out += "No problem has both `small` and `large` results, which every method is compared against: run them too (`--methods small,large,...`; finished results are skipped).\n\n";
     }
     out += &table(&summary.all);
+    if summary.all.iter().any(|r| r.covered.is_some()) {
+        out += "\nCandidates cover the gold: problems where one of the method's candidates is right, graded against the gold. With bits enough to reach each candidate (10 bits reach 1,024), no answerer can pick better from them. For short answers and options the oracle view picks the candidate equal to the gold, so it reaches this share less the candidates right only once graded (\"11 * 85 = 935\").\n";
+    }
     out += &format!(
         "\nPublished filter (problems not both models solve alone): {} problems\n\n",
         summary.filtered_problems
@@ -385,9 +412,16 @@ fn table(rows: &[MethodSummary]) -> String {
     } else {
         ("", "")
     };
+    // Likewise the candidates' coverage, only where it was checked.
+    let with_covered = rows.iter().any(|r| r.covered.is_some());
+    let (covered_head, covered_rule) = if with_covered {
+        (" candidates cover the gold (95% CI) |", "---|")
+    } else {
+        ("", "")
+    };
     let mut out = format!(
-        "| method | n | accuracy (95% CI) | gap recovered (95% CI) | vs blc, points (95% CI) |{tested_head} bits | sent bits | ratio (tokens) | ratio (bytes) | small tok | large tok | GFLOP | s | cut off |\n\
-         |---|---:|---|---|---|{tested_rule}---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| method | n | accuracy (95% CI) | gap recovered (95% CI) | vs blc, points (95% CI) |{tested_head}{covered_head} bits | sent bits | ratio (tokens) | ratio (bytes) | small tok | large tok | GFLOP | s | cut off |\n\
+         |---|---:|---|---|---|{tested_rule}{covered_rule}---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let acc = percent(r.accuracy);
@@ -406,9 +440,22 @@ fn table(rows: &[MethodSummary]) -> String {
         } else {
             String::new()
         };
+        let covered = if with_covered {
+            let c = r.covered.map_or("–".into(), |c| {
+                let on = if c.total == r.problems {
+                    String::new()
+                } else {
+                    format!("; n {}", c.total)
+                };
+                format!("{}{on}", percent(Some(c)))
+            });
+            format!(" {c} |")
+        } else {
+            String::new()
+        };
         let ratio = |r: Option<f64>| r.map_or("–".into(), |r| format!("{r:.4}"));
         out += &format!(
-            "| {} | {} | {acc} | {gap} | {vs_blc} |{vs_tested} {:.1} | {:.1} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {} |\n",
+            "| {} | {} | {acc} | {gap} | {vs_blc} |{vs_tested}{covered} {:.1} | {:.1} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {} |\n",
             r.method,
             r.problems,
             r.bits,

@@ -44,7 +44,7 @@ fn summary(path: &std::path::Path) -> tenbits_eval::Summary {
         large_macs_per_token: 10.0,
     };
     let all = tenbits_eval::read_results::<Record>(path).unwrap();
-    tenbits_eval::summarize(&all, |_| true, facts)
+    tenbits_eval::summarize(&all, |_| true, |_| None, facts)
 }
 
 #[test]
@@ -353,6 +353,17 @@ fn the_receiver_tests_its_programs_on_the_prompts_examples() {
     assert!(!select.correct, "{}", select.reply);
     assert!(select.reply.contains("x * x"));
     assert_eq!(select.visible, None);
+    // Its candidates held the right program all the same: the hidden tests
+    // say so, and without `2 * x` they do not.
+    let item = &bench.items[0];
+    let candidates = select.candidates.clone().unwrap();
+    assert!(tenbits_eval::covers_gold(item, &candidates, Some(&sandbox)).unwrap());
+    let wrong: Vec<String> = candidates
+        .into_iter()
+        .filter(|c| !c.contains("2 * x"))
+        .collect();
+    assert_eq!(wrong.len(), 2);
+    assert!(!tenbits_eval::covers_gold(item, &wrong, Some(&sandbox)).unwrap());
     // With no bits, the first program passing the most examples (all
     // three) is `2 * x`: the draft and `x * x` pass one each.
     let tested = of(&plain, "tested");
@@ -389,4 +400,50 @@ fn the_oracle_select_picks_the_gold_it_is_shown() {
         "{} from {:?}",
         select.reply, select.candidates
     );
+}
+
+/// The report's ceiling for `select`: the honest answerer, believing 41,
+/// picks it, though the gold 42 was among the candidates.
+#[test]
+fn a_report_counts_the_problems_whose_candidates_hold_the_gold() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = benchmark(dir.path());
+    let results = dir.path().join("results.jsonl");
+    let small = Fake::new("small", "41", &OPTIONS);
+    let large = Fake::new("large", "41", &["41"]);
+    let mut e = Evaluator::new(
+        small,
+        large,
+        EvalSettings::default(),
+        "arith",
+        None,
+        &results,
+    )
+    .unwrap();
+    let methods = [Method::Small, Method::Large, Method::Select];
+    e.run(&bench.items, &methods, &mut |_| {}).unwrap();
+    let all = tenbits_eval::read_results::<Record>(&results).unwrap();
+    let candidates: std::collections::HashMap<_, _> = all
+        .latest()
+        .into_iter()
+        .filter_map(|(k, r)| Some((k.clone(), r.candidates.clone()?)))
+        .collect();
+    let covers = |k: &tenbits_eval::RunKey| {
+        let c = candidates.get(k)?;
+        Some(tenbits_eval::covers_gold(&bench.items[0], c, None).unwrap())
+    };
+    let facts = tenbits_eval::ModelFacts {
+        large_vocab_bits: 17.0,
+        small_macs_per_token: 1.0,
+        large_macs_per_token: 10.0,
+    };
+    let summary = tenbits_eval::summarize(&all, |_| true, covers, facts);
+    let row = |m: &str| summary.all.iter().find(|r| r.method == m).unwrap().clone();
+    let select = row("select");
+    assert_eq!(select.correct, 0);
+    assert_eq!(select.covered.map(|c| (c.correct, c.total)), Some((1, 1)));
+    assert_eq!(row("small").covered, None);
+    let text = tenbits_eval::markdown(&summary, false);
+    assert!(text.contains("candidates cover the gold"), "{text}");
+    assert!(text.contains("| 100.0% (20.7–100.0) |"), "{text}");
 }
