@@ -977,7 +977,6 @@ fn asker_notes(t: &Transcript) -> AskerNotes {
     }
 }
 
-/// Whether two short answers say the same: numerically, else as text.
 /// The reply `select` gives when it picks a short answer or an option.
 fn answer_reply(candidate: &str) -> String {
     format!("Answer: {candidate}")
@@ -988,7 +987,7 @@ fn answer_reply(candidate: &str) -> String {
 /// program run on the hidden tests in `sandbox`. A report's ceiling for
 /// `select`, which no answerer can pass; for short answers and options the
 /// oracle view reaches it but for candidates right only once graded ("11 *
-/// 85 = 935" is not the gold "935" to [`same_answer`]). It reads the gold,
+/// 85 = 935" is not the gold "935" to `same_answer`). It reads the gold,
 /// so it is never part of a method.
 pub fn covers_gold(item: &Item, candidates: &[String], sandbox: Option<&Sandbox>) -> Result<bool> {
     if let Gold::Code(code) = &item.gold {
@@ -1008,6 +1007,7 @@ pub fn covers_gold(item: &Item, candidates: &[String], sandbox: Option<&Sandbox>
         .any(|c| grade(&item.gold, &answer_reply(c), false).is_some_and(|g| g.correct)))
 }
 
+/// Whether two short answers say the same: numerically, else as text.
 fn same_answer(a: &str, b: &str) -> bool {
     match (parse_number(a), parse_number(b)) {
         (Some(x), Some(y)) => numbers_equal(x, y),
