@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use tenbits_agents::onnx::OnnxChatModel;
 use tenbits_eval::{
     EvalSettings, Evaluator, Item, Method, ModelFacts, Record, Results, RunKey, Sandbox,
@@ -345,13 +345,9 @@ fn coverage(
         .any(|(_, i, _)| matches!(i.gold, tenbits_eval::Gold::Code(_)));
     let (sandbox, bar) = if code {
         let bar = ProgressBar::new(listed.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "checking candidates against the gold [{bar:30}] {pos}/{len} ({elapsed} elapsed, eta {eta})",
-            )
-            .expect("static template is valid")
-            .progress_chars("=> "),
-        );
+        bar.set_style(crate::progress_style(
+            "checking candidates against the gold [{bar:30}] {pos}/{len} ({elapsed} elapsed, eta {eta})",
+        ));
         (Some(Sandbox::new(SandboxConfig::default())?), bar)
     } else {
         (None, ProgressBar::hidden())
@@ -376,13 +372,9 @@ fn run_with_progress(
     results: &Path,
 ) -> Result<()> {
     let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg:>10} [{bar:30}] {pos}/{len} results ({elapsed} elapsed, eta {eta})",
-        )
-        .expect("static template is valid")
-        .progress_chars("=> "),
-    );
+    bar.set_style(crate::progress_style(
+        "{msg:>10} [{bar:30}] {pos}/{len} results ({elapsed} elapsed, eta {eta})",
+    ));
     bar.set_message(format!("{bits} bits"));
     let mut skipped = None;
     evaluator.run(items, methods, &mut |p| {

@@ -655,16 +655,19 @@ pub fn token_progress(label: &str) -> (ProgressBar, impl FnMut(Progress)) {
     (bar, update)
 }
 
+/// The style of every progress bar: `template` in indicatif's syntax.
+pub fn progress_style(template: &'static str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .expect("static template is valid")
+        .progress_chars("=> ")
+}
+
 /// An empty token progress bar labelled `label`.
 pub fn token_bar(label: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg:>12} [{bar:30}] {pos}/{len} tokens ({per_sec}, eta {eta})",
-        )
-        .expect("static template is valid")
-        .progress_chars("=> "),
-    );
+    bar.set_style(progress_style(
+        "{msg:>12} [{bar:30}] {pos}/{len} tokens ({per_sec}, eta {eta})",
+    ));
     bar.set_message(label.to_string());
     bar
 }
@@ -811,11 +814,7 @@ fn byte_progress(
         Some(_) => "{msg:>12} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
         None => "{msg:>12} {spinner} {bytes} ({bytes_per_sec})",
     };
-    bar.set_style(
-        ProgressStyle::with_template(template)
-            .expect("static template is valid")
-            .progress_chars("=> "),
-    );
+    bar.set_style(progress_style(template));
     bar.set_message(label.to_string());
     let handle = bar.clone();
     let update = move |p: tenbits_lossless::StreamProgress| {

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use tenbits_agents::onnx::OnnxChatModel;
 use tenbits_qa::{play_twenty_questions, TwentyConfig};
 
@@ -139,13 +139,9 @@ pub fn twenty_command(args: &TwentyArgs) -> Result<()> {
             .open(&args.results)
             .with_context(|| format!("cannot open {}", args.results.display()))?;
         let bar = ProgressBar::new(plan.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg:>24} [{bar:30}] {pos}/{len} games ({elapsed} elapsed, eta {eta})",
-            )
-            .expect("static template is valid")
-            .progress_chars("=> "),
-        );
+        bar.set_style(crate::progress_style(
+            "{msg:>24} [{bar:30}] {pos}/{len} games ({elapsed} elapsed, eta {eta})",
+        ));
         for (category, concept, list) in plan {
             bar.set_message(concept.clone());
             let game = play_twenty_questions(&mut asker, &mut answerer, &concept, &list, &config)?;
