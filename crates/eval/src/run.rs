@@ -626,9 +626,7 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
 
     fn grade(&self, item: &Item, record: &mut Record) -> Result<()> {
         if let Gold::Code(code) = &item.gold {
-            let sandbox = self.sandbox.ok_or_else(|| {
-                EvalError::Invalid("code problems need a sandbox to be graded".into())
-            })?;
+            let sandbox = needed(self.sandbox, "be graded")?;
             let (g, _) = sandbox.grade(code, &record.reply, record.truncated)?;
             record.correct = g.correct;
             record.graded = true;
@@ -770,9 +768,7 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
                 return Ok(Some(found.clone()));
             }
         }
-        let sandbox = self.sandbox.ok_or_else(|| {
-            EvalError::Invalid("code problems need a sandbox to run their examples".into())
-        })?;
+        let sandbox = needed(self.sandbox, "run their examples")?;
         let examples = visible_examples(&code.prompt, &code.entry_point);
         let programs: Vec<String> = candidates
             .iter()
@@ -991,9 +987,7 @@ fn answer_reply(candidate: &str) -> String {
 /// so it is never part of a method.
 pub fn covers_gold(item: &Item, candidates: &[String], sandbox: Option<&Sandbox>) -> Result<bool> {
     if let Gold::Code(code) = &item.gold {
-        let sandbox = sandbox.ok_or_else(|| {
-            EvalError::Invalid("code problems need a sandbox to be graded".into())
-        })?;
+        let sandbox = needed(sandbox, "be graded")?;
         let jobs: Vec<_> = candidates.iter().map(|c| (code, c.as_str())).collect();
         for checked in sandbox.check_many(&jobs) {
             if checked?.passed() {
@@ -1005,6 +999,11 @@ pub fn covers_gold(item: &Item, candidates: &[String], sandbox: Option<&Sandbox>
     Ok(candidates
         .iter()
         .any(|c| grade(&item.gold, &answer_reply(c), false).is_some_and(|g| g.correct)))
+}
+
+/// The sandbox code problems need `to` do something, or an error saying so.
+fn needed<'a>(sandbox: Option<&'a Sandbox>, to: &str) -> Result<&'a Sandbox> {
+    sandbox.ok_or_else(|| EvalError::Invalid(format!("code problems need a sandbox to {to}")))
 }
 
 /// Whether two short answers say the same: numerically, else as text.

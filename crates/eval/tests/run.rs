@@ -36,15 +36,19 @@ fn records(path: &std::path::Path) -> Vec<(String, Record)> {
         .collect()
 }
 
-/// Every result in `path`, summarized with made-up model facts.
-fn summary(path: &std::path::Path) -> tenbits_eval::Summary {
-    let facts = tenbits_eval::ModelFacts {
+/// Made-up model facts for summaries.
+fn facts() -> tenbits_eval::ModelFacts {
+    tenbits_eval::ModelFacts {
         large_vocab_bits: 17.0,
         small_macs_per_token: 1.0,
         large_macs_per_token: 10.0,
-    };
+    }
+}
+
+/// Every result in `path`, summarized with made-up model facts.
+fn summary(path: &std::path::Path) -> tenbits_eval::Summary {
     let all = tenbits_eval::read_results::<Record>(path).unwrap();
-    tenbits_eval::summarize(&all, |_| true, |_| None, facts)
+    tenbits_eval::summarize(&all, |_| true, |_| None, facts())
 }
 
 #[test]
@@ -432,12 +436,7 @@ fn a_report_counts_the_problems_whose_candidates_hold_the_gold() {
         let c = candidates.get(k)?;
         Some(tenbits_eval::covers_gold(&bench.items[0], c, None).unwrap())
     };
-    let facts = tenbits_eval::ModelFacts {
-        large_vocab_bits: 17.0,
-        small_macs_per_token: 1.0,
-        large_macs_per_token: 10.0,
-    };
-    let summary = tenbits_eval::summarize(&all, |_| true, covers, facts);
+    let summary = tenbits_eval::summarize(&all, |_| true, covers, facts());
     let row = |m: &str| summary.all.iter().find(|r| r.method == m).unwrap().clone();
     let select = row("select");
     assert_eq!(select.correct, 0);
