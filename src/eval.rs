@@ -167,6 +167,21 @@ fn methods(named: Option<&[String]>, report_only: bool) -> Result<Vec<Method>> {
     }
 }
 
+/// The methods a report shows: those run, with the references that gap
+/// recovered, "vs blc" and the published filter are measured against
+/// (`small`, `large`, `blc`), so a run of `--methods qa+` on a file that
+/// holds them still reports its gap. A reference the file lacks adds no
+/// row.
+fn reported(methods: &[Method]) -> Vec<Method> {
+    let mut shown = methods.to_vec();
+    for reference in [Method::Small, Method::Large, Method::Blc] {
+        if !shown.contains(&reference) {
+            shown.push(reference);
+        }
+    }
+    shown
+}
+
 pub fn eval_command(args: &EvalArgs) -> Result<()> {
     let path = if args.bench == "humaneval" {
         tenbits_eval::humaneval_path()?
@@ -256,9 +271,9 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         let keys: Vec<_> = items
             .iter()
             .flat_map(|i| {
-                methods
-                    .iter()
-                    .map(|&m| tenbits_eval::run_key(model_ids, &budget, &bench.name, i, m))
+                reported(&methods)
+                    .into_iter()
+                    .map(|m| tenbits_eval::run_key(model_ids, &budget, &bench.name, i, m))
             })
             .map(|mut key| {
                 key.prompt_version = args.prompt_version.unwrap_or(key.prompt_version);
@@ -507,9 +522,12 @@ pub fn frontier_command(args: &FrontierArgs) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn names(ms: Vec<Method>) -> String {
+        ms.iter().map(|m| m.name()).collect::<Vec<_>>().join(",")
+    }
+
     #[test]
     fn a_report_without_named_methods_shows_every_method() {
-        let names = |ms: Vec<Method>| ms.iter().map(|m| m.name()).collect::<Vec<_>>().join(",");
         assert_eq!(
             names(methods(None, true).unwrap()),
             names(Method::ALL.to_vec())
@@ -521,5 +539,14 @@ mod tests {
         let named = ["tested".to_string(), "select".to_string()];
         assert_eq!(names(methods(Some(&named), true).unwrap()), "tested,select");
         assert!(methods(Some(&["nope".to_string()]), false).is_err());
+    }
+
+    #[test]
+    fn a_report_of_named_methods_keeps_the_references_its_gap_needs() {
+        assert_eq!(names(reported(&[Method::QaPlus])), "qa+,small,large,blc");
+        assert_eq!(
+            names(reported(&[Method::Large, Method::Small, Method::Select])),
+            "large,small,select,blc"
+        );
     }
 }
