@@ -51,7 +51,8 @@ pub struct EvalArgs {
     /// tested (code: the small model's samples run on the prompt's visible
     /// examples, no bits: select's control), probe (the answerer alone on
     /// claims of known truth) [default: small,large,blc,qa,qa+,coded,select;
-    /// with --report-only, every method the results file holds].
+    /// with --report-only, every method the results file holds]. The
+    /// report adds the small, large and blc rows the file holds.
     #[arg(long, value_delimiter = ',')]
     methods: Option<Vec<String>>,
     /// What the answerer knows: `own-solution` (honest) or `reference`
