@@ -263,6 +263,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
             Fingerprint::of_dir(&large_dir)?.model_id(),
         ],
     };
+    let shown = reported(&methods);
     let mut budgets = Vec::new();
     for &bits in &args.bits {
         let budget = EvalSettings {
@@ -272,9 +273,9 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         let keys: Vec<_> = items
             .iter()
             .flat_map(|i| {
-                reported(&methods)
-                    .into_iter()
-                    .map(|m| tenbits_eval::run_key(model_ids, &budget, &bench.name, i, m))
+                shown
+                    .iter()
+                    .map(|&m| tenbits_eval::run_key(model_ids, &budget, &bench.name, i, m))
             })
             .map(|mut key| {
                 key.prompt_version = args.prompt_version.unwrap_or(key.prompt_version);
