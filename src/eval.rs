@@ -66,6 +66,11 @@ pub struct EvalArgs {
     /// comparing them with the answerer's own final answer, not by P(yes).
     #[arg(long)]
     check_claims: bool,
+    /// The P(yes) at or above which the answerer's bit is yes. Calibrate it
+    /// on the tuning split: `--split tune --methods large,probe`, then
+    /// `scripts/probe_threshold.py` (keyed apart from 0.5's results).
+    #[arg(long, default_value_t = tenbits_qa::DEFAULT_YES_THRESHOLD)]
+    yes_threshold: f64,
     /// For code, `select` bisects only the candidates passing the most of
     /// the examples the prompt shows (run by the receiver; keyed apart
     /// from unfiltered results).
@@ -212,8 +217,15 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         seed: args.seed,
         batch: args.batch,
         visible_filter: args.visible_filter,
+        yes_threshold: args.yes_threshold,
         ..EvalSettings::default()
     };
+    if !tenbits_qa::valid_yes_threshold(settings.yes_threshold) {
+        bail!(
+            "--yes-threshold {} is not between 0 and 1: pass a P(yes) such as 0.5 (the default)",
+            settings.yes_threshold
+        );
+    }
     let results = args.results.clone().unwrap_or_else(|| {
         let name = bench.name.replace('/', "_");
         Path::new("results").join(format!("{name}-{}-{}.jsonl", args.small, args.large))
@@ -311,7 +323,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
             facts,
         );
         text += &format!(
-            "`tenbits eval --bench {} --small {}{} --large {}{} --bits {bits} --split {}{}{}{}` ({}; prompt version {}; settings: {key})\n\n",
+            "`tenbits eval --bench {} --small {}{} --large {}{} --bits {bits} --split {}{}{}` ({}; prompt version {}; settings: {key})\n\n",
             args.bench,
             args.small,
             dir_flag("--small-dir", args.small_dir.as_deref()),
@@ -319,16 +331,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
             dir_flag("--large-dir", args.large_dir.as_deref()),
             split_name(args.split),
             args.limit.map_or(String::new(), |l| format!(" --limit {l}")),
-            if settings.view == Knowledge::Reference {
-                " --view reference"
-            } else {
-                ""
-            },
-            if args.visible_filter {
-                " --visible-filter"
-            } else {
-                ""
-            },
+            setting_flags(&settings),
             results.display(),
             versions,
         );
@@ -340,6 +343,29 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The flags that set `settings` apart from the defaults in a report's
+/// command line (those of the answerer and of `select`'s filter), so the
+/// line reruns the run it reports.
+fn setting_flags(settings: &EvalSettings) -> String {
+    let mut flags = String::new();
+    if settings.view == Knowledge::Reference {
+        flags += " --view reference";
+    }
+    if settings.sees_answer {
+        flags += " --sees-answer";
+    }
+    if settings.checks_claims {
+        flags += " --check-claims";
+    }
+    if settings.yes_threshold != tenbits_qa::DEFAULT_YES_THRESHOLD {
+        flags += &format!(" --yes-threshold {}", settings.yes_threshold);
+    }
+    if settings.visible_filter {
+        flags += " --visible-filter";
+    }
+    flags
 }
 
 /// Whether the candidates of each result in `wanted` that lists them

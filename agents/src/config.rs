@@ -159,6 +159,10 @@ pub struct AnswererConfig {
     /// Decide claims about the final answer ("Is the answer 39?") by
     /// comparing them with the final answer it knows, not by P(yes).
     pub checks_claims: bool,
+    /// The P(yes) at or above which a bit from the model is yes (0.5;
+    /// calibrate another on a tuning split with `tenbits eval --methods
+    /// probe` and `scripts/probe_threshold.py`).
+    pub yes_threshold: f64,
     /// A task file (JSON lines) whose gold answers are the references, keyed
     /// by problem text. [`simulate`](crate::simulate) adds the swarm's tasks.
     pub tasks: Option<PathBuf>,
@@ -177,6 +181,7 @@ impl Default for AnswererConfig {
             max_wait_ms: 20,
             knowledge: Knowledge::ReferenceElseOwn,
             checks_claims: false,
+            yes_threshold: tenbits_qa::DEFAULT_YES_THRESHOLD,
             tasks: None,
             backend: Backend::Onnx,
         }
@@ -664,6 +669,9 @@ impl DeploymentConfig {
         if self.answerer.max_batch == 0 {
             return bad("answerer.max_batch must be at least 1");
         }
+        if !tenbits_qa::valid_yes_threshold(self.answerer.yes_threshold) {
+            return bad("answerer.yes_threshold must be between 0 and 1 (0.5 by default)");
+        }
         if self.asker.count == 0 || self.swarm.askers == 0 {
             return bad("asker.count and swarm.askers must be at least 1");
         }
@@ -720,6 +728,7 @@ impl DeploymentConfig {
                 knowledge: self.answerer.knowledge,
                 sees_answer: p.sees_answer,
                 checks_claims: self.answerer.checks_claims,
+                yes_threshold: self.answerer.yes_threshold,
             },
             code_answers: p.coded,
             answer_sampling: sampling.clone(),

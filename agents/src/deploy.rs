@@ -61,7 +61,8 @@ pub(crate) async fn start_answerer(
     };
     let book = AnswerBook::new(a.knowledge, cfg.solution_sampling())
         .with_references(Arc::new(references))
-        .checking_claims(a.checks_claims);
+        .checking_claims(a.checks_claims)
+        .with_yes_threshold(a.yes_threshold);
     let answerer = AnswererHandle::spawn(AnswererArgs {
         model,
         book,

@@ -98,6 +98,7 @@ fn three_answering_paths_give_the_same_answers() {
                     knowledge,
                     sees_answer,
                     checks_claims: false,
+                    ..AnswererView::default()
                 },
                 ..Config::default()
             };

@@ -295,6 +295,13 @@ fn configs_load_with_environment_overrides() {
 
     let bad = DeploymentConfig::from_toml("[answerer]\nmax_batch = 0\n");
     assert!(matches!(bad, Err(AgentError::Config(_))));
+    for threshold in ["0.0", "1.0", "1.5"] {
+        let toml = format!("[answerer]\nyes_threshold = {threshold}\n");
+        let bad = DeploymentConfig::from_toml(&toml);
+        assert!(matches!(bad, Err(AgentError::Config(_))), "{threshold}");
+    }
+    let calibrated = DeploymentConfig::from_toml("[answerer]\nyes_threshold = 0.7\n").unwrap();
+    assert_eq!(calibrated.qa_config().view.yes_threshold, 0.7);
     let typo = DeploymentConfig::from_toml("[asker]\nmodle = \"x\"\n");
     assert!(matches!(typo, Err(AgentError::Config(_))), "{typo:?}");
     let bad = DeploymentConfig::from_toml("[protocol]\nsetting = \"qa++\"\n");

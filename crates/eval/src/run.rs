@@ -152,6 +152,14 @@ pub struct EvalSettings {
     /// with the same small model, can too).
     #[serde(default)]
     pub visible_filter: bool,
+    /// The P(yes) at or above which the answerer's bit is yes
+    /// ([`AnswererView::yes_threshold`]).
+    #[serde(default = "default_yes_threshold")]
+    pub yes_threshold: f64,
+}
+
+fn default_yes_threshold() -> f64 {
+    tenbits_qa::DEFAULT_YES_THRESHOLD
 }
 
 impl Default for EvalSettings {
@@ -167,6 +175,7 @@ impl Default for EvalSettings {
             seed: 0,
             batch: 8,
             visible_filter: false,
+            yes_threshold: tenbits_qa::DEFAULT_YES_THRESHOLD,
         }
     }
 }
@@ -176,11 +185,13 @@ impl EvalSettings {
     /// which changes no result). Settings added later appear only when not
     /// at their default, so earlier results keep their keys.
     pub fn key(&self) -> String {
-        let later = if self.visible_filter {
-            " visible_filter=true"
-        } else {
-            ""
-        };
+        let mut later = String::new();
+        if self.visible_filter {
+            later += " visible_filter=true";
+        }
+        if self.yes_threshold != tenbits_qa::DEFAULT_YES_THRESHOLD {
+            later += &format!(" yes_threshold={}", self.yes_threshold);
+        }
         format!(
             "bits={} view={:?} sees_answer={} checks_claims={} max_tokens={} select={}@{} seed={}{later}",
             self.bits,
@@ -209,6 +220,7 @@ impl EvalSettings {
                 knowledge: self.view,
                 sees_answer: self.sees_answer,
                 checks_claims: self.checks_claims,
+                yes_threshold: self.yes_threshold,
             },
             code_answers,
             answer_sampling: self.greedy(),
@@ -670,8 +682,7 @@ impl<S: ChatModel, L: ChatModel> ProblemRun<'_, S, L> {
             verdict: false,
         };
         let config = self.settings.config(false);
-        let mut book = tenbits_qa::AnswerBook::new(config.view.knowledge, config.answer_sampling)
-            .checking_claims(config.view.checks_claims);
+        let mut book = tenbits_qa::AnswerBook::for_view(&config.view, config.answer_sampling);
         let answers = tenbits_qa::answer_batch(&mut book, &mut self.large, &[&request])
             .map_err(qa_err)?
             .remove(0);

@@ -186,6 +186,37 @@ fn a_result_is_keyed_by_its_task_s_prompt_version() {
     assert!(key.prompt_version < tenbits_qa::PROMPT_VERSION);
 }
 
+#[test]
+fn the_yes_threshold_decides_the_answerer_s_bits_and_keys_its_results() {
+    // The fake answerer gives a true claim P(yes) 0.9 and a false one 0.1.
+    let probe = |yes_threshold: f64| {
+        let dir = tempfile::tempdir().unwrap();
+        let bench = benchmark(dir.path());
+        let results = dir.path().join("results.jsonl");
+        let settings = EvalSettings {
+            yes_threshold,
+            ..EvalSettings::default()
+        };
+        let small = Fake::new("small", "41", &OPTIONS);
+        let large = Fake::new("large", "42", &["42"]);
+        let mut e =
+            Evaluator::new(small, large, settings.clone(), "arith", None, &results).unwrap();
+        e.run(&bench.items, &[Method::Probe], &mut |_| {}).unwrap();
+        let (_, record) = records(&results).remove(0);
+        let bits: Vec<(bool, bool)> = record.probe.iter().map(|c| (c.truth, c.bit)).collect();
+        (settings.key(), bits)
+    };
+    let (key, bits) = probe(0.5);
+    assert_eq!(bits, [(true, true), (false, false)]);
+    assert!(
+        !key.contains("yes_threshold"),
+        "earlier results keep their keys: {key}"
+    );
+    let (key, bits) = probe(0.95);
+    assert_eq!(bits, [(true, false), (false, false)], "0.9 is below 0.95");
+    assert!(key.ends_with(" yes_threshold=0.95"), "{key}");
+}
+
 /// Six problems whose gold answers differ, for the oracle view: each
 /// problem's sessions adopt its own gold, so a mixed-up result shows.
 fn six_problems(dir: &std::path::Path) -> tenbits_eval::Benchmark {

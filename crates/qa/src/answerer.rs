@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::eval::grade;
 use crate::prompts::{self, REFERENCE_LABEL, SOLUTION_LABEL};
-use crate::types::{Answer, Basis, Knowledge, Problem};
+use crate::types::{Answer, AnswererView, Basis, Knowledge, Problem, DEFAULT_YES_THRESHOLD};
 use crate::{check_count, p_yes, ChatModel, Message, QaError, Sampling};
 
 /// One batch of yes/no questions about the asker's current answer.
@@ -109,6 +109,7 @@ pub fn answerer_conversations(request: &AnswerRequest, known: Known<'_>) -> Vec<
 pub struct AnswerBook {
     knowledge: Knowledge,
     checks_claims: bool,
+    yes_threshold: f64,
     references: Arc<HashMap<String, String>>,
     solutions: HashMap<String, String>,
     sampling: Sampling,
@@ -121,6 +122,7 @@ impl AnswerBook {
         Self {
             knowledge,
             checks_claims: false,
+            yes_threshold: DEFAULT_YES_THRESHOLD,
             references: Arc::default(),
             solutions: HashMap::new(),
             sampling,
@@ -141,11 +143,26 @@ impl AnswerBook {
         self
     }
 
+    /// The same book, turning P(yes) into yes at `threshold`
+    /// ([`AnswererView::yes_threshold`]).
+    pub fn with_yes_threshold(mut self, threshold: f64) -> Self {
+        self.yes_threshold = threshold;
+        self
+    }
+
+    /// A book with what `view` says the answerer knows and how it decides.
+    pub fn for_view(view: &AnswererView, sampling: Sampling) -> Self {
+        Self::new(view.knowledge, sampling)
+            .checking_claims(view.checks_claims)
+            .with_yes_threshold(view.yes_threshold)
+    }
+
     /// The same settings and references, without the own solutions.
     pub fn fresh(&self) -> Self {
         Self::new(self.knowledge, self.sampling.clone())
             .with_references(self.references.clone())
             .checking_claims(self.checks_claims)
+            .with_yes_threshold(self.yes_threshold)
     }
 
     /// The knowledge setting.
@@ -261,10 +278,13 @@ pub fn answer_batch(
         p_yes(model, &conversations)?
     };
     let mut from_model = p.into_iter();
+    let threshold = book.yes_threshold;
     let answers = plans.into_iter().map(|(basis, checked)| {
         let answer = |c: Option<bool>| match c {
             Some(bit) => Some(Answer::checked(bit, basis)),
-            None => from_model.next().map(|p| Answer::from_p_yes(p, basis)),
+            None => from_model
+                .next()
+                .map(|p| Answer::from_p_yes(p, threshold, basis)),
         };
         checked.into_iter().map(answer).collect::<Option<Vec<_>>>()
     });
@@ -446,6 +466,27 @@ mod tests {
             .unwrap()
             .remove(0);
         assert!(answers.iter().all(|a| a.bit));
+    }
+
+    #[test]
+    fn a_yes_threshold_above_the_model_s_p_yes_makes_its_bit_no() {
+        // YesMan's P(yes) is 0.99; claims checked by comparison ignore it.
+        let questions = ["Is the answer a whole number?", "Is the answer 39?"];
+        let r = request(&questions, None);
+        let bits = |threshold: f64| {
+            let mut model = YesMan { asked: Vec::new() };
+            let view = AnswererView {
+                knowledge: Knowledge::OwnSolution,
+                checks_claims: true,
+                yes_threshold: threshold,
+                ..AnswererView::default()
+            };
+            let mut book = AnswerBook::for_view(&view, Sampling::default()).fresh();
+            let answers = answer_batch(&mut book, &mut model, &[&r]).unwrap();
+            answers[0].iter().map(|a| a.bit).collect::<Vec<_>>()
+        };
+        assert_eq!(bits(0.5), [true, true]);
+        assert_eq!(bits(0.995), [false, true]);
     }
 
     #[test]

@@ -91,7 +91,9 @@ pub use prompts::{parse_questions, task_prompt_version, Task, PROMPT_VERSION};
 pub use protocol::{run, run_remote, Config, Receiver, Round, Sender, Setting, Transcript};
 pub use shared::SharedModel;
 pub use twenty::{play_twenty_questions, Game, Turn, TwentyConfig};
-pub use types::{Answer, AnswererView, Basis, Knowledge, Problem};
+pub use types::{
+    valid_yes_threshold, Answer, AnswererView, Basis, Knowledge, Problem, DEFAULT_YES_THRESHOLD,
+};
 
 /// A chat model, as the protocol sees it. Implementations must be
 /// deterministic: the same inputs (and seed) give the same outputs, which

@@ -335,8 +335,7 @@ impl<'a> Session<'a> {
             problem,
             models,
             bits,
-            book: AnswerBook::new(config.view.knowledge, config.answer_sampling.clone())
-                .checking_claims(config.view.checks_claims),
+            book: AnswerBook::for_view(&config.view, config.answer_sampling.clone()),
             sent: Vec::new(),
         }
     }
@@ -581,6 +580,7 @@ mod tests {
             knowledge: Knowledge::OwnSolution,
             sees_answer: false,
             checks_claims: false,
+            ..AnswererView::default()
         };
         let config = Config {
             iterative: true,
@@ -614,6 +614,7 @@ mod tests {
             knowledge: Knowledge::OwnSolution,
             sees_answer: false,
             checks_claims: false,
+            ..AnswererView::default()
         };
         let configs = [
             Config::default(),

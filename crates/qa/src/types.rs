@@ -62,8 +62,22 @@ pub enum Basis {
     OwnSolution,
 }
 
+/// The P(yes) at or above which a bit from the model is yes, unless a
+/// view sets another: the even split.
+pub const DEFAULT_YES_THRESHOLD: f64 = 0.5;
+
+fn default_yes_threshold() -> f64 {
+    DEFAULT_YES_THRESHOLD
+}
+
+/// Whether `threshold` can turn P(yes) into bits: strictly between 0 and 1
+/// (at 0 or 1 every bit from the model would be the same).
+pub fn valid_yes_threshold(threshold: f64) -> bool {
+    threshold > 0.0 && threshold < 1.0
+}
+
 /// What the answerer sees besides the problem and the question.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AnswererView {
     /// Reference or own solution.
     pub knowledge: Knowledge,
@@ -75,6 +89,11 @@ pub struct AnswererView {
     /// answer of what the answerer knows, instead of by the model's P(yes).
     #[serde(default)]
     pub checks_claims: bool,
+    /// The P(yes) at or above which a bit from the model is yes. A model
+    /// that leans to yes is right on more claims of known truth at a
+    /// threshold calibrated on a tuning split (`scripts/probe_threshold.py`).
+    #[serde(default = "default_yes_threshold")]
+    pub yes_threshold: f64,
 }
 
 impl Default for AnswererView {
@@ -85,6 +104,7 @@ impl Default for AnswererView {
             knowledge: Knowledge::Reference,
             sees_answer: true,
             checks_claims: false,
+            yes_threshold: DEFAULT_YES_THRESHOLD,
         }
     }
 }
@@ -105,11 +125,11 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The answer a P(yes) gives: the one rule that turns a probability
-    /// into a bit, used by every answering path.
-    pub fn from_p_yes(p_yes: f64, basis: Basis) -> Self {
+    /// The answer a P(yes) gives at `yes_threshold`: the one rule that
+    /// turns a probability into a bit, used by every answering path.
+    pub fn from_p_yes(p_yes: f64, yes_threshold: f64, basis: Basis) -> Self {
         Self {
-            bit: p_yes >= 0.5,
+            bit: p_yes >= yes_threshold,
             p_yes: Some(p_yes),
             predicted: None,
             basis: Some(basis),
@@ -119,6 +139,6 @@ impl Answer {
     /// An answer decided by comparing a claim with the known final answer
     /// (P(yes) recorded as 1 or 0).
     pub fn checked(bit: bool, basis: Basis) -> Self {
-        Self::from_p_yes(if bit { 1.0 } else { 0.0 }, basis)
+        Self::from_p_yes(if bit { 1.0 } else { 0.0 }, DEFAULT_YES_THRESHOLD, basis)
     }
 }
