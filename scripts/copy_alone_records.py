@@ -22,12 +22,14 @@ import sys
 
 # Per method, the settings it never reads; anything else must match exactly.
 FREE = {
-    "small": {"view", "bits", "sees_answer", "checks_claims", "select", "visible_filter"},
-    "large": {"view", "bits", "sees_answer", "checks_claims", "select", "visible_filter"},
+    "small": {"view", "bits", "sees_answer", "checks_claims", "select", "visible_filter",
+              "yes_threshold"},
+    "large": {"view", "bits", "sees_answer", "checks_claims", "select", "visible_filter",
+              "yes_threshold"},
     "blc": {"select", "visible_filter"},
 }
 # Settings a key names only when set (at its end): `--set` adds them.
-ONLY_WHEN_SET = {"visible_filter"}
+ONLY_WHEN_SET = {"visible_filter", "yes_threshold"}
 
 
 def main():
