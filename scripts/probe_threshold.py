@@ -2,7 +2,9 @@
 the reporting split: an after-the-fact analysis of `probe` records (the
 answerer alone on "Is the answer X?" with the gold X and a wrong X, on the
 problems it solves alone). The bit is a function of the recorded P(yes)
-alone, so the accuracy at another threshold is exact, not an estimate.
+alone, so the accuracy at another threshold is exact for those records (a
+rerun on another machine or batch may write other drafts and P(yes); rerun
+with `--yes-threshold` to measure it afresh).
 
     python3 scripts/probe_threshold.py --tune T1.jsonl [T2.jsonl ...] \
         --report R1.jsonl [R2.jsonl ...]
