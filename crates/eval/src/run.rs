@@ -154,12 +154,8 @@ pub struct EvalSettings {
     pub visible_filter: bool,
     /// The P(yes) at or above which the answerer's bit is yes
     /// ([`AnswererView::yes_threshold`]).
-    #[serde(default = "default_yes_threshold")]
+    #[serde(default = "tenbits_qa::default_yes_threshold")]
     pub yes_threshold: f64,
-}
-
-fn default_yes_threshold() -> f64 {
-    tenbits_qa::DEFAULT_YES_THRESHOLD
 }
 
 impl Default for EvalSettings {

@@ -92,7 +92,8 @@ pub use protocol::{run, run_remote, Config, Receiver, Round, Sender, Setting, Tr
 pub use shared::SharedModel;
 pub use twenty::{play_twenty_questions, Game, Turn, TwentyConfig};
 pub use types::{
-    valid_yes_threshold, Answer, AnswererView, Basis, Knowledge, Problem, DEFAULT_YES_THRESHOLD,
+    default_yes_threshold, valid_yes_threshold, Answer, AnswererView, Basis, Knowledge, Problem,
+    DEFAULT_YES_THRESHOLD,
 };
 
 /// A chat model, as the protocol sees it. Implementations must be

@@ -66,7 +66,9 @@ pub enum Basis {
 /// view sets another: the even split.
 pub const DEFAULT_YES_THRESHOLD: f64 = 0.5;
 
-fn default_yes_threshold() -> f64 {
+/// [`DEFAULT_YES_THRESHOLD`], for `#[serde(default = ...)]` on settings
+/// that carry a yes threshold.
+pub fn default_yes_threshold() -> f64 {
     DEFAULT_YES_THRESHOLD
 }
 
