@@ -735,11 +735,6 @@ impl DeploymentConfig {
             question_sampling: sampling,
         }
     }
-
-    /// Sampling of the answerer's own solutions.
-    pub fn solution_sampling(&self) -> Sampling {
-        self.qa_config().answer_sampling
-    }
 }
 
 /// Most questions one request may carry.

@@ -59,10 +59,10 @@ pub(crate) async fn start_answerer(
             return Ok(Service::new(router));
         }
     };
-    let book = AnswerBook::new(a.knowledge, cfg.solution_sampling())
-        .with_references(Arc::new(references))
-        .checking_claims(a.checks_claims)
-        .with_yes_threshold(a.yes_threshold);
+    // The book decides as the protocol's view of this deployment says.
+    let qa = cfg.qa_config();
+    let book =
+        AnswerBook::for_view(&qa.view, qa.answer_sampling).with_references(Arc::new(references));
     let answerer = AnswererHandle::spawn(AnswererArgs {
         model,
         book,
