@@ -115,3 +115,38 @@ fn eval_report_only_without_a_results_file_says_what_to_pass_and_creates_nothing
     assert!(stderr.contains("--results FILE"), "{stderr}");
     assert!(!dir.path().join("out").exists(), "nothing created");
 }
+
+#[test]
+fn eval_in_the_background_logs_a_progress_line_per_result() {
+    // Piped stderr is not a terminal, as under nohup: the bar cannot draw,
+    // so the run must say how far it is in plain lines.
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = dir.path().join("tasks.jsonl");
+    std::fs::write(
+        &tasks,
+        "{\"task\":\"short\",\"problem\":\"What is 6 x 7?\",\"answer\":\"42\"}\n\
+         {\"task\":\"short\",\"problem\":\"What is 2 + 3?\",\"answer\":\"5\"}\n",
+    )
+    .unwrap();
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny");
+    let out = Command::new(env!("CARGO_BIN_EXE_tenbits"))
+        .args(["eval", "--bench"])
+        .arg(&tasks)
+        .args(["--split", "all", "--methods", "small,large"])
+        .args([
+            "--small-dir",
+            tiny,
+            "--large-dir",
+            tiny,
+            "--max-tokens",
+            "4",
+        ])
+        .arg("--results")
+        .arg(dir.path().join("results.jsonl"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("10 bits: 4/4 results ("), "{stderr}");
+    assert!(stderr.contains("eta "), "{stderr}");
+}
