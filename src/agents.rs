@@ -1,9 +1,11 @@
 //! `tenbits serve`, `tenbits ask` and `tenbits simulate`: deployments of
 //! the question-asking protocol from a configuration file.
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use indicatif::{HumanDuration, ProgressBar};
 use tenbits_agents::{onnx_factory, DeploymentConfig};
 
 /// Loads a deployment file with `TENBITS_<SECTION>__<KEY>` overrides.
@@ -151,8 +153,40 @@ pub fn ask_command(path: &Path, problem: &str) -> Result<()> {
 
 pub fn simulate_command(path: &Path) -> Result<()> {
     let cfg = load_config(path)?;
+    let (tasks, sessions) = tenbits_agents::swarm_sessions(&cfg)?;
     let rt = runtime()?;
-    let report = rt.block_on(tenbits_agents::simulate(&cfg, onnx_factory()))?;
+    let bar = ProgressBar::new(sessions.len() as u64);
+    bar.set_style(crate::progress_style(
+        "simulate [{bar:30}] {pos}/{len} sessions ({elapsed} elapsed, eta {eta})",
+    ));
+    // Off a terminal the bar cannot draw: a plain line per ended session.
+    let plain = !std::io::stderr().is_terminal();
+    let watcher = bar.clone();
+    let report = rt.block_on(tenbits_agents::simulate_with(
+        &cfg,
+        onnx_factory(),
+        &tasks,
+        sessions,
+        |swarm| {
+            let mut ended = swarm.ended();
+            let total = swarm.total();
+            // Ends when the swarm drops its sender.
+            tokio::spawn(async move {
+                while ended.changed().await.is_ok() {
+                    let n = *ended.borrow_and_update();
+                    watcher.set_position(n as u64);
+                    if plain {
+                        eprintln!(
+                            "simulate: {n}/{total} sessions ({} elapsed, eta {})",
+                            HumanDuration(watcher.elapsed()),
+                            HumanDuration(watcher.eta())
+                        );
+                    }
+                }
+            });
+        },
+    ))?;
+    bar.finish_and_clear();
     println!("{report}");
     Ok(())
 }

@@ -12,7 +12,7 @@ use ractor::{
 };
 use tenbits_messaging::WireStats;
 use tenbits_qa::{grade, run_remote, Config, Problem, Setting, Transcript};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::model::SharedModel;
 use crate::remote::{NoAnswerer, RemoteAnswerer};
@@ -138,6 +138,8 @@ pub struct SwarmArgs {
     pub concurrency: usize,
     /// Gets every outcome, by index, when all are in.
     pub done: oneshot::Sender<Vec<SessionOutcome>>,
+    /// Told the number of sessions ended (done or failed) as each ends.
+    pub ended: watch::Sender<usize>,
 }
 
 /// The supervisor's state.
@@ -150,17 +152,29 @@ pub struct SwarmState {
     cancels: HashMap<usize, Arc<AtomicBool>>,
     outcomes: Vec<Option<SessionOutcome>>,
     done: Option<oneshot::Sender<Vec<SessionOutcome>>>,
+    ended: watch::Sender<usize>,
 }
 
 impl SwarmState {
     fn fail(&mut self, index: usize, error: String) {
         if self.outcomes[index].is_none() {
             tracing::error!("session {index} failed: {error}");
-            self.outcomes[index] = Some(SessionOutcome::Failed {
+            self.end(
                 index,
-                problem: self.specs[index].problem.text.clone(),
-                error,
-            });
+                SessionOutcome::Failed {
+                    index,
+                    problem: self.specs[index].problem.text.clone(),
+                    error,
+                },
+            );
+        }
+    }
+
+    /// Records the first outcome of session `index` and counts it ended.
+    fn end(&mut self, index: usize, outcome: SessionOutcome) {
+        if self.outcomes[index].is_none() {
+            self.outcomes[index] = Some(outcome);
+            self.ended.send_modify(|n| *n += 1);
         }
     }
 
@@ -222,6 +236,7 @@ impl Actor for SwarmSupervisor {
             running: HashMap::new(),
             cancels: HashMap::new(),
             done: Some(args.done),
+            ended: args.ended,
         })
     }
 
@@ -243,11 +258,7 @@ impl Actor for SwarmSupervisor {
         match message {
             SwarmMsg::Done(index, result, ack) => {
                 match result {
-                    Ok(report) => {
-                        if state.outcomes[index].is_none() {
-                            state.outcomes[index] = Some(SessionOutcome::Done(report));
-                        }
-                    }
+                    Ok(report) => state.end(index, SessionOutcome::Done(report)),
                     Err(e) => state.fail(index, e),
                 }
                 let _ = ack.send(());
@@ -434,6 +445,8 @@ async fn play(args: SessionArgs) -> Result<Result<Box<SessionReport>, String>, A
 pub struct SwarmHandle {
     supervisor: ActorRef<SwarmMsg>,
     done: oneshot::Receiver<Vec<SessionOutcome>>,
+    ended: watch::Receiver<usize>,
+    total: usize,
 }
 
 impl SwarmHandle {
@@ -447,16 +460,35 @@ impl SwarmHandle {
             return Err(AgentError::Config("no asker model loaded".into()));
         }
         let (tx, done) = oneshot::channel();
+        let (ended_tx, ended) = watch::channel(0);
+        let total = specs.len();
         let args = SwarmArgs {
             context,
             specs,
             concurrency,
             done: tx,
+            ended: ended_tx,
         };
         let (supervisor, _) = Actor::spawn(None, SwarmSupervisor, args)
             .await
             .map_err(|e| AgentError::Actor(format!("cannot start the swarm: {e}")))?;
-        Ok(Self { supervisor, done })
+        Ok(Self {
+            supervisor,
+            done,
+            ended,
+            total,
+        })
+    }
+
+    /// The sessions in all.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Sessions ended so far (done or failed), updated as each ends: what
+    /// a progress bar watches.
+    pub fn ended(&self) -> watch::Receiver<usize> {
+        self.ended.clone()
     }
 
     /// Cancels session `index` (see [`SwarmMsg::Cancel`]).

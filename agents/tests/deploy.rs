@@ -197,12 +197,17 @@ async fn failing_sessions_end_alone() {
         .push((tasks[6].problem.clone(), Duration::from_millis(300)));
     let cfg = swarm_config(8); // one shared small model for all eight
     let tasks = &tasks[..8];
+    let mut watched = None;
     let report = simulate_with(&cfg, world.factory(), tasks, sessions(tasks), |swarm| {
+        watched = Some((swarm.ended(), swarm.total()));
         swarm.cancel(6)
     })
     .await
     .unwrap();
     assert_eq!((report.done, report.failed.len()), (5, 3), "{report}");
+    // What a progress bar watches: every session, failed ones too, once.
+    let (ended, total) = watched.unwrap();
+    assert_eq!((*ended.borrow(), total), (8, 8));
     let error = |i: usize| match &report.outcomes[i] {
         SessionOutcome::Failed { error, .. } => error.clone(),
         o => panic!("{o}"),
