@@ -1,11 +1,10 @@
 //! `tenbits serve`, `tenbits ask` and `tenbits simulate`: deployments of
 //! the question-asking protocol from a configuration file.
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use indicatif::{HumanDuration, ProgressBar};
+use indicatif::ProgressBar;
 use tenbits_agents::{onnx_factory, DeploymentConfig};
 
 /// Loads a deployment file with `TENBITS_<SECTION>__<KEY>` overrides.
@@ -159,8 +158,6 @@ pub fn simulate_command(path: &Path) -> Result<()> {
     bar.set_style(crate::progress_style(
         "simulate [{bar:30}] {pos}/{len} sessions ({elapsed} elapsed, eta {eta})",
     ));
-    // Off a terminal the bar cannot draw: a plain line per ended session.
-    let plain = !std::io::stderr().is_terminal();
     let watcher = bar.clone();
     let report = rt.block_on(tenbits_agents::simulate_with(
         &cfg,
@@ -169,19 +166,12 @@ pub fn simulate_command(path: &Path) -> Result<()> {
         sessions,
         |swarm| {
             let mut ended = swarm.ended();
-            let total = swarm.total();
             // Ends when the swarm drops its sender.
             tokio::spawn(async move {
                 while ended.changed().await.is_ok() {
                     let n = *ended.borrow_and_update();
                     watcher.set_position(n as u64);
-                    if plain {
-                        eprintln!(
-                            "simulate: {n}/{total} sessions ({} elapsed, eta {})",
-                            HumanDuration(watcher.elapsed()),
-                            HumanDuration(watcher.eta())
-                        );
-                    }
+                    crate::log_progress_off_terminal(&watcher, "simulate", "sessions");
                 }
             });
         },

@@ -2,12 +2,11 @@
 //! results appended as they finish, then the summary.
 
 use std::collections::{HashMap, HashSet};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::{HumanDuration, ProgressBar};
+use indicatif::ProgressBar;
 use tenbits_agents::onnx::OnnxChatModel;
 use tenbits_eval::{
     EvalSettings, Evaluator, Item, Method, ModelFacts, Record, Results, RunKey, Sandbox,
@@ -420,10 +419,6 @@ fn run_with_progress(
         "{msg:>10} [{bar:30}] {pos}/{len} results ({elapsed} elapsed, eta {eta})",
     ));
     bar.set_message(format!("{bits} bits"));
-    // A bar draws only on a terminal; a run in the background (nohup, CI)
-    // gets a plain line per finished result instead, so its log shows
-    // progress and an ETA too.
-    let plain = !std::io::stderr().is_terminal();
     let mut skipped = None;
     evaluator.run(items, methods, &mut |p| {
         if skipped.is_none() {
@@ -434,15 +429,7 @@ fn run_with_progress(
             bar.reset_eta();
         }
         bar.set_position(p.done as u64);
-        if plain {
-            eprintln!(
-                "{bits} bits: {}/{} results ({} elapsed, eta {})",
-                p.done,
-                p.total,
-                HumanDuration(bar.elapsed()),
-                HumanDuration(bar.eta())
-            );
-        }
+        crate::log_progress_off_terminal(&bar, &format!("{bits} bits"), "results");
     })?;
     bar.finish_and_clear();
     if let Some(s) = skipped.filter(|&s| s > 0) {

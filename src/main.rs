@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanDuration, ProgressBar, ProgressStyle};
 use tenbits_inference::{OnnxModel, Registry, SessionSettings};
 use tenbits_lossless::{AdapterChoice, Options, Progress};
 
@@ -660,6 +660,21 @@ pub fn progress_style(template: &'static str) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .expect("static template is valid")
         .progress_chars("=> ")
+}
+
+/// Off a terminal a bar cannot draw, so a long run (under `nohup`, in CI)
+/// logs where `bar` stands as a plain line instead: `{label}: {pos}/{len}
+/// {unit} (… elapsed, eta …)`. Call it after each step of the bar.
+pub fn log_progress_off_terminal(bar: &ProgressBar, label: &str, unit: &str) {
+    if !std::io::stderr().is_terminal() {
+        eprintln!(
+            "{label}: {}/{} {unit} ({} elapsed, eta {})",
+            bar.position(),
+            bar.length().unwrap_or(0),
+            HumanDuration(bar.elapsed()),
+            HumanDuration(bar.eta())
+        );
+    }
 }
 
 /// An empty token progress bar labelled `label`.

@@ -446,7 +446,6 @@ pub struct SwarmHandle {
     supervisor: ActorRef<SwarmMsg>,
     done: oneshot::Receiver<Vec<SessionOutcome>>,
     ended: watch::Receiver<usize>,
-    total: usize,
 }
 
 impl SwarmHandle {
@@ -461,7 +460,6 @@ impl SwarmHandle {
         }
         let (tx, done) = oneshot::channel();
         let (ended_tx, ended) = watch::channel(0);
-        let total = specs.len();
         let args = SwarmArgs {
             context,
             specs,
@@ -476,13 +474,7 @@ impl SwarmHandle {
             supervisor,
             done,
             ended,
-            total,
         })
-    }
-
-    /// The sessions in all.
-    pub fn total(&self) -> usize {
-        self.total
     }
 
     /// Sessions ended so far (done or failed), updated as each ends: what
